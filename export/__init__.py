@@ -1,0 +1,1 @@
+"""rules_keras exporter: turns Keras 3 models into TensorFlow SavedModels."""

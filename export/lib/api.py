@@ -1,0 +1,103 @@
+"""Library entry points: export_saved_model (the seed's save_keras_model) and
+load_keras_model.
+
+    from export.lib import api
+    path = api.export_saved_model(api.ExportRequest(
+        builder="my_pkg.models:build", output_dir="/tmp/out"))
+
+Run one export per process: TensorFlow's function-name counters cannot be reset, so a
+second export in the same process is valid but not byte-identical to a fresh one.
+"""
+
+import dataclasses
+import sys
+
+from export.lib import options, signatures, sources, verify, writer
+from export.lib.errors import ExportError
+from export.lib.loader import load_keras_model
+from export.lib.options import ExportRequest, LabelSpec
+
+__all__ = [
+    "ExportError",
+    "ExportRequest",
+    "ExportResult",
+    "LabelSpec",
+    "export_saved_model",
+    "export_with_result",
+    "load_keras_model",
+]
+
+_exports_in_process = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    path: str
+    version: int
+    modes: tuple[str, ...]
+    manifest: dict
+    max_abs_diff: float | None  # from --verify, None when skipped
+    notes: tuple[str, ...]
+
+
+def export_saved_model(request: ExportRequest) -> str:
+    """Exports and returns the version folder's path; raises ExportError on bad input."""
+    return export_with_result(request).path
+
+
+def export_with_result(request: ExportRequest) -> ExportResult:
+    global _exports_in_process
+    resolved = options.resolve(request)
+    loaded = sources.load_model(resolved.source)
+    model = loaded.model
+    modes = signatures.choose_modes(model, resolved.modes)
+    built = signatures.build(model, loaded.interface, modes, resolved.label_specs)
+    manifest = {
+        "version": resolved.version,
+        "source": resolved.source.description,
+        "signatures": signatures.describe_signatures(built),
+    }
+    _exports_in_process += 1
+    if _exports_in_process > 1:
+        print(
+            "note: more than one export in this process; the files are valid but not"
+            " byte-identical to a fresh-process export",
+            file=sys.stderr,
+        )
+    staging = None
+    try:
+        staging = writer.begin(resolved.output_dir, resolved.version)
+        writer.write(
+            staging.tmp_dir,
+            built.root,
+            built.functions,
+            loaded.model_json,
+            resolved.as_text,
+        )
+        max_diff = None
+        if resolved.verify:
+            result = verify.verify(
+                staging.tmp_dir,
+                model,
+                loaded.interface,
+                resolved.source.seed,
+                resolved.verify_atol,
+                resolved.verify_rtol,
+            )
+            max_diff = result.max_abs_diff
+        if resolved.manifest_out:
+            writer.write_manifest(resolved.manifest_out, manifest)
+            staging.manifest_path = resolved.manifest_out
+        writer.commit(staging, resolved.final_dir)
+    except BaseException:
+        # Nothing half-written: no temporary folder, no manifest for a missing export.
+        writer.abort(staging)
+        raise
+    return ExportResult(
+        path=resolved.final_dir,
+        version=resolved.version,
+        modes=modes,
+        manifest=manifest,
+        max_abs_diff=max_diff,
+        notes=tuple(loaded.warnings),
+    )

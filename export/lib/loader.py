@@ -1,0 +1,73 @@
+"""load_keras_model: rebuild the Keras model from an export (TF 1.12's counterpart).
+
+The architecture comes from `assets/saved_model.json`, the weights from the checkpoint in
+`variables/`, matched positionally: the export tracks `model.variables` in Keras's own
+(deterministic) order, and a model re-created from the same config lists them the same way.
+When the JSON carries a training config and the export has optimizer state (train mode),
+the optimizer is rebuilt and restored too, so training can continue.
+"""
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from export.lib import interface, writer
+
+_MODEL_KEY = "model_variables/"
+_OPTIMIZER_KEY = "optimizer_variables/"
+
+
+def load_keras_model(
+    export_dir: str,
+    custom_objects: Mapping[str, Any] | None = None,
+    *,
+    safe_mode: bool = True,
+) -> keras.Model:
+    """Returns the Keras model saved by export_saved_model in `export_dir`.
+
+    custom_objects: classes and functions the model config names but Keras does not know.
+    safe_mode: as in keras.saving.load_model; False allows Lambda layers' Python code.
+    Raises ValueError when the export does not match the re-created model.
+    """
+    json_path = os.path.join(export_dir, writer.ASSETS_DIR, writer.MODEL_JSON)
+    with open(json_path, encoding="utf-8") as f:
+        config = json.load(f)
+    model = keras.saving.deserialize_keras_object(
+        config, custom_objects=dict(custom_objects or {}), safe_mode=safe_mode
+    )
+    if interface.is_subclassed(model):
+        # Re-created subclassed models are built but have not created all variables.
+        interface.describe(model)
+
+    prefix = os.path.join(export_dir, "variables", "variables")
+    saved = [name for name, _ in tf.train.list_variables(prefix)]
+    objects = {"model_variables": interface.tf_variables(model.variables)}
+    expected = {"model_variables": _count(saved, _MODEL_KEY)}
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and _count(saved, _OPTIMIZER_KEY):
+        if not optimizer.built:
+            optimizer.build(model.trainable_variables)
+        objects["optimizer_variables"] = interface.tf_variables(optimizer.variables)
+        expected["optimizer_variables"] = _count(saved, _OPTIMIZER_KEY)
+    for key, variables in objects.items():
+        if len(variables) != expected[key]:
+            raise ValueError(
+                f"{export_dir} holds {expected[key]} {key} but the model re-created from"
+                f" {writer.MODEL_JSON} has {len(variables)}; was it exported by a different"
+                " version of the model code?"
+            )
+    status = tf.train.Checkpoint(**objects).read(prefix)
+    status.assert_existing_objects_matched()
+    status.expect_partial()  # metric variables are not restored into the Keras model.
+    return model
+
+
+def _count(names: list[str], key: str) -> int:
+    indices = {
+        name[len(key) :].split("/", 1)[0] for name in names if name.startswith(key)
+    }
+    return len(indices)

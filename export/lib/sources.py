@@ -1,0 +1,363 @@
+"""Getting the model to export: builder or model file, weights, custom objects, checks.
+
+Every check here turns a bad input into an ExportError naming the flag, the cause and the
+fix, before anything is written. The model is built after `keras.backend.clear_session()`
+and `keras.utils.set_random_seed(seed)` so the same inputs give the same weights and
+layer names in every fresh process.
+"""
+
+import dataclasses
+import importlib
+import json
+import os
+import re
+import warnings
+import zipfile
+from typing import Any
+
+import keras
+import numpy as np
+
+from export.lib import interface, options
+from export.lib.errors import ExportError, describe, format_traceback
+
+_MISSING_CLASS = re.compile(
+    r"Could not locate (?:class|function) '([^']+)'|Unknown \w+: '([^']+)'"
+)
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    model: keras.Model
+    interface: interface.ModelInterface
+    model_json: str
+    custom_objects: dict[str, Any]
+    warnings: list[str]
+
+
+def import_symbol(flag: str, module_name: str, attr: str, text: str) -> Any:
+    """Imports `module_name` and returns its (possibly dotted) attribute `attr`."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
+            raise ExportError(
+                flag,
+                f"cannot import module '{module_name}' of '{text}' ({describe(e)})",
+                "check the spelling and that the module is on the Python path (under Bazel: a"
+                " py_library in the rule's deps)",
+            ) from None
+        raise ExportError(
+            flag,
+            f"importing module '{module_name}' of '{text}' failed because it imports a module"
+            f" that is missing ({describe(e)})",
+            "make that dependency available (under Bazel: add it to the deps); traceback below",
+            format_traceback(e),
+        ) from None
+    except Exception as e:  # noqa: BLE001 - user code: report whatever it raised
+        raise ExportError(
+            flag,
+            f"importing module '{module_name}' of '{text}' raised {describe(e)}",
+            "fix the error in that module (traceback below)",
+            format_traceback(e),
+        ) from None
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ExportError(
+                flag,
+                f"module '{module_name}' has no attribute '{attr}' (from '{text}')",
+                f"check the name after the colon; '{module_name}' is {module.__file__}",
+            )
+        obj = getattr(obj, part)
+    return obj
+
+
+def load_custom_objects(source: options.ModelSource) -> dict[str, Any]:
+    objects = dict(source.custom_object_values)
+    for spec in source.custom_objects:
+        text = f"{spec.name}={spec.module}:{spec.attr}"
+        objects[spec.name] = import_symbol(
+            "--custom_objects", spec.module, spec.attr, text
+        )
+    return objects
+
+
+def load_model(source: options.ModelSource) -> LoadedModel:
+    """Builds or loads the model, applies weights and runs every input check."""
+    custom_objects = load_custom_objects(source)
+    # Fresh Keras name counters and RNG state: same inputs, same layer names and weights.
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(source.seed)
+    notes: list[str] = []
+    if source.builder:
+        model = _from_builder(source, custom_objects)
+    else:
+        model = _from_file(source, custom_objects, notes)
+    if not model.built:
+        raise ExportError(
+            source.flag,
+            f"the model '{model.name}' ({type(model).__name__}) was never built, so its input"
+            " shape is unknown",
+            "start it with keras.Input(shape=...) (functional or Sequential), or call"
+            " model.build(input_shape) or the model itself on a batch in the builder",
+        )
+    try:
+        model_interface = interface.describe(model)
+    except interface.InterfaceError as e:
+        raise ExportError(source.flag, e.cause, e.fix, e.details) from None
+    if source.weights:
+        _load_weights(model, source)
+    _check_finite(model, source)
+    model_json = _model_json(model, source, custom_objects)
+    return LoadedModel(model, model_interface, model_json, custom_objects, notes)
+
+
+def _from_builder(
+    source: options.ModelSource, custom_objects: dict[str, Any]
+) -> keras.Model:
+    module_name, attr = options.parse_import_path(
+        "--builder", source.builder, "--builder=my_pkg.models:build_model"
+    )
+    builder = import_symbol("--builder", module_name, attr, source.builder)
+    if not callable(builder):
+        raise ExportError(
+            "--builder",
+            f"'{source.builder}' is a value of type {type(builder).__name__}, not a function",
+            "point --builder at a function that takes no arguments and returns a keras.Model",
+        )
+    try:
+        with keras.saving.custom_object_scope(custom_objects):
+            model = builder()
+    except Exception as e:  # noqa: BLE001 - user code: report whatever it raised
+        raise ExportError(
+            "--builder",
+            f"the builder '{source.builder}' raised {describe(e)}",
+            "fix the builder (its traceback follows); it is called with no arguments",
+            format_traceback(e),
+        ) from None
+    if not isinstance(model, keras.Model):
+        raise ExportError(
+            "--builder",
+            f"the builder '{source.builder}' returned {type(model).__module__}."
+            f"{type(model).__qualname__}, not a keras.Model",
+            "return a Keras 3 keras.Model (functional, Sequential or subclassed); wrap a layer"
+            " as keras.Sequential([keras.Input(shape), layer])",
+        )
+    return model
+
+
+def _from_file(
+    source: options.ModelSource, custom_objects: dict[str, Any], notes: list[str]
+) -> keras.Model:
+    path = source.model_file
+    name = os.path.basename(path.rstrip("/"))
+    lower = name.lower()
+    if os.path.isdir(path):
+        what = (
+            "a SavedModel directory"
+            if os.path.exists(os.path.join(path, "saved_model.pb"))
+            else "a directory"
+        )
+        raise ExportError(
+            "--model_file",
+            f"'{path}' is {what}; Keras 3 loads only .keras files (and legacy .h5)",
+            "save the model with model.save('model.keras'), or export from its code with"
+            " --builder",
+        )
+    if not os.path.isfile(path):
+        raise ExportError(
+            "--model_file",
+            f"'{path}' does not exist",
+            "check the path (under Bazel: the file must be in the rule's srcs or data)",
+        )
+    if lower.endswith(".weights.h5"):
+        raise ExportError(
+            "--model_file",
+            f"'{name}' holds weights only, no architecture",
+            "pass it as --weights together with a --builder that builds the architecture",
+        )
+    legacy = lower.endswith((".h5", ".hdf5"))
+    if not legacy and not lower.endswith(".keras"):
+        raise ExportError(
+            "--model_file",
+            f"'{name}' has an unknown extension",
+            "give a .keras file (model.save('model.keras')); legacy .h5 is accepted on a best"
+            " effort basis",
+        )
+    if not legacy and not zipfile.is_zipfile(path):
+        raise ExportError(
+            "--model_file",
+            f"'{name}' is not a valid .keras file (not a zip archive; truncated or corrupt?)",
+            "re-save the model with model.save('model.keras')",
+        )
+    try:
+        return keras.saving.load_model(
+            path,
+            custom_objects=custom_objects,
+            compile=True,
+            safe_mode=source.safe_mode,
+        )
+    except Exception as e:  # noqa: BLE001 - classified below
+        error = _file_error(e, name, source, legacy)
+        if not legacy or _is_refusal(e):
+            raise error from None
+    # Legacy .h5 often fails only on its training config (e.g. a loss given as "mse"):
+    # load the architecture and weights alone rather than fail.
+    try:
+        model = keras.saving.load_model(
+            path,
+            custom_objects=custom_objects,
+            compile=False,
+            safe_mode=source.safe_mode,
+        )
+    except Exception as e:  # noqa: BLE001
+        raise _file_error(e, name, source, legacy) from None
+    note = (
+        f"--model_file: '{name}' loaded without its training config (legacy .h5 compile"
+        f" failed: {error.cause}); eval and train are unavailable"
+    )
+    notes.append(note)
+    warnings.warn(note, stacklevel=2)
+    return model
+
+
+def _is_refusal(e: Exception) -> bool:
+    text = str(e)
+    return "safe_mode" in text or bool(_MISSING_CLASS.search(text))
+
+
+def _file_error(
+    e: Exception, name: str, source: options.ModelSource, legacy: bool
+) -> ExportError:
+    text = str(e)
+    if "safe_mode" in text:
+        return ExportError(
+            "--safe_mode",
+            f"'{name}' contains Python code (a Lambda layer or function), which runs when"
+            " loaded; safe mode refuses it",
+            "if you trust the file, pass --nosafe_mode; better, replace the Lambda by a"
+            " custom layer class and pass it with --custom_objects",
+        )
+    match = _MISSING_CLASS.search(text)
+    if match:
+        missing = match.group(1) or match.group(2)
+        return ExportError(
+            "--custom_objects",
+            f"'{name}' uses '{missing}', which is neither built into Keras nor given as a"
+            " custom object",
+            f"pass --custom_objects={missing}=package.module:{missing} (or register the class"
+            " with @keras.saving.register_keras_serializable() in a module the builder imports)",
+        )
+    if isinstance(e, (OSError, zipfile.BadZipFile, EOFError)):
+        return ExportError(
+            "--model_file",
+            f"'{name}' cannot be read ({describe(e)}); it is corrupt or not a Keras file",
+            "re-save the model with model.save('model.keras')",
+        )
+    kind = "legacy .h5 file (best effort)" if legacy else ".keras file"
+    return ExportError(
+        "--model_file",
+        f"loading the {kind} '{name}' failed: {describe(e)}",
+        "re-save the model with Keras 3 as .keras, or export from its code with --builder",
+    )
+
+
+def _load_weights(model: keras.Model, source: options.ModelSource) -> None:
+    path = source.weights
+    name = os.path.basename(path)
+    if not os.path.isfile(path):
+        raise ExportError(
+            "--weights",
+            f"'{path}' does not exist",
+            "check the path (under Bazel: the file must be in the rule's srcs or data)",
+        )
+    if not name.lower().endswith((".weights.h5", ".h5", ".keras")):
+        raise ExportError(
+            "--weights",
+            f"'{name}' is not a Keras weights file",
+            "give a file written by model.save_weights('name.weights.h5')",
+        )
+    try:
+        model.load_weights(path)
+    except OSError as e:
+        raise ExportError(
+            "--weights",
+            f"'{name}' cannot be read ({describe(e)}); it is corrupt or not an HDF5 file",
+            "re-save it with model.save_weights('name.weights.h5')",
+        ) from None
+    except Exception as e:  # noqa: BLE001 - Keras raises ValueError and others
+        # Keras appends the variable's whole value; the shapes before it say enough.
+        cause = describe(e).split(" Target variable:")[0]
+        raise ExportError(
+            "--weights",
+            f"the weights in '{name}' do not fit the model '{model.name}': {cause}",
+            f"pass weights saved from the same architecture as {source.flag} builds (same"
+            " layers in the same order, same shapes)",
+        ) from None
+
+
+def _check_finite(model: keras.Model, source: options.ModelSource) -> None:
+    bad = []
+    for variable in model.variables:
+        value = np.asarray(variable.numpy())
+        if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+            bad.append(variable.path)
+    if bad:
+        flag = "--weights" if source.weights else source.flag
+        shown = ", ".join(bad[:5]) + (
+            f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        )
+        raise ExportError(
+            flag,
+            f"the model's weights contain NaN or Inf in {shown}",
+            "export weights from a healthy training run (check the learning rate and the data,"
+            " or pick an earlier checkpoint)",
+        )
+
+
+def _model_json(
+    model: keras.Model, source: options.ModelSource, custom_objects: dict[str, Any]
+) -> str:
+    """Returns model.to_json() after checking that it can re-create the model.
+
+    load_keras_model depends on that, and a missing get_config() only shows at load time.
+    """
+    cls = type(model).__name__
+    fix = (
+        f"implement get_config() in {cls} (and in each custom layer) returning every"
+        " __init__ argument as plain Python values, and from_config(cls, config) if __init__"
+        " needs objects rebuilt from them"
+    )
+    try:
+        text = model.to_json()
+    except Exception as e:  # noqa: BLE001 - NotImplementedError, TypeError...
+        # Keras appends a long code example; the fix below says the same in one line.
+        cause = describe(e).split(" Please implement")[0].split(" Example:")[0]
+        raise ExportError(
+            source.flag, f"the model cannot be serialized to JSON: {cause}", fix
+        ) from None
+    try:
+        # A file was just deserialized by Keras; a builder's model is checked here. Code in
+        # a builder's own Lambda is trusted: it is the builder's code.
+        if source.builder:
+            keras.saving.deserialize_keras_object(
+                json.loads(text), custom_objects=custom_objects, safe_mode=False
+            )
+    except Exception as e:  # noqa: BLE001 - classified below
+        match = _MISSING_CLASS.search(str(e))
+        if match:
+            missing = match.group(1) or match.group(2)
+            raise ExportError(
+                "--custom_objects",
+                f"the model uses '{missing}', which Keras cannot find by name, so the"
+                " exported model JSON could not be loaded again",
+                f"pass --custom_objects={missing}=package.module:{missing}, or register the"
+                " class with @keras.saving.register_keras_serializable()",
+            ) from None
+        raise ExportError(
+            source.flag,
+            f"the model cannot be re-created from its own config: {describe(e)}",
+            fix,
+        ) from None
+    return text

@@ -1,0 +1,1 @@
+"""Tests of //export: the exporter library and command line."""

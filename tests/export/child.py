@@ -1,0 +1,89 @@
+"""Runs in a fresh process: uses exports the way a consumer would, records the results.
+
+Usage: python -m tests.export.child JOB.json, where JOB holds {"tasks": [...]}; each task
+reads its inputs from an .npz file and writes its results to another:
+  serve:      tf.saved_model.load, call serving_default.
+  keras:      export.lib.loader.load_keras_model, call the model; also its weights.
+  train_eval: call eval, then train, then serving_default again; variables before/after.
+"""
+
+import importlib
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import tensorflow as tf
+
+
+def _import(target: str):
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _load(path: str) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _call(function, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    outputs = function(**{k: tf.constant(v) for k, v in arrays.items()})
+    return {k: np.asarray(v) for k, v in outputs.items()}
+
+
+def serve(task: dict) -> dict[str, np.ndarray]:
+    loaded = tf.saved_model.load(task["path"])
+    return _call(loaded.signatures["serving_default"], _load(task["inputs"]))
+
+
+def keras_load(task: dict) -> dict[str, np.ndarray]:
+    from export.lib import interface, loader
+
+    custom = {k: _import(v) for k, v in task.get("custom_objects", {}).items()}
+    model = loader.load_keras_model(
+        task["path"], custom_objects=custom, safe_mode=task.get("safe_mode", True)
+    )
+    arrays = _load(task["inputs"])
+    desc = interface.describe(model)
+    inputs = desc.pack_inputs([tf.constant(arrays[d.name]) for d in desc.inputs])
+    result = {k: np.asarray(v) for k, v in desc.name_outputs(model(inputs)).items()}
+    for i, variable in enumerate(model.variables):
+        result[f"variable_{i}"] = np.asarray(variable.numpy())
+    if getattr(model, "optimizer", None) is not None and model.optimizer.built:
+        result["optimizer_iterations"] = np.asarray(model.optimizer.iterations.numpy())
+    return result
+
+
+def train_eval(task: dict) -> dict[str, np.ndarray]:
+    loaded = tf.saved_model.load(task["path"])
+    arrays = _load(task["inputs"])
+    serve_inputs = {k: v for k, v in arrays.items() if not k.endswith("_target")}
+    result = {}
+    for i, variable in enumerate(loaded.model_variables):
+        result[f"before_{i}"] = variable.numpy()
+    for key, value in _call(loaded.signatures["eval"], arrays).items():
+        result[f"eval_{key}"] = value
+    for key, value in _call(loaded.signatures["train"], arrays).items():
+        result[f"train_{key}"] = value
+    for i, variable in enumerate(loaded.model_variables):
+        result[f"after_{i}"] = variable.numpy()
+    for key, value in _call(loaded.signatures["serving_default"], serve_inputs).items():
+        result[f"serve_after_{key}"] = value
+    result["optimizer_iterations"] = loaded.optimizer_variables[0].numpy()
+    return result
+
+
+_TASKS = {"serve": serve, "keras": keras_load, "train_eval": train_eval}
+
+
+def main(job_path: str) -> None:
+    with open(job_path, encoding="utf-8") as f:
+        job = json.load(f)
+    for task in job["tasks"]:
+        np.savez(task["out"], **_TASKS[task["kind"]](task))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,306 @@
+"""One test per bad input: a one-paragraph ExportError naming the flag, nothing written.
+
+These run in-process through the library; test_cli.py checks the exit status and stderr
+of the command line for a few of them.
+"""
+
+import os
+
+import keras
+import numpy as np
+from absl.testing import absltest
+
+from export.lib import api
+from export.lib.errors import ExportError
+from tests.export import testmodels
+
+M = testmodels.MODULE
+
+
+class ErrorTest(absltest.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.create_tempdir().full_path
+        self.out = os.path.join(self.tmp, "out")
+        self.manifest = os.path.join(self.tmp, "manifest.json")
+
+    def assertExportError(self, flag: str, phrases, **kwargs) -> ExportError:
+        """Export must fail with `flag` and every phrase, writing nothing."""
+        kwargs.setdefault("output_dir", self.out)
+        request = api.ExportRequest(manifest_out=self.manifest, **kwargs)
+        with self.assertRaises(ExportError) as cm:
+            api.export_saved_model(request)
+        error = cm.exception
+        message = str(error)
+        self.assertEqual(error.flag, flag, message)
+        paragraph = message.split("\n\n", 1)[0]
+        self.assertNotIn("\n", paragraph, "the explanation must be one paragraph")
+        self.assertTrue(paragraph.startswith(flag + ": "), paragraph)
+        for phrase in [phrases] if isinstance(phrases, str) else phrases:
+            self.assertIn(phrase, message)
+        self.assertFalse(os.path.exists(self.out), f"{self.out} was written")
+        self.assertFalse(os.path.exists(self.manifest), "manifest was written")
+        return error
+
+    def _file(self, name: str, content: bytes) -> str:
+        path = os.path.join(self.tmp, name)
+        with open(path, "wb") as f:
+            f.write(content)
+        return path
+
+    # Model source.
+
+    def test_both_sources(self):
+        path = self._file("m.keras", b"x")
+        self.assertExportError(
+            "--builder/--model_file",
+            "both were given",
+            builder=f"{M}:mlp",
+            model_file=path,
+        )
+
+    def test_no_source(self):
+        self.assertExportError("--builder/--model_file", "neither was given")
+
+    def test_builder_syntax(self):
+        self.assertExportError("--builder", "package.module:symbol", builder=f"{M}.mlp")
+
+    def test_builder_module_not_importable(self):
+        self.assertExportError(
+            "--builder",
+            ["cannot import module 'tests.export.no_such_module'", "Python path"],
+            builder="tests.export.no_such_module:build",
+        )
+
+    def test_builder_attribute_missing(self):
+        self.assertExportError(
+            "--builder",
+            "has no attribute 'no_such_builder'",
+            builder=f"{M}:no_such_builder",
+        )
+
+    def test_builder_not_callable(self):
+        self.assertExportError(
+            "--builder", "of type int, not a function", builder=f"{M}:NOT_CALLABLE"
+        )
+
+    def test_builder_raises_with_traceback(self):
+        error = self.assertExportError(
+            "--builder",
+            [
+                "RuntimeError: builder exploded on purpose",
+                "Traceback (most recent call last)",
+            ],
+            builder=f"{M}:raises",
+        )
+        self.assertIn("in raises", error.details)
+
+    def test_builder_returns_non_model(self):
+        self.assertExportError(
+            "--builder", "not a keras.Model", builder=f"{M}:returns_layer"
+        )
+
+    def test_model_never_built(self):
+        self.assertExportError(
+            "--builder",
+            ["never built", "keras.Input(shape=...)"],
+            builder=f"{M}:unbuilt",
+        )
+
+    def test_subclassed_without_get_config(self):
+        self.assertExportError(
+            "--builder",
+            ["get_config() in Opaque", "from_config"],
+            builder=f"{M}:no_config",
+        )
+
+    def test_model_file_missing(self):
+        self.assertExportError(
+            "--model_file",
+            "does not exist",
+            model_file=os.path.join(self.tmp, "nope.keras"),
+        )
+
+    def test_model_file_corrupt_keras(self):
+        path = self._file("broken.keras", b"this is not a zip archive")
+        self.assertExportError(
+            "--model_file", "not a valid .keras file", model_file=path
+        )
+
+    def test_model_file_corrupt_h5(self):
+        path = self._file("broken.h5", b"this is not hdf5")
+        self.assertExportError("--model_file", "cannot be read", model_file=path)
+
+    def test_model_file_unknown_extension(self):
+        path = self._file("model.onnx", b"x")
+        self.assertExportError("--model_file", "unknown extension", model_file=path)
+
+    def test_model_file_is_weights_only(self):
+        path = self._file("model.weights.h5", b"x")
+        self.assertExportError("--model_file", "weights only", model_file=path)
+
+    def test_lambda_refused_in_safe_mode(self):
+        path = os.path.join(self.tmp, "lambda.keras")
+        testmodels.save_lambda_model(path)
+        self.assertExportError(
+            "--safe_mode", ["Lambda", "--nosafe_mode"], model_file=path
+        )
+
+    # Custom objects.
+
+    def test_custom_object_syntax(self):
+        self.assertExportError(
+            "--custom_objects",
+            "NAME=package.module:symbol",
+            builder=f"{M}:mlp",
+            custom_objects=["Scale"],
+        )
+
+    def test_custom_object_not_importable(self):
+        self.assertExportError(
+            "--custom_objects",
+            "cannot import module 'tests.export.nope'",
+            builder=f"{M}:custom_layer",
+            custom_objects=["Scale=tests.export.nope:Scale"],
+        )
+
+    def test_custom_object_needed_for_builder(self):
+        self.assertExportError(
+            "--custom_objects", "--custom_objects=Scale=", builder=f"{M}:custom_layer"
+        )
+
+    def test_custom_object_needed_for_model_file(self):
+        keras.backend.clear_session()
+        path = os.path.join(self.tmp, "custom.keras")
+        testmodels.custom_layer().save(path)
+        self.assertExportError("--custom_objects", "'Scale'", model_file=path)
+
+    # Weights.
+
+    def _mlp_weights(self, poison: bool = False) -> str:
+        keras.backend.clear_session()
+        model = testmodels.mlp()
+        if poison:
+            weights = model.get_weights()
+            weights[0][1, 2] = np.inf
+            model.set_weights(weights)
+        path = os.path.join(self.tmp, "mlp.weights.h5")
+        model.save_weights(path)
+        return path
+
+    def test_weights_do_not_fit(self):
+        self.assertExportError(
+            "--weights",
+            ["do not fit", "same architecture"],
+            builder=f"{M}:mlp_wider",
+            weights=self._mlp_weights(),
+        )
+
+    def test_weights_missing(self):
+        self.assertExportError(
+            "--weights",
+            "does not exist",
+            builder=f"{M}:mlp",
+            weights=os.path.join(self.tmp, "no.weights.h5"),
+        )
+
+    def test_weights_file_with_inf(self):
+        self.assertExportError(
+            "--weights",
+            ["NaN or Inf", "hidden/kernel"],
+            builder=f"{M}:mlp",
+            weights=self._mlp_weights(poison=True),
+        )
+
+    def test_builder_weights_with_nan(self):
+        self.assertExportError(
+            "--builder", ["NaN or Inf", "probs/kernel"], builder=f"{M}:nan_weights"
+        )
+
+    # Output location and version.
+
+    def test_version_folder_exists(self):
+        existing = os.path.join(self.out, "1")
+        os.makedirs(existing)
+        self._file("out/1/keep.txt", b"keep")
+        request = api.ExportRequest(output_dir=self.out, builder=f"{M}:mlp")
+        with self.assertRaises(ExportError) as cm:
+            api.export_saved_model(request)
+        self.assertEqual(cm.exception.flag, "--output_dir")
+        self.assertIn("already exists", str(cm.exception))
+        self.assertEqual(os.listdir(self.out), ["1"])
+        self.assertEqual(os.listdir(existing), ["keep.txt"])
+
+    def test_bad_versions(self):
+        for version in ("abc", "-3", "1.5", "", "timestamps"):
+            with self.subTest(version=version):
+                self.assertExportError(
+                    "--version", "is not a version", builder=f"{M}:mlp", version=version
+                )
+
+    def test_status_file_without_timestamp(self):
+        status = self._file("stable-status.txt", b"BUILD_EMBED_LABEL \nBUILD_HOST h\n")
+        self.assertExportError(
+            "--workspace_status_file",
+            "no BUILD_TIMESTAMP line",
+            builder=f"{M}:mlp",
+            version="timestamp",
+            workspace_status_file=status,
+        )
+
+    # Modes and labels.
+
+    def test_bad_modes_syntax(self):
+        for modes in ("serve,predict", "serve,,eval"):
+            with self.subTest(modes=modes):
+                self.assertExportError(
+                    "--modes", "is not a mode", builder=f"{M}:mlp", modes=modes
+                )
+
+    def test_mode_the_model_cannot_do(self):
+        self.assertExportError(
+            "--modes",
+            ["'train'", "not compiled with a loss", "model.compile"],
+            builder=f"{M}:mlp",
+            modes="serve,train",
+        )
+
+    def test_bad_label_spec_syntax(self):
+        for spec, phrase in (
+            ("probs", "OUTPUT_NAME=SHAPE:DTYPE"),
+            ("probs=None,x:float32", "dimension 'x'"),
+            ("probs=None:float99", "dtype 'float99'"),
+        ):
+            with self.subTest(spec=spec):
+                self.assertExportError(
+                    "--label_spec", phrase, builder=f"{M}:compiled", label_specs=[spec]
+                )
+
+    def test_label_spec_for_unknown_output(self):
+        self.assertExportError(
+            "--label_spec",
+            ["nope is not an output", "probs"],
+            builder=f"{M}:compiled",
+            label_specs=["nope=None:int64"],
+        )
+
+    def test_label_spec_that_does_not_fit_the_loss(self):
+        self.assertExportError(
+            "--label_spec",
+            "failed",
+            builder=f"{M}:compiled",
+            label_specs=["probs=None,7,2:float32"],
+        )
+
+    # Verification.
+
+    def test_verify_catches_mismatch_and_cleans_up(self):
+        self.assertExportError(
+            "--verify",
+            ["max abs diff", "tolerance", "--noverify"],
+            builder=f"{M}:noisy",
+        )
+
+
+if __name__ == "__main__":
+    absltest.main()

@@ -1,0 +1,196 @@
+"""Model builders for the exporter tests (used as --builder=tests.export.testmodels:NAME).
+
+Builders take no arguments; the exporter seeds Keras before calling them, so weights are
+the same in every process.
+"""
+
+import keras
+import numpy as np
+from keras import layers
+
+MODULE = __name__
+
+
+def mlp() -> keras.Model:
+    """Sequential MLP, not compiled: serve only."""
+    return keras.Sequential(
+        [
+            keras.Input((8,), name="features"),
+            layers.Dense(16, activation="relu", name="hidden"),
+            layers.Dense(3, activation="softmax", name="probs"),
+        ],
+        name="mlp",
+    )
+
+
+def mlp_wider() -> keras.Model:
+    """Same layer names as mlp() but other shapes: mlp's weights must not fit it."""
+    return keras.Sequential(
+        [
+            keras.Input((8,), name="features"),
+            layers.Dense(17, activation="relu", name="hidden"),
+            layers.Dense(3, activation="softmax", name="probs"),
+        ],
+        name="mlp",
+    )
+
+
+def two_in_two_out() -> keras.Model:
+    """Functional model with two named inputs and two named outputs."""
+    image = keras.Input((6,), name="image_feats")
+    meta = keras.Input((3,), name="meta")
+    hidden = layers.Dense(12, activation="relu", name="trunk")(
+        layers.Concatenate(name="concat")([image, meta])
+    )
+    score = layers.Dense(1, name="score")(hidden)
+    cls = layers.Dense(4, activation="softmax", name="cls")(hidden)
+    return keras.Model([image, meta], [score, cls], name="two_in_two_out")
+
+
+class Scale(layers.Layer):
+    """Deliberately NOT registered: loading its config needs --custom_objects=Scale=..."""
+
+    def __init__(self, factor: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def build(self, input_shape):
+        self.gain = self.add_weight(
+            name="gain", shape=(input_shape[-1],), initializer="random_normal"
+        )
+
+    def call(self, inputs):
+        return inputs * self.gain * self.factor
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+def custom_layer() -> keras.Model:
+    inputs = keras.Input((5,), name="x")
+    hidden = layers.Dense(4, name="dense")(inputs)
+    outputs = Scale(factor=2.5, name="scaled")(hidden)
+    return keras.Model(inputs, outputs, name="custom_layer")
+
+
+@keras.saving.register_keras_serializable(package="rules_keras_tests")
+class Residual(keras.Model):
+    """Subclassed model with get_config, so its JSON re-creates it."""
+
+    def __init__(self, units: int = 6, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.inner = layers.Dense(units, activation="tanh", name="inner")
+        self.head = layers.Dense(2, name="head")
+
+    def call(self, inputs):
+        return self.head(inputs + self.inner(inputs))
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def subclassed() -> keras.Model:
+    model = Residual(units=6, name="residual")
+    model.build((None, 6))
+    return model
+
+
+def compiled() -> keras.Model:
+    """Compiled with loss, optimizer and a metric: serve, eval and train."""
+    inputs = keras.Input((4,), name="x")
+    hidden = layers.Dense(8, activation="relu", name="hidden")(inputs)
+    hidden = layers.BatchNormalization(name="bn")(hidden)
+    probs = layers.Dense(3, activation="softmax", name="probs")(hidden)
+    model = keras.Model(inputs, probs, name="compiled")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=0.05),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def compiled_two_outputs() -> keras.Model:
+    """Two outputs with per-output losses and metrics."""
+    model = two_in_two_out()
+    model.compile(
+        optimizer="sgd",
+        loss={"score": "mse", "cls": keras.losses.SparseCategoricalCrossentropy()},
+        metrics={"score": ["mae"], "cls": ["accuracy"]},
+    )
+    return model
+
+
+def lambda_model() -> keras.Model:
+    return keras.Sequential(
+        [
+            keras.Input((3,), name="x"),
+            layers.Lambda(lambda t: t * 3.0 + 1.0, name="affine"),
+        ],
+        name="lambda_model",
+    )
+
+
+def save_lambda_model(path: str) -> None:
+    lambda_model().save(path)
+
+
+# Broken builders, one per error the exporter must explain.
+
+NOT_CALLABLE = 42
+
+
+def raises() -> keras.Model:
+    raise RuntimeError("builder exploded on purpose")
+
+
+def returns_layer():
+    return layers.Dense(3)
+
+
+def unbuilt() -> keras.Model:
+    return keras.Sequential([layers.Dense(3)], name="unbuilt")
+
+
+class Opaque(keras.Model):
+    """Takes an object in __init__ and has no get_config: cannot be serialized."""
+
+    def __init__(self, helper, **kwargs):
+        super().__init__(**kwargs)
+        self.helper = helper
+        self.dense = layers.Dense(2)
+
+    def call(self, inputs):
+        return self.dense(inputs)
+
+
+def no_config() -> keras.Model:
+    model = Opaque(helper=object())
+    model(np.zeros((1, 4), np.float32))
+    return model
+
+
+def nan_weights() -> keras.Model:
+    model = mlp()
+    kernel, bias = model.get_layer("probs").get_weights()
+    kernel[0, 0] = np.nan
+    model.get_layer("probs").set_weights([kernel, bias])
+    return model
+
+
+@keras.saving.register_keras_serializable(package="rules_keras_tests")
+class Noise(layers.Layer):
+    """Adds fresh random noise even at inference: --verify must catch it."""
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        return inputs + tf.random.uniform(tf.shape(inputs))
+
+
+def noisy() -> keras.Model:
+    inputs = keras.Input((3,), name="x")
+    return keras.Model(
+        inputs, Noise(name="noise")(layers.Dense(2)(inputs)), name="noisy"
+    )
