@@ -1,0 +1,216 @@
+"""Implementation of keras_saved_model: one build action runs the exporter."""
+
+load(":providers.bzl", "SavedModelInfo")
+
+_MODES = ["serve", "eval", "train"]
+_SIGNATURE_OF_MODE = {"eval": "eval", "serve": "serving_default", "train": "train"}
+
+# The action's whole environment. It is fixed so that outputs do not depend on the
+# shell a build started from (TF_DETERMINISTIC_OPS, for one, changes the graph).
+_ACTION_ENV = {
+    "CUDA_VISIBLE_DEVICES": "",
+    "KERAS_BACKEND": "tensorflow",
+    # Keras reads and writes keras.json there; the sandbox's scratch folder keeps the
+    # user's ~/.keras out of the build.
+    "KERAS_HOME": ".keras_home",
+    "PATH": "/bin:/usr/bin",
+    "PYTHONHASHSEED": "0",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+}
+
+def _is_dotted_name(text):
+    """True for a Python dotted name such as `models.my_model`."""
+    if not text:
+        return False
+    for part in text.split("."):
+        if not part or part[0].isdigit():
+            return False
+        if not part.replace("_", "a").isalnum():
+            return False
+    return True
+
+def is_module_reference(text):
+    """True for `package.module:symbol`, the form of `builder` and custom objects."""
+    parts = text.split(":")
+    return len(parts) == 2 and _is_dotted_name(parts[0]) and _is_dotted_name(parts[1])
+
+def _fail_attr(ctx, attr, message):
+    fail("keras_saved_model %s: %s" % (ctx.label, message), attr = attr)
+
+def _validate(ctx):
+    if bool(ctx.attr.builder) == bool(ctx.file.src):
+        _fail_attr(ctx, "builder", "set exactly one model source: `builder` (a " +
+                                   "\"module:function\" string returning a keras.Model, with " +
+                                   "its py_library in `deps`) or `src` (a .keras or .h5 file).")
+    if ctx.attr.builder and not is_module_reference(ctx.attr.builder):
+        _fail_attr(ctx, "builder", "%r is not of the form \"package.module:function\"; " % ctx.attr.builder +
+                                   "for example builder = \"models.my_model:build\" for a function " +
+                                   "`build` in models/my_model.py.")
+    for name, reference in ctx.attr.custom_objects.items():
+        if not _is_dotted_name(name) or "." in name:
+            _fail_attr(ctx, "custom_objects", "key %r is not a Python identifier; use " % name +
+                                              "the name the model's config gives the object.")
+        if not is_module_reference(reference):
+            _fail_attr(ctx, "custom_objects", "value %r for %r is not of the form " % (reference, name) +
+                                              "\"package.module:symbol\"; for example " +
+                                              "{\"MyLayer\": \"models.layers:MyLayer\"}.")
+    if ctx.attr.version < 0:
+        _fail_attr(ctx, "version", "must be 0 or more (TF Serving's version folders are " +
+                                   "non-negative integers), got %d." % ctx.attr.version)
+    if ctx.attr.stamp not in (-1, 0, 1):
+        _fail_attr(ctx, "stamp", "must be -1 (follow --stamp), 0 (use `version`) or 1 " +
+                                 "(the build time), got %d." % ctx.attr.stamp)
+    for mode in ctx.attr.modes:
+        if mode not in _MODES:
+            _fail_attr(ctx, "modes", "unknown mode %r; choose among %s." % (mode, ", ".join(_MODES)))
+
+def _is_stamped(ctx):
+    return ctx.attr.stamp == 1 or (ctx.attr.stamp == -1 and ctx.attr.private_stamp_detect)
+
+def _export_info(ctx):
+    """What the export is made from, as runfiles paths, for keras_saved_model_test."""
+    return json.encode({
+        "builder": ctx.attr.builder or None,
+        "custom_objects": {name: ctx.attr.custom_objects[name] for name in sorted(ctx.attr.custom_objects)},
+        "label": str(ctx.label),
+        "label_specs": {name: ctx.attr.label_specs[name] for name in sorted(ctx.attr.label_specs)},
+        "model_file": ctx.file.src.short_path if ctx.file.src else None,
+        "modes": ctx.attr.modes,
+        "safe_mode": not ctx.attr.allow_unsafe_deserialization,
+        "seed": ctx.attr.seed,
+        "weights": ctx.file.weights.short_path if ctx.file.weights else None,
+    })
+
+def _keras_saved_model_impl(ctx):
+    _validate(ctx)
+    base_dir = ctx.actions.declare_directory(ctx.label.name)
+    signatures = ctx.actions.declare_file(ctx.label.name + ".signatures.json")
+    export_info = ctx.actions.declare_file(ctx.label.name + ".export.json")
+    ctx.actions.write(export_info, _export_info(ctx))
+
+    inputs = []
+    args = ctx.actions.args()
+    args.add("--output_dir", base_dir.path)
+    args.add("--manifest_out", signatures.path)
+    if ctx.attr.builder:
+        args.add("--builder", ctx.attr.builder)
+    else:
+        args.add("--model_file", ctx.file.src)
+        inputs.append(ctx.file.src)
+    if ctx.file.weights:
+        args.add("--weights", ctx.file.weights)
+        inputs.append(ctx.file.weights)
+    if _is_stamped(ctx):
+        args.add("--version", "timestamp")
+        args.add("--workspace_status_file", ctx.version_file)
+        inputs.append(ctx.version_file)
+    else:
+        args.add("--version", str(ctx.attr.version))
+    for name in sorted(ctx.attr.custom_objects):
+        args.add("--custom_objects", "%s=%s" % (name, ctx.attr.custom_objects[name]))
+    for name in sorted(ctx.attr.label_specs):
+        args.add("--label_spec", "%s=%s" % (name, ctx.attr.label_specs[name]))
+    if ctx.attr.modes:
+        args.add_joined("--modes", ctx.attr.modes, join_with = ",")
+    args.add("--seed", str(ctx.attr.seed))
+    args.add("--as_text" if ctx.attr.as_text else "--noas_text")
+    args.add("--nosafe_mode" if ctx.attr.allow_unsafe_deserialization else "--safe_mode")
+    args.add("--verify" if ctx.attr.verify else "--noverify")
+
+    ctx.actions.run(
+        executable = ctx.executable.exporter,
+        arguments = [args],
+        inputs = inputs,
+        outputs = [base_dir, signatures],
+        env = _ACTION_ENV,
+        mnemonic = "KerasSavedModel",
+        progress_message = "Exporting Keras SavedModel %s" % ctx.label,
+        # Linux sandbox with no network: an export reads only its declared inputs.
+        execution_requirements = {"block-network": ""},
+    )
+
+    source_files = [f for f in [ctx.file.src, ctx.file.weights] if f]
+    runfiles = ctx.runfiles(files = [base_dir, signatures, export_info] + source_files)
+    return [
+        DefaultInfo(files = depset([base_dir]), runfiles = runfiles),
+        SavedModelInfo(
+            base_dir = base_dir,
+            version = None if _is_stamped(ctx) else ctx.attr.version,
+            signature_names = [_SIGNATURE_OF_MODE[mode] for mode in ctx.attr.modes],
+            signatures = signatures,
+            export_info = export_info,
+            source = ctx.attr.src.label if ctx.attr.src else ctx.attr.builder,
+        ),
+        OutputGroupInfo(signatures = depset([signatures])),
+    ]
+
+keras_saved_model_rule = rule(
+    implementation = _keras_saved_model_impl,
+    doc = "Exports a Keras model as a TensorFlow SavedModel; see defs.bzl.",
+    attrs = {
+        "allow_unsafe_deserialization": attr.bool(default = False),
+        "as_text": attr.bool(default = False),
+        "builder": attr.string(),
+        "custom_objects": attr.string_dict(),
+        "exporter": attr.label(
+            executable = True,
+            cfg = "exec",
+            mandatory = True,
+            doc = "The exporter py_binary with the model's deps (made by the macro).",
+        ),
+        "label_specs": attr.string_dict(),
+        "modes": attr.string_list(),
+        "private_stamp_detect": attr.bool(default = False),
+        "seed": attr.int(default = 0),
+        "src": attr.label(allow_single_file = [".keras", ".h5"]),
+        "stamp": attr.int(default = 0),
+        "verify": attr.bool(default = True),
+        "version": attr.int(default = 1),
+        "weights": attr.label(allow_single_file = [".h5"]),
+    },
+)
+
+def keras_saved_model(
+        name,
+        builder = None,
+        src = None,
+        deps = [],
+        visibility = None,
+        tags = None,
+        testonly = None,
+        **kwargs):
+    """See defs.bzl for the documentation of this macro."""
+
+    # The user's py_library targets must be importable by the exporter, so each
+    # export gets its own exporter binary: rules_keras's exporter plus `deps`.
+    native.py_library(
+        name = name + ".deps",
+        deps = [Label("//export:lib")] + deps,
+        visibility = visibility,
+        tags = tags,
+        testonly = testonly,
+    )
+    native.py_binary(
+        name = name + ".exporter",
+        srcs = [Label("//export:exporter.py")],
+        main = Label("//export:exporter.py"),
+        python_version = "PY3",
+        deps = [":%s.deps" % name],
+        visibility = ["//visibility:private"],
+        tags = tags,
+        testonly = testonly,
+    )
+    keras_saved_model_rule(
+        name = name,
+        builder = builder,
+        src = src,
+        exporter = ":%s.exporter" % name,
+        private_stamp_detect = select({
+            str(Label("//rules/private:stamp_detect")): True,
+            "//conditions:default": False,
+        }),
+        visibility = visibility,
+        tags = tags,
+        testonly = testonly,
+        **kwargs
+    )

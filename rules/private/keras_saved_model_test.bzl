@@ -1,0 +1,36 @@
+"""Implementation of keras_saved_model_test: a py_test that checks an export."""
+
+def _deps_of(saved_model):
+    """The `<name>.deps` py_library that keras_saved_model made next to `saved_model`."""
+    target = saved_model.split("//")[-1]
+    if ":" in target or "//" not in saved_model:
+        return saved_model + ".deps"
+    return "%s:%s.deps" % (saved_model, target.split("/")[-1])
+
+def keras_saved_model_test(
+        name,
+        saved_model,
+        golden = None,
+        signatures = [],
+        tolerance = None,
+        deps = [],
+        **kwargs):
+    """See defs.bzl for the documentation of this macro."""
+    args = ["--saved_model=$(rootpath %s)" % saved_model]
+    data = [saved_model]
+    if golden:
+        args.append("--golden=$(rootpath %s)" % golden)
+        data.append(golden)
+    args.extend(["--expect_signature=%s" % signature for signature in signatures])
+    if tolerance != None:
+        args.append("--tolerance=%s" % tolerance)
+    native.py_test(
+        name = name,
+        srcs = [Label("//rules/private:keras_saved_model_test_main.py")],
+        main = Label("//rules/private:keras_saved_model_test_main.py"),
+        python_version = "PY3",
+        args = args,
+        data = data,
+        deps = [_deps_of(saved_model), Label("//export:lib")] + deps,
+        **kwargs
+    )

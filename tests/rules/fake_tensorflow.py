@@ -1,0 +1,1 @@
+"""Stands for a monorepo's own TensorFlow py_library in an analysis test."""
