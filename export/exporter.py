@@ -14,6 +14,7 @@ import dataclasses
 import os
 import signal
 import sys
+import tempfile
 
 # TensorFlow's C++ info logs would bury the exporter's own messages.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -116,10 +117,32 @@ _MANIFEST_OUT = flags.DEFINE_string(
 )
 
 
+_IMPORT_PATH = flags.DEFINE_multi_string(
+    "import_path",
+    [],
+    "Repeatable folder added to the front of the Python path before the builder and"
+    " custom objects are imported (keras_saved_model passes its deps' roots).",
+)
+_QUIET = flags.DEFINE_bool(
+    "quiet",
+    False,
+    "Print nothing on success (the Bazel convention for actions); on failure, print"
+    " everything the export printed, TensorFlow's logs included.",
+)
+_PERSISTENT_WORKER = flags.DEFINE_bool(
+    "persistent_worker",
+    False,
+    "Run as a Bazel persistent worker: import TensorFlow once, then serve each"
+    " WorkRequest (a list of the flags above) in a forked child. Set by Bazel.",
+)
+_WORKER_REQUEST_TIMEOUT = flags.DEFINE_float(
+    "worker_request_timeout",
+    3600,
+    "With --persistent_worker: seconds after which a request's child is killed.",
+)
+
+
 def main(argv: list[str]) -> int:
-    # SystemExit unwinds through the library's cleanup, so a killed export (outside
-    # Bazel) leaves no temporary folder behind.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if len(argv) > 1:
         print(
             f"exporter: unexpected arguments {argv[1:]}; every input is a --flag (see"
@@ -130,6 +153,18 @@ def main(argv: list[str]) -> int:
     if not flags.FLAGS["verbosity"].present:
         # TensorFlow logs every save step at INFO; --verbosity=0 brings them back.
         logging.set_verbosity(logging.WARNING)
+    if _PERSISTENT_WORKER.value:
+        return _serve_as_worker()
+    # SystemExit unwinds through the library's cleanup, so a killed export (outside
+    # Bazel) leaves no temporary folder behind.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if _QUIET.value:
+        return _quietly(_export_from_flags)
+    return _export_from_flags()
+
+
+def _export_from_flags() -> int:
+    """One export from the parsed flags; returns the process exit code."""
     request = options.ExportRequest(
         output_dir=_OUTPUT_DIR.value,
         builder=_BUILDER.value,
@@ -146,6 +181,9 @@ def main(argv: list[str]) -> int:
         verify=_VERIFY.value,
         manifest_out=_MANIFEST_OUT.value,
     )
+    # Front of the path, in the order given, as absolute paths: a worker's requests
+    # come relative to its working directory.
+    sys.path[:0] = [os.path.abspath(p) for p in _IMPORT_PATH.value]
     try:
         # Syntax first: bad flags fail before the seconds TensorFlow takes to import.
         resolved = options.resolve(request)
@@ -168,6 +206,51 @@ def main(argv: list[str]) -> int:
     )
     print(result.path)
     return 0
+
+
+def _quietly(run) -> int:
+    """Runs `run()` with stdout and stderr captured; replays them only if it fails."""
+    with tempfile.TemporaryFile() as log:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            code = run()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+        if code != 0:
+            log.seek(0)
+            sys.stderr.buffer.write(log.read())
+            sys.stderr.flush()
+    return code
+
+
+def _serve_as_worker() -> int:
+    # Import (never run) TensorFlow, Keras and the library in the worker itself, so each
+    # forked request starts warm; running any op here would change every output.
+    from export.lib import api, worker  # noqa: F401 - api: imported to warm up
+
+    return worker.serve(_run_request, _WORKER_REQUEST_TIMEOUT.value)
+
+
+def _run_request(arguments: list[str]) -> int:
+    """Serves one WorkRequest in the worker's forked child: its flags, then the export."""
+    flags.FLAGS.unparse_flags()
+    try:
+        flags.FLAGS(["exporter", *arguments])
+    except flags.Error as e:
+        print(f"exporter: error: {e}", file=sys.stderr)
+        return 1
+    if _QUIET.value:
+        return _quietly(_export_from_flags)
+    return _export_from_flags()
 
 
 if __name__ == "__main__":

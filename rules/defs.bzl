@@ -18,8 +18,11 @@ def keras_saved_model(name, builder = None, src = None, deps = [], **kwargs):
     Signatures: `serving_default` always; `eval` when the model is compiled with a
     loss; `train` (one optimizer step) when it also has an optimizer.
 
-    Besides `<name>`, the macro makes `<name>.deps` (a py_library: the exporter's
-    library plus `deps`) and `<name>.exporter` (the exporter binary the action runs).
+    Besides `<name>`, the macro makes `<name>.deps`, a py_library of the exporter's
+    library plus `deps`, which keras_saved_model_test reuses. The action runs the
+    shared `@rules_keras//export:exporter` with those deps' folders on its Python
+    path, as a persistent worker by default (`--strategy=KerasSavedModel=sandboxed`
+    turns workers off).
 
     Args:
       name: the target, and the name of the output folder.

@@ -9,8 +9,10 @@ Run one export per process: TensorFlow's function-name counters cannot be reset,
 second export in the same process is valid but not byte-identical to a fresh one.
 """
 
+import contextlib
 import dataclasses
 import sys
+import time
 
 from export.lib import options, signatures, sources, verify, writer
 from export.lib.errors import ExportError
@@ -38,6 +40,18 @@ class ExportResult:
     manifest: dict
     max_abs_diff: float | None  # from --verify, None when skipped
     notes: tuple[str, ...]
+    # Wall seconds of each phase: load (build or load the model, checks), trace,
+    # write, verify. For benchmarks (bench/) and --timings_out.
+    timings: dict[str, float]
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], phase: str):
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[phase] = round(time.perf_counter() - start, 3)
 
 
 def export_saved_model(request: ExportRequest) -> str:
@@ -47,11 +61,14 @@ def export_saved_model(request: ExportRequest) -> str:
 
 def export_with_result(request: ExportRequest) -> ExportResult:
     global _exports_in_process
+    timings: dict[str, float] = {}
     resolved = options.resolve(request)
-    loaded = sources.load_model(resolved.source)
+    with _timed(timings, "load"):
+        loaded = sources.load_model(resolved.source)
     model = loaded.model
     modes = signatures.choose_modes(model, resolved.modes)
-    built = signatures.build(model, loaded.interface, modes, resolved.label_specs)
+    with _timed(timings, "trace"):
+        built = signatures.build(model, loaded.interface, modes, resolved.label_specs)
     manifest = {
         "version": resolved.version,
         "source": resolved.source.description,
@@ -67,23 +84,25 @@ def export_with_result(request: ExportRequest) -> ExportResult:
     staging = None
     try:
         staging = writer.begin(resolved.output_dir, resolved.version)
-        writer.write(
-            staging.tmp_dir,
-            built.root,
-            built.functions,
-            loaded.model_json,
-            resolved.as_text,
-        )
+        with _timed(timings, "write"):
+            writer.write(
+                staging.tmp_dir,
+                built.root,
+                built.functions,
+                loaded.model_json,
+                resolved.as_text,
+            )
         max_diff = None
         if resolved.verify:
-            result = verify.verify(
-                staging.tmp_dir,
-                model,
-                loaded.interface,
-                resolved.source.seed,
-                resolved.verify_atol,
-                resolved.verify_rtol,
-            )
+            with _timed(timings, "verify"):
+                result = verify.verify(
+                    staging.tmp_dir,
+                    model,
+                    loaded.interface,
+                    resolved.source.seed,
+                    resolved.verify_atol,
+                    resolved.verify_rtol,
+                )
             max_diff = result.max_abs_diff
         if resolved.manifest_out:
             writer.write_manifest(resolved.manifest_out, manifest)
@@ -100,4 +119,5 @@ def export_with_result(request: ExportRequest) -> ExportResult:
         manifest=manifest,
         max_abs_diff=max_diff,
         notes=tuple(loaded.warnings),
+        timings=timings,
     )

@@ -81,6 +81,24 @@ def _export_info(ctx):
         "weights": ctx.file.weights.short_path if ctx.file.weights else None,
     })
 
+def _import_paths(ctx, python_deps):
+    """Folders, relative to the execroot, from which the deps' modules import.
+
+    A module `models/my_model.py` of this workspace imports as `models.my_model` from
+    the source root "." or, when generated, from its output root; one of an external
+    repository from `external/<repo>` under either. `imports` attributes add more.
+    """
+    roots = {}
+    for dep in python_deps:
+        for source in dep[PyInfo].transitive_sources.to_list():
+            root = "/".join([p for p in [source.root.path, source.owner.workspace_root] if p])
+            roots[root or "."] = True
+        for path in dep[PyInfo].imports.to_list():
+            repo, _, subdir = path.partition("/")
+            base = "" if repo == ctx.workspace_name else "external/" + repo
+            roots["/".join([p for p in [base, subdir] if p]) or "."] = True
+    return sorted(roots)
+
 def _keras_saved_model_impl(ctx):
     _validate(ctx)
     base_dir = ctx.actions.declare_directory(ctx.label.name)
@@ -90,43 +108,63 @@ def _keras_saved_model_impl(ctx):
 
     inputs = []
     args = ctx.actions.args()
-    args.add("--output_dir", base_dir.path)
-    args.add("--manifest_out", signatures.path)
+
+    # Flags go through a file, as Bazel's persistent workers require.
+    args.use_param_file("--flagfile=%s", use_always = True)
+    args.set_param_file_format("multiline")
+
+    # One `--flag=value` a line: absl reads the flagfile line by line.
+    args.add_all(_import_paths(ctx, ctx.attr.deps), format_each = "--import_path=%s")
+    args.add(base_dir.path, format = "--output_dir=%s")
+    args.add(signatures, format = "--manifest_out=%s")
     if ctx.attr.builder:
-        args.add("--builder", ctx.attr.builder)
+        args.add(ctx.attr.builder, format = "--builder=%s")
     else:
-        args.add("--model_file", ctx.file.src)
+        args.add(ctx.file.src, format = "--model_file=%s")
         inputs.append(ctx.file.src)
     if ctx.file.weights:
-        args.add("--weights", ctx.file.weights)
+        args.add(ctx.file.weights, format = "--weights=%s")
         inputs.append(ctx.file.weights)
     if _is_stamped(ctx):
-        args.add("--version", "timestamp")
-        args.add("--workspace_status_file", ctx.version_file)
+        args.add("--version=timestamp")
+        args.add(ctx.version_file, format = "--workspace_status_file=%s")
         inputs.append(ctx.version_file)
     else:
-        args.add("--version", str(ctx.attr.version))
-    for name in sorted(ctx.attr.custom_objects):
-        args.add("--custom_objects", "%s=%s" % (name, ctx.attr.custom_objects[name]))
-    for name in sorted(ctx.attr.label_specs):
-        args.add("--label_spec", "%s=%s" % (name, ctx.attr.label_specs[name]))
+        args.add(str(ctx.attr.version), format = "--version=%s")
+    args.add_all(
+        ["%s=%s" % (name, ctx.attr.custom_objects[name]) for name in sorted(ctx.attr.custom_objects)],
+        format_each = "--custom_objects=%s",
+    )
+    args.add_all(
+        ["%s=%s" % (name, ctx.attr.label_specs[name]) for name in sorted(ctx.attr.label_specs)],
+        format_each = "--label_spec=%s",
+    )
     if ctx.attr.modes:
-        args.add_joined("--modes", ctx.attr.modes, join_with = ",")
-    args.add("--seed", str(ctx.attr.seed))
+        args.add_joined(ctx.attr.modes, join_with = ",", format_joined = "--modes=%s")
+    args.add(str(ctx.attr.seed), format = "--seed=%s")
     args.add("--as_text" if ctx.attr.as_text else "--noas_text")
     args.add("--nosafe_mode" if ctx.attr.allow_unsafe_deserialization else "--safe_mode")
     args.add("--verify" if ctx.attr.verify else "--noverify")
+    args.add("--quiet")
 
+    deps_files = [dep[PyInfo].transitive_sources for dep in ctx.attr.deps]
+    deps_files += [dep[DefaultInfo].default_runfiles.files for dep in ctx.attr.deps]
     ctx.actions.run(
-        executable = ctx.executable.exporter,
+        executable = ctx.executable._exporter,
         arguments = [args],
-        inputs = inputs,
+        inputs = depset(inputs, transitive = deps_files),
         outputs = [base_dir, signatures],
         env = _ACTION_ENV,
         mnemonic = "KerasSavedModel",
         progress_message = "Exporting Keras SavedModel %s" % ctx.label,
-        # Linux sandbox with no network: an export reads only its declared inputs.
-        execution_requirements = {"block-network": ""},
+        execution_requirements = {
+            # Sandboxed without network: an export reads only its declared inputs.
+            "block-network": "",
+            # A persistent worker imports TensorFlow once for many exports; each
+            # request runs in a fresh fork, so the bytes are those of a one-shot run.
+            # --strategy=KerasSavedModel=sandboxed turns it off.
+            "supports-workers": "1",
+        },
     )
 
     source_files = [f for f in [ctx.file.src, ctx.file.weights] if f]
@@ -152,11 +190,10 @@ keras_saved_model_rule = rule(
         "as_text": attr.bool(default = False),
         "builder": attr.string(),
         "custom_objects": attr.string_dict(),
-        "exporter": attr.label(
-            executable = True,
+        "deps": attr.label_list(
+            providers = [PyInfo],
             cfg = "exec",
-            mandatory = True,
-            doc = "The exporter py_binary with the model's deps (made by the macro).",
+            doc = "Python libraries the builder and custom objects import.",
         ),
         "label_specs": attr.string_dict(),
         "modes": attr.string_list(),
@@ -167,6 +204,11 @@ keras_saved_model_rule = rule(
         "verify": attr.bool(default = True),
         "version": attr.int(default = 1),
         "weights": attr.label(allow_single_file = [".h5"]),
+        "_exporter": attr.label(
+            default = Label("//export:exporter"),
+            executable = True,
+            cfg = "exec",
+        ),
     },
 )
 
@@ -181,8 +223,8 @@ def keras_saved_model(
         **kwargs):
     """See defs.bzl for the documentation of this macro."""
 
-    # The user's py_library targets must be importable by the exporter, so each
-    # export gets its own exporter binary: rules_keras's exporter plus `deps`.
+    # The exporter's library plus the user's: what the action imports, and what
+    # keras_saved_model_test needs to rebuild the model.
     native.py_library(
         name = name + ".deps",
         deps = [Label("//export:lib")] + deps,
@@ -190,21 +232,11 @@ def keras_saved_model(
         tags = tags,
         testonly = testonly,
     )
-    native.py_binary(
-        name = name + ".exporter",
-        srcs = [Label("//export:exporter.py")],
-        main = Label("//export:exporter.py"),
-        python_version = "PY3",
-        deps = [":%s.deps" % name],
-        visibility = ["//visibility:private"],
-        tags = tags,
-        testonly = testonly,
-    )
     keras_saved_model_rule(
         name = name,
         builder = builder,
         src = src,
-        exporter = ":%s.exporter" % name,
+        deps = [":%s.deps" % name],
         private_stamp_detect = select({
             str(Label("//rules/private:stamp_detect")): True,
             "//conditions:default": False,
