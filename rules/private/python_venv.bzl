@@ -12,11 +12,12 @@ _CANDIDATES = ["python3", "python3.12", "python3.11"]
 _INSTALL_TIMEOUT_S = 3600
 
 _WRAPPER = """#!/bin/sh
-# The interpreter of rules_keras's Python toolchain: the venv beside this file, with
-# {lock} installed (sha256 {sha256}).
-# The hash is here so that a lock change changes this file, and with it every action
-# and test that runs Python. The venv is found relative to this file's real location,
-# so no output-base path is written into anything an action reads.
+# The interpreter of rules_keras's Python toolchain: the venv beside this file.
+# Python: {python_version}
+# Lock: {lock}, sha256 {sha256}
+# A change of either changes this file, and with it the key of every action and test
+# that runs Python, so caches never mix environments. The venv is found relative to
+# this file's real location: no output-base path enters anything an action reads.
 here=$(dirname "$(readlink -f "$0")")
 exec "$here/venv/bin/python3" -s "$@"
 """
@@ -49,8 +50,8 @@ toolchain(
 )
 """
 
-def _python_version(rctx, python):
-    result = rctx.execute([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+def _python_version(rctx, python, parts = 2):
+    result = rctx.execute([python, "-c", "import sys; print('.'.join(map(str, sys.version_info[:%d])))" % parts])
     if result.return_code != 0:
         return None
     return result.stdout.strip()
@@ -132,7 +133,12 @@ def _python_venv_impl(rctx):
     )
 
     sha256 = rctx.execute(["sha256sum", lock]).stdout.split(" ")[0]
-    rctx.file("python3", _WRAPPER.format(lock = lock_label, sha256 = sha256), executable = True)
+    wrapper = _WRAPPER.format(
+        python_version = _python_version(rctx, venv_python, parts = 3),
+        lock = lock_label,
+        sha256 = sha256,
+    )
+    rctx.file("python3", wrapper, executable = True)
     rctx.file("BUILD.bazel", _BUILD)
     rctx.file("WORKSPACE", "workspace(name = \"%s\")\n" % rctx.name)
 
