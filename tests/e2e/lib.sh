@@ -1,0 +1,128 @@
+# Shared helpers of the end-to-end scripts (sourced, not run).
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+E2E_TMP=$(mktemp -d "${TMPDIR:-/tmp}/rules_keras_e2e.XXXXXX")
+E2E_SERVERS=()
+E2E_OUTPUT_BASES=()
+E2E_AT_EXIT=()
+
+e2e_cleanup() {
+  local status=$? dir i
+  # Commands registered with at_exit (e.g. stopping a cache server), newest first.
+  for ((i = ${#E2E_AT_EXIT[@]} - 1; i >= 0; i--)); do
+    eval "${E2E_AT_EXIT[i]}" || true
+  done
+  for dir in "${E2E_SERVERS[@]+"${E2E_SERVERS[@]}"}"; do
+    (cd "$dir" && bazel shutdown >/dev/null 2>&1) || true
+  done
+  for dir in "${E2E_OUTPUT_BASES[@]+"${E2E_OUTPUT_BASES[@]}"}"; do
+    (cd "$REPO_ROOT" && bazel --output_base="$dir" shutdown >/dev/null 2>&1) || true
+  done
+  # Bazel leaves its outputs read-only; make them removable for a non-root user too.
+  chmod -R u+w "$E2E_TMP" 2>/dev/null || true
+  rm -rf "$E2E_TMP"
+  return "$status"
+}
+trap e2e_cleanup EXIT
+
+# at_exit COMMAND: run COMMAND (a string, eval'd) when the script exits, however it exits.
+at_exit() {
+  E2E_AT_EXIT+=("$1")
+}
+
+# bazel_in DIR ARGS...: bazel in workspace DIR, its own server stopped at exit, no
+# convenience symlinks (they would land inside the source tree).
+bazel_in() {
+  local dir=$1
+  shift
+  E2E_SERVERS+=("$dir")
+  (cd "$dir" && bazel --max_idle_secs=300 "$@")
+}
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+# expect_in FILE TEXT: FILE contains TEXT, else fail showing the file's end.
+expect_in() {
+  if ! grep -qF -- "$2" "$1"; then
+    tail -40 "$1" >&2
+    fail "expected to find '$2' in the output above"
+  fi
+  echo "ok: found '$2'"
+}
+
+E2E_TOOLS="$REPO_ROOT/tests/e2e/e2e_tools.py"
+
+# bazel_ob OUTPUT_BASE COMMAND ARGS...: bazel on this repository's own workspace with its
+# own output base (a folder under E2E_TMP), its server stopped at exit. Commands get
+# --symlink_prefix=/: a build would otherwise point the developer's bazel-* symlinks at
+# this output base, and a clean would delete them.
+bazel_ob() {
+  local base=$1 command=$2
+  shift 2
+  case " ${E2E_OUTPUT_BASES[*]-} " in
+    *" $base "*) ;;
+    *) E2E_OUTPUT_BASES+=("$base") ;;
+  esac
+  case "$command" in
+    build | test | run | clean | aquery | cquery | info | coverage)
+      set -- --symlink_prefix=/ "$@" ;;
+  esac
+  (cd "$REPO_ROOT" && bazel --output_base="$base" --max_idle_secs=300 "$command" "$@")
+}
+
+# run_logged NAME OUTPUT_BASE COMMAND ARGS...: bazel_ob with output in $E2E_TMP/NAME.log;
+# on failure shows the log's end and fails.
+run_logged() {
+  local name=$1
+  shift
+  if ! bazel_ob "$@" >"$E2E_TMP/$name.log" 2>&1; then
+    tail -60 "$E2E_TMP/$name.log" >&2
+    fail "$name: bazel $* failed"
+  fi
+}
+
+# now: seconds since the epoch, with microseconds. seconds_since START: e.g. "12.3".
+now() {
+  echo "$EPOCHREALTIME"
+}
+seconds_since() {
+  awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'
+}
+
+# digest_outputs ROOT PATH...: `sha256sum` lines for every file under each PATH (a file or
+# folder, relative to ROOT), sorted by path. Fails if a PATH is missing.
+digest_outputs() {
+  local root=$1 path
+  shift
+  for path in "$@"; do
+    [ -e "$root/$path" ] || fail "missing output $root/$path"
+  done
+  (cd "$root" && find "$@" \( -type f -o -type l \) -print0 | sort -z | xargs -0 -r sha256sum)
+}
+
+# compare_outputs ROOT_A ROOT_B PATH...: compares the files under each PATH of two output
+# trees by sha256; prints files compared / identical and each file that differs. Returns
+# 0 only if there is at least one file and every file is identical.
+compare_outputs() {
+  local a=$1 b=$2
+  shift 2
+  digest_outputs "$a" "$@" >"$E2E_TMP/sums_a"
+  digest_outputs "$b" "$@" >"$E2E_TMP/sums_b"
+  python3 "$E2E_TOOLS" compare "$E2E_TMP/sums_a" "$E2E_TMP/sums_b"
+}
+
+# spawn_stats EXECUTION_LOG_JSON MNEMONIC: prints "SPAWNS HITS MISSES RUNNERS" for the
+# spawns of MNEMONIC in a --execution_log_json_file (hits: remoteCacheHit, from a disk or
+# remote cache; misses: spawns that ran).
+spawn_stats() {
+  python3 "$E2E_TOOLS" spawns "$1" "$2"
+}
+
+# process_summary LOG: Bazel's "N processes: ..." line from a build's output.
+process_summary() {
+  grep -E '^INFO: [0-9]+ process' "$1" | tail -1 | sed 's/^INFO: //' || true
+}

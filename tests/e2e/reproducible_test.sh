@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Issue 5: exports are reproducible, cacheable across output bases, and built by a
+# hermetic action. Two fresh output bases A and B on this workspace (each makes its own
+# TensorFlow venv, at a different path):
+#   1. hermetic: aquery shows the KerasSavedModel action has `block-network` and no
+#      `requires-network`; the network probe export fails where the network is open and
+#      builds under linux-sandbox.
+#   2. reproducible: A and B each run every export (no cache) under linux-sandbox with a
+#      strict action environment; the trees are compared file by file (sha256) and must
+#      be identical. The non-deterministic control target, built the same way, must be
+#      reported different by the same comparison, or the check is worthless.
+#   3. disk cache: A builds and tests with --disk_cache; B, after `bazel clean`, runs no
+#      KerasSavedModel action (all remoteCacheHit in the execution log) and its tests are
+#      "(cached) PASSED".
+#   4. if the action supports persistent workers: A, after `bazel clean`, exports in a
+#      worker; the bytes must equal the sandboxed exports'.
+# Prints the figures (actions, hits, misses, wall times) and fails if a property breaks.
+source "$(dirname "$0")/lib.sh"
+
+exports=(//models:my_export //tests/models:custom_layer_export //tests/models:mlp_export)
+tests=(//models:my_export_test //tests/models:custom_layer_export_test //tests/models:mlp_export_test)
+negative=//tests/models:nondeterministic_export
+probe=//tests/models:network_probe_export
+
+base_a="$E2E_TMP/output_base_a"
+base_b="$E2E_TMP/output_base_b"
+disk_cache="$E2E_TMP/disk_cache"
+# The hermetic set-up every build here uses. The cache flags are set explicitly so that a
+# user.bazelrc or ~/.bazelrc with a cache cannot turn a cold build into a cached one.
+hermetic=(--symlink_prefix=/ --spawn_strategy=linux-sandbox --incompatible_strict_action_env)
+no_cache=(--disk_cache= --remote_cache=)
+with_disk_cache=(--disk_cache="$disk_cache" --remote_cache=)
+
+# outputs LABEL...: the files and folders a keras_saved_model target writes, relative to
+# bazel-bin: <name>/ (the SavedModel tree), <name>.signatures.json, <name>.export.json.
+outputs() {
+  local label path
+  for label in "$@"; do
+    path=${label#//}
+    path=${path/://}
+    echo "$path" "$path.signatures.json" "$path.export.json"
+  done
+}
+
+# export_stats NAME: checks nothing; prints the KerasSavedModel figures of NAME's build and
+# sets SPAWNS HITS MISSES RUNNERS.
+export_stats() {
+  read -r SPAWNS HITS MISSES RUNNERS < <(spawn_stats "$E2E_TMP/$1.json" KerasSavedModel)
+  echo "  KerasSavedModel actions: $SPAWNS, cache hits: $HITS, misses (ran): $MISSES, runner: $RUNNERS"
+  echo "  bazel: $(process_summary "$E2E_TMP/$1.log")"
+}
+
+echo "--- output base A: set-up (creates the TensorFlow venv)"
+t=$(now)
+run_logged a_setup "$base_a" build "${hermetic[@]}" --nobuild "${exports[@]}" "${tests[@]}"
+echo "  venv and analysis: $(seconds_since "$t") s"
+
+echo "--- hermetic action: aquery"
+bazel_ob "$base_a" aquery "${hermetic[@]}" 'mnemonic(KerasSavedModel, //models:my_export)' \
+  >"$E2E_TMP/aquery.txt" 2>"$E2E_TMP/aquery.err" || {
+  cat "$E2E_TMP/aquery.err" >&2
+  fail "aquery failed"
+}
+actions=$(grep -c '^action ' "$E2E_TMP/aquery.txt" || true)
+[ "$actions" = 1 ] || fail "aquery found $actions KerasSavedModel actions for //models:my_export, expected 1"
+# (Bazel 4.2.3's text output prints the ExecutionInfo line twice.)
+execution_info=$(grep -E '^ *ExecutionInfo:' "$E2E_TMP/aquery.txt" | head -1 || true)
+echo "  ${execution_info#"${execution_info%%[! ]*}"}"
+case "$execution_info" in
+  *requires-network*) fail "the KerasSavedModel action asks for the network: $execution_info" ;;
+esac
+case "$execution_info" in
+  *block-network*) echo "ok: block-network, no requires-network" ;;
+  *) fail "the KerasSavedModel action does not carry block-network: ${execution_info:-no ExecutionInfo}" ;;
+esac
+# The action's environment is the rule's fixed one, nothing from the client.
+grep -A12 '^ *Environment:' "$E2E_TMP/aquery.txt" | grep -q 'PATH=/bin:/usr/bin' ||
+  fail "the KerasSavedModel action's PATH is not the fixed /bin:/usr/bin"
+
+echo "--- hermetic action: the network probe"
+if python3 "$E2E_TOOLS" connect pypi.org 443 || python3 "$E2E_TOOLS" connect deb.debian.org 80; then
+  # Outside a network namespace the probe must notice the network, or it proves nothing.
+  # (Run first: a failed action is not cached, a successful one would be reused.)
+  if bazel_ob "$base_a" build "${hermetic[@]}" "${no_cache[@]}" \
+    --spawn_strategy=processwrapper-sandbox "$probe" >"$E2E_TMP/probe_open.log" 2>&1; then
+    fail "the network probe built with processwrapper-sandbox: it cannot detect the network"
+  fi
+  expect_in "$E2E_TMP/probe_open.log" "network reachable from the export action"
+else
+  echo "  (this machine reaches neither pypi.org nor deb.debian.org: only the sandboxed half runs)"
+fi
+run_logged probe_sandboxed "$base_a" build "${hermetic[@]}" "${no_cache[@]}" \
+  --execution_log_json_file="$E2E_TMP/probe_sandboxed.json" "$probe"
+export_stats probe_sandboxed
+[ "$MISSES" = 1 ] && [ "$RUNNERS" = linux-sandbox ] ||
+  fail "the probe did not run once under linux-sandbox"
+echo "ok: the probe export builds under linux-sandbox, where it reached no host"
+
+echo "--- output base A: cold build and test, filling the disk cache"
+t=$(now)
+run_logged a_cold "$base_a" test "${hermetic[@]}" "${with_disk_cache[@]}" \
+  --execution_log_json_file="$E2E_TMP/a_cold.json" "${exports[@]}" "${tests[@]}"
+cold_time=$(seconds_since "$t")
+echo "  wall time: $cold_time s"
+export_stats a_cold
+cold_spawns=$SPAWNS
+[ "$MISSES" = "${#exports[@]}" ] && [ "$HITS" = 0 ] ||
+  fail "expected ${#exports[@]} KerasSavedModel actions to run in A's cold build"
+[ "$RUNNERS" = linux-sandbox ] || fail "exports ran with $RUNNERS, not linux-sandbox"
+for test in "${tests[@]}"; do
+  grep -qE "^$test +PASSED" "$E2E_TMP/a_cold.log" || {
+    tail -40 "$E2E_TMP/a_cold.log" >&2
+    fail "$test did not pass in A"
+  }
+done
+echo "ok: ${#tests[@]} tests passed"
+run_logged a_negative "$base_a" build "${hermetic[@]}" "${no_cache[@]}" "$negative"
+
+echo "--- output base B: set-up and independent build (no cache)"
+t=$(now)
+run_logged b_setup "$base_b" build "${hermetic[@]}" --nobuild "${exports[@]}" "$negative"
+echo "  venv and analysis: $(seconds_since "$t") s"
+t=$(now)
+run_logged b_build "$base_b" build "${hermetic[@]}" "${no_cache[@]}" \
+  --execution_log_json_file="$E2E_TMP/b_build.json" "${exports[@]}" "$negative"
+echo "  wall time: $(seconds_since "$t") s"
+export_stats b_build
+[ "$MISSES" = $((${#exports[@]} + 1)) ] && [ "$HITS" = 0 ] ||
+  fail "expected every export to run in B"
+
+bin_a=$(bazel_ob "$base_a" info "${hermetic[@]}" bazel-bin 2>/dev/null)
+bin_b=$(bazel_ob "$base_b" info "${hermetic[@]}" bazel-bin 2>/dev/null)
+[ "$bin_a" != "$bin_b" ] || fail "A and B share $bin_a"
+
+echo "--- reproducible: A and B exports compared"
+# shellcheck disable=SC2046 # outputs prints space-free paths
+compare_outputs "$bin_a" "$bin_b" $(outputs "${exports[@]}") ||
+  fail "the exports of A and B differ: they are not reproducible"
+echo "ok: byte-identical in two output bases"
+
+echo "--- negative control: $negative in A and B"
+# shellcheck disable=SC2046
+if compare_outputs "$bin_a" "$bin_b" $(outputs "$negative"); then
+  fail "the comparison found the non-deterministic export identical: it cannot detect a difference"
+fi
+echo "ok: the comparison reports the non-deterministic export as different"
+
+echo "--- disk cache: B after bazel clean, from the cache A filled"
+bazel_ob "$base_b" clean --symlink_prefix=/ >/dev/null 2>&1 || fail "bazel clean failed in B"
+[ ! -e "$bin_b/models/my_export" ] || fail "bazel clean left $bin_b/models/my_export"
+t=$(now)
+run_logged b_cached "$base_b" test "${hermetic[@]}" "${with_disk_cache[@]}" \
+  --execution_log_json_file="$E2E_TMP/b_cached.json" "${exports[@]}" "${tests[@]}"
+cached_time=$(seconds_since "$t")
+echo "  wall time: $cached_time s"
+export_stats b_cached
+if [ "$HITS" != "${#exports[@]}" ] || [ "$MISSES" != 0 ]; then
+  python3 "$E2E_TOOLS" explain_misses "$E2E_TMP/a_cold.json" "$E2E_TMP/b_cached.json" KerasSavedModel
+  fail "expected all ${#exports[@]} KerasSavedModel actions from the disk cache, got $HITS hits," \
+    "$MISSES misses (what differs from A's spawns is listed above; sources edited during the test?)"
+fi
+for test in "${tests[@]}"; do
+  grep -qE "^$test +\(cached\) PASSED" "$E2E_TMP/b_cached.log" || {
+    tail -40 "$E2E_TMP/b_cached.log" >&2
+    python3 "$E2E_TOOLS" explain_misses "$E2E_TMP/a_cold.json" "$E2E_TMP/b_cached.json" TestRunner
+    fail "$test was not '(cached) PASSED' in B"
+  }
+done
+echo "ok: ${#tests[@]} tests (cached) PASSED"
+cached_hits=$HITS cached_misses=$MISSES
+# shellcheck disable=SC2046
+compare_outputs "$bin_a" "$bin_b" $(outputs "${exports[@]}") ||
+  fail "the cached exports differ from A's"
+
+echo "--- persistent worker: the same bytes as the sandboxed one-shot exports"
+case "$execution_info" in
+  *supports-workers*)
+    # A after clean runs the exports in the worker (no cache); B holds A's sandboxed bytes.
+    bazel_ob "$base_a" clean >/dev/null 2>&1 || fail "bazel clean failed in A"
+    t=$(now)
+    run_logged a_worker "$base_a" build "${hermetic[@]}" "${no_cache[@]}" \
+      --strategy=KerasSavedModel=worker --execution_log_json_file="$E2E_TMP/a_worker.json" \
+      "${exports[@]}"
+    echo "  wall time: $(seconds_since "$t") s"
+    export_stats a_worker
+    [ "$MISSES" = "${#exports[@]}" ] && [ "$RUNNERS" = worker ] ||
+      fail "expected the ${#exports[@]} exports to run in a worker"
+    # shellcheck disable=SC2046
+    compare_outputs "$bin_a" "$bin_b" $(outputs "${exports[@]}") ||
+      fail "exports made by the persistent worker differ from the sandboxed ones"
+    echo "ok: the worker writes the same bytes"
+    ;;
+  *) echo "  (the KerasSavedModel action does not support workers: skipped)" ;;
+esac
+
+echo "--- figures"
+echo "  KerasSavedModel actions: cold (A) $cold_spawns ran; from the disk cache (B after clean)" \
+  "$cached_hits hits, $cached_misses misses"
+echo "  wall time, build+test: cold (A, venv ready) $cold_time s, from the disk cache (B after clean) $cached_time s"

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The venv repository rule fails with a clear message naming the lock file and pip's
+# error when the install fails, and naming what it tried when no python3 fits.
+source "$(dirname "$0")/lib.sh"
+
+ws="$E2E_TMP/ws"
+mkdir -p "$ws"
+cat >"$ws/WORKSPACE" <<WS
+workspace(name = "toolchain_errors")
+local_repository(name = "rules_keras", path = "$REPO_ROOT")
+local_repository(name = "rules_cc", path = "$REPO_ROOT/third_party/rules_cc")
+local_repository(name = "rules_java", path = "$REPO_ROOT/third_party/rules_java")
+load("@rules_keras//rules:repositories.bzl", "rules_keras_dependencies")
+rules_keras_dependencies(requirements_lock = "//:bad_lock.txt")
+WS
+touch "$ws/BUILD"
+# A real package with a wrong hash: pip downloads it and refuses it.
+cat >"$ws/bad_lock.txt" <<'LOCK'
+six==1.17.0 \
+    --hash=sha256:0000000000000000000000000000000000000000000000000000000000000000
+LOCK
+
+echo "--- a lock whose install fails"
+log="$E2E_TMP/bad_lock.log"
+if bazel_in "$ws" fetch @rules_keras_python//:all >"$log" 2>&1; then
+  fail "fetch succeeded with a lock whose hash is wrong"
+fi
+expect_in "$log" "could not install the locked Python packages"
+expect_in "$log" "bad_lock.txt"
+expect_in "$log" "DO NOT MATCH THE HASHES"
+
+echo "--- no suitable python3"
+fake="$E2E_TMP/fake/python3"
+mkdir -p "$(dirname "$fake")"
+printf '#!/bin/sh\necho 3.9\n' >"$fake"
+chmod +x "$fake"
+log="$E2E_TMP/no_python.log"
+if RULES_KERAS_PYTHON="$fake" bazel_in "$ws" fetch @rules_keras_python//:all >"$log" 2>&1; then
+  fail "fetch succeeded with only Python 3.9"
+fi
+expect_in "$log" "rules_keras needs Python 3.11 or 3.12"
+expect_in "$log" "$fake (Python 3.9)"
+expect_in "$log" "RULES_KERAS_PYTHON"
