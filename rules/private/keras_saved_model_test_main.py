@@ -94,6 +94,7 @@ class SavedModelTest(absltest.TestCase):
             seed=_INPUT_SEED,
             atol=_TOLERANCE.value,
             rtol=0.0,
+            batch=3,
         )
         self.assertNotEmpty(result.outputs)
 
@@ -123,7 +124,7 @@ class SavedModelTest(absltest.TestCase):
             self.export_dir, custom_objects, safe_mode=self.source.safe_mode
         )
         model_interface = interface.describe(model)
-        arrays = interface.random_for(model_interface.inputs, _INPUT_SEED)
+        arrays = interface.random_for(model_interface.inputs, _INPUT_SEED, batch=3)
         keras_outputs = model_interface.name_outputs(
             model(model_interface.pack_inputs(arrays), training=False)
         )
