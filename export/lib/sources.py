@@ -239,15 +239,12 @@ def _file_error(
             "if you trust the file, pass --nosafe_mode; better, replace the Lambda by a"
             " custom layer class and pass it with --custom_objects",
         )
-    match = _MISSING_CLASS.search(text)
-    if match:
-        missing = match.group(1) or match.group(2)
-        return ExportError(
-            "--custom_objects",
+    missing = _missing_name(text)
+    if missing:
+        return _missing_custom_object(
+            missing,
             f"'{name}' uses '{missing}', which is neither built into Keras nor given as a"
             " custom object",
-            f"pass --custom_objects={missing}=package.module:{missing} (or register the class"
-            " with @keras.saving.register_keras_serializable() in a module the builder imports)",
         )
     if isinstance(e, (OSError, zipfile.BadZipFile, EOFError)):
         return ExportError(
@@ -345,15 +342,12 @@ def _model_json(
                 json.loads(text), custom_objects=custom_objects, safe_mode=False
             )
     except Exception as e:  # noqa: BLE001 - classified below
-        match = _MISSING_CLASS.search(str(e))
-        if match:
-            missing = match.group(1) or match.group(2)
-            raise ExportError(
-                "--custom_objects",
+        missing = _missing_name(str(e))
+        if missing:
+            raise _missing_custom_object(
+                missing,
                 f"the model uses '{missing}', which Keras cannot find by name, so the"
                 " exported model JSON could not be loaded again",
-                f"pass --custom_objects={missing}=package.module:{missing}, or register the"
-                " class with @keras.saving.register_keras_serializable()",
             ) from None
         raise ExportError(
             source.flag,
@@ -361,3 +355,18 @@ def _model_json(
             fix,
         ) from None
     return text
+
+
+def _missing_name(text: str) -> str | None:
+    """The class or function a Keras deserialization error says it could not find."""
+    match = _MISSING_CLASS.search(text)
+    return (match.group(1) or match.group(2)) if match else None
+
+
+def _missing_custom_object(missing: str, cause: str) -> ExportError:
+    return ExportError(
+        "--custom_objects",
+        cause,
+        f"pass --custom_objects={missing}=package.module:{missing} (or register the class"
+        " with @keras.saving.register_keras_serializable() in a module the builder imports)",
+    )
