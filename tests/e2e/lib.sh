@@ -85,6 +85,15 @@ run_logged() {
   fi
 }
 
+# e2e_output_base NAME: an output base of this checkout's own for the script, kept across
+# runs (so its TensorFlow venv is made once, as in the main output base); scripts
+# `bazel clean` it before a cold build.
+e2e_output_base() {
+  local key
+  key=$(printf '%s' "$REPO_ROOT" | sha256sum | cut -c1-12)
+  echo "${XDG_CACHE_HOME:-$HOME/.cache}/rules_keras/e2e/$key/$1"
+}
+
 # now: seconds since the epoch, with microseconds. seconds_since START: e.g. "12.3".
 now() {
   echo "$EPOCHREALTIME"

@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 exports=(//models:my_export //tests/models:custom_layer_export //tests/models:mlp_export)
 tests=(//models:my_export_test //tests/models:custom_layer_export_test //tests/models:mlp_export_test)
 
-base="$E2E_TMP/output_base"
+base=$(e2e_output_base remote_cache)
 server_dir="$E2E_TMP/buildgrid"
 buildgrid="$REPO_ROOT/tests/e2e/buildgrid.sh"
 hermetic=(--symlink_prefix=/ --spawn_strategy=linux-sandbox --incompatible_strict_action_env)
@@ -25,6 +25,7 @@ remote=(--remote_cache="$url" --disk_cache= --remote_upload_local_results)
 echo "--- fresh output base: set-up (creates the TensorFlow venv)"
 t=$(now)
 run_logged setup "$base" build "${hermetic[@]}" --nobuild "${exports[@]}" "${tests[@]}"
+bazel_ob "$base" clean >/dev/null 2>&1 || fail "bazel clean failed" # a cold start
 echo "  venv and analysis: $(seconds_since "$t") s"
 
 echo "--- cold build and test, filling the remote cache"

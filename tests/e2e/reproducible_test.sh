@@ -22,8 +22,8 @@ tests=(//models:my_export_test //tests/models:custom_layer_export_test //tests/m
 negative=//tests/models:nondeterministic_export
 probe=//tests/models:network_probe_export
 
-base_a="$E2E_TMP/output_base_a"
-base_b="$E2E_TMP/output_base_b"
+base_a=$(e2e_output_base reproducible_a)
+base_b=$(e2e_output_base reproducible_b)
 disk_cache="$E2E_TMP/disk_cache"
 # The hermetic set-up every build here uses. The cache flags are set explicitly so that a
 # user.bazelrc or ~/.bazelrc with a cache cannot turn a cold build into a cached one.
@@ -53,6 +53,7 @@ export_stats() {
 echo "--- output base A: set-up (creates the TensorFlow venv)"
 t=$(now)
 run_logged a_setup "$base_a" build "${hermetic[@]}" --nobuild "${exports[@]}" "${tests[@]}"
+bazel_ob "$base_a" clean >/dev/null 2>&1 || fail "bazel clean failed in A" # a cold start
 echo "  venv and analysis: $(seconds_since "$t") s"
 
 echo "--- hermetic action: aquery"
@@ -119,6 +120,7 @@ run_logged a_negative "$base_a" build "${hermetic[@]}" "${no_cache[@]}" "$negati
 echo "--- output base B: set-up and independent build (no cache)"
 t=$(now)
 run_logged b_setup "$base_b" build "${hermetic[@]}" --nobuild "${exports[@]}" "$negative"
+bazel_ob "$base_b" clean >/dev/null 2>&1 || fail "bazel clean failed in B"
 echo "  venv and analysis: $(seconds_since "$t") s"
 t=$(now)
 run_logged b_build "$base_b" build "${hermetic[@]}" "${no_cache[@]}" \
