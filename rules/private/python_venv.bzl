@@ -112,7 +112,12 @@ def _python_venv_impl(rctx):
         _run_or_fail(rctx, [python, "-m", "venv", "--without-pip", venv], "create a venv", lock_label)
         pip = [python, "-m", "pip", "--python", venv_python]
     else:
-        _run_or_fail(rctx, [python, "-m", "venv", venv], "create a venv", lock_label)
+        _run_or_fail(
+            rctx,
+            [python, "-m", "venv", venv],
+            "create a venv with %s, which has no pip 22.3+ (on Debian: apt-get install python3-venv python3-pip)" % python,
+            lock_label,
+        )
         pip = [venv_python, "-m", "pip"]
 
     rctx.report_progress("Installing %s" % lock_label)
