@@ -200,8 +200,9 @@ def _export_from_flags() -> int:
         if result.max_abs_diff is None
         else f", verified (max abs diff {result.max_abs_diff:g})"
     )
+    phases = ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items())
     print(
-        f"exporter: wrote {result.path} ({','.join(result.modes)}{detail})",
+        f"exporter: wrote {result.path} ({','.join(result.modes)}{detail}; {phases})",
         file=sys.stderr,
     )
     print(result.path)
