@@ -11,6 +11,7 @@ See --helpfull for every flag. Run one export per process.
 """
 
 import dataclasses
+import gc
 import os
 import signal
 import sys
@@ -191,6 +192,7 @@ def _export_from_flags() -> int:
         request = dataclasses.replace(request, version=resolved.version)
         from export.lib import api
 
+        _freeze_imported_objects()
         result = api.export_with_result(request)
     except ExportError as e:
         print(f"exporter: error: {e}", file=sys.stderr)
@@ -238,7 +240,18 @@ def _serve_as_worker() -> int:
     # forked request starts warm; running any op here would change every output.
     from export.lib import api, worker  # noqa: F401 - api: imported to warm up
 
+    _freeze_imported_objects()
     return worker.serve(_run_request, _WORKER_REQUEST_TIMEOUT.value)
+
+
+def _freeze_imported_objects() -> None:
+    """Keeps the garbage collector off the millions of objects TensorFlow's import made.
+
+    Keras's clear_session() runs gc.collect(), which otherwise walks them all (0.12 s
+    of a 1.2 s small export); in the worker, forked children also stop touching (and
+    so copying) the parent's pages.
+    """
+    gc.freeze()
 
 
 def _run_request(arguments: list[str]) -> int:
