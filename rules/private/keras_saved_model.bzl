@@ -81,23 +81,24 @@ def _export_info(ctx):
         "weights": ctx.file.weights.short_path if ctx.file.weights else None,
     })
 
-def _import_paths(ctx, python_deps):
-    """Folders, relative to the execroot, from which the deps' modules import.
+def _source_root(source):
+    """The folder, relative to the execroot, that a Python `source` imports from.
 
-    A module `models/my_model.py` of this workspace imports as `models.my_model` from
-    the source root "." or, when generated, from its output root; one of an external
-    repository from `external/<repo>` under either. `imports` attributes add more.
+    A module `models/my_model.py` of this workspace imports as `models.my_model` from the
+    source root "." or, when generated, from its output root; one of an external
+    repository from `external/<repo>` under either. Used lazily, as a map_each.
     """
-    roots = {}
+    return "/".join([p for p in [source.root.path, source.owner.workspace_root] if p]) or "."
+
+def _imports_roots(ctx, python_deps):
+    """The folders that py_library `imports` attributes add, relative to the execroot."""
+    roots = []
     for dep in python_deps:
-        for source in dep[PyInfo].transitive_sources.to_list():
-            root = "/".join([p for p in [source.root.path, source.owner.workspace_root] if p])
-            roots[root or "."] = True
         for path in dep[PyInfo].imports.to_list():
             repo, _, subdir = path.partition("/")
             base = "" if repo == ctx.workspace_name else "external/" + repo
-            roots["/".join([p for p in [base, subdir] if p]) or "."] = True
-    return sorted(roots)
+            roots.append("/".join([p for p in [base, subdir] if p]) or ".")
+    return roots
 
 def _keras_saved_model_impl(ctx):
     _validate(ctx)
@@ -114,7 +115,9 @@ def _keras_saved_model_impl(ctx):
     args.set_param_file_format("multiline")
 
     # One `--flag=value` a line: absl reads the flagfile line by line.
-    args.add_all(_import_paths(ctx, ctx.attr.deps), format_each = "--import_path=%s")
+    python_sources = depset(transitive = [dep[PyInfo].transitive_sources for dep in ctx.attr.deps])
+    args.add_all(python_sources, map_each = _source_root, uniquify = True, format_each = "--import_path=%s")
+    args.add_all(_imports_roots(ctx, ctx.attr.deps), uniquify = True, format_each = "--import_path=%s")
     args.add(base_dir.path, format = "--output_dir=%s")
     args.add(signatures, format = "--manifest_out=%s")
     if ctx.attr.builder:
@@ -147,8 +150,7 @@ def _keras_saved_model_impl(ctx):
     args.add("--verify" if ctx.attr.verify else "--noverify")
     args.add("--quiet")
 
-    deps_files = [dep[PyInfo].transitive_sources for dep in ctx.attr.deps]
-    deps_files += [dep[DefaultInfo].default_runfiles.files for dep in ctx.attr.deps]
+    deps_files = [python_sources] + [dep[DefaultInfo].default_runfiles.files for dep in ctx.attr.deps]
     ctx.actions.run(
         executable = ctx.executable._exporter,
         arguments = [args],
