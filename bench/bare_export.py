@@ -5,7 +5,7 @@
 Imports TensorFlow and Keras, builds the model from BUILDER ("module:function", found
 on PYTHONPATH) after keras.utils.set_random_seed(0), and calls `model.export(path)`
 (serving only). Writes wall seconds per phase, and time.time() stamps of its start and
-end, to TIMINGS_JSON. Not part of the test run; bench/bench.py runs it.
+end, to TIMINGS_JSON. Not part of the test run; bench/compare.py runs it.
 """
 
 import time
@@ -19,11 +19,6 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# sys.path[0] is bench/ itself, whose bench.py would shadow the `bench` package.
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(
-    os.path.abspath(__file__)
-):
-    del sys.path[0]
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Benchmark models for bench/bench.py: builder functions taking no arguments.
+"""Benchmark models for bench/compare.py: builder functions taking no arguments.
 
 Each returns a model compiled with a loss and an optimizer, so an export can hold all
 three modes (serve, eval, train). They are also the `builder`s of the

@@ -17,11 +17,6 @@ import tempfile
 import time
 
 _T0 = time.perf_counter()
-# sys.path[0] is bench/ itself, whose bench.py would shadow the `bench` package.
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(
-    os.path.abspath(__file__)
-):
-    del sys.path[0]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

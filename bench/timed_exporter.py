@@ -7,7 +7,7 @@ First it imports what the exporter imports anyway (TensorFlow, Keras, absl and
 export.lib.api), timing that as "import"; it then wraps api.export_with_result to keep
 the ExportResult's per-phase timings (load, trace, write, verify) and writes them, plus
 time.time() stamps of this script's start and end, to $BENCH_TIMINGS_OUT. Needs the
-workspace root on PYTHONPATH. bench/bench.py runs it.
+workspace root on PYTHONPATH. bench/compare.py runs it.
 """
 
 import time
@@ -20,11 +20,6 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# sys.path[0] is bench/ itself, whose bench.py would shadow the `bench` package.
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(
-    os.path.abspath(__file__)
-):
-    del sys.path[0]
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: the exporter and the keras_saved_model action against a bare model.export().
 
-    python3 bench/bench.py [--repeat 3] [--models mlp,two_inputs,mobilenet_v2] [--quick]
+    python3 bench/compare.py [--repeat 3] [--models mlp,two_inputs,mobilenet_v2] [--quick]
 
 For each model and repetition, interleaved (a, b, c, a, b, c, ...), it measures wall
 time and peak RSS of:
