@@ -135,3 +135,34 @@ spawn_stats() {
 process_summary() {
   grep -E '^INFO: [0-9]+ process' "$1" | tail -1 | sed 's/^INFO: //' || true
 }
+
+# The exports the cache and reproducibility scripts build, and their tests.
+CACHE_EXPORTS=(//models:my_export //tests/models:custom_layer_export //tests/models:mlp_export)
+CACHE_TESTS=(//models:my_export_test //tests/models:custom_layer_export_test //tests/models:mlp_export_test)
+
+# export_stats NAME: checks nothing; prints the KerasSavedModel figures of the build
+# logged as NAME ($E2E_TMP/NAME.json and .log) and sets SPAWNS HITS MISSES RUNNERS.
+export_stats() {
+  read -r SPAWNS HITS MISSES RUNNERS < <(spawn_stats "$E2E_TMP/$1.json" KerasSavedModel)
+  echo "  KerasSavedModel actions: $SPAWNS, cache hits: $HITS, misses (ran): $MISSES, runner: $RUNNERS"
+  echo "  bazel: $(process_summary "$E2E_TMP/$1.log")"
+}
+
+# expect_tests STATUS NAME [COLD]: every CACHE_TESTS target is reported STATUS ("PASSED"
+# or "(cached) PASSED") in the build logged as NAME. On failure, with COLD (the name of
+# the build that filled the cache), also prints why the test runs missed the cache.
+expect_tests() {
+  local status=$1 name=$2 cold=${3:-} test pattern
+  pattern=${status//(/\\(}
+  pattern=${pattern//)/\\)}
+  for test in "${CACHE_TESTS[@]}"; do
+    grep -qE "^$test +$pattern" "$E2E_TMP/$name.log" && continue
+    tail -40 "$E2E_TMP/$name.log" >&2
+    if [ -n "$cold" ]; then
+      python3 "$E2E_TOOLS" explain_misses "$E2E_TMP/$cold.json" "$E2E_TMP/$name.json" TestRunner
+    fi
+    fail "$test was not '$status' in $name"
+  done
+  echo "ok: ${#CACHE_TESTS[@]} tests $status"
+}
+

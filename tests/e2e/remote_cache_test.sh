@@ -6,8 +6,8 @@
 # the tests are "(cached) PASSED". The server is stopped at exit.
 source "$(dirname "$0")/lib.sh"
 
-exports=(//models:my_export //tests/models:custom_layer_export //tests/models:mlp_export)
-tests=(//models:my_export_test //tests/models:custom_layer_export_test //tests/models:mlp_export_test)
+exports=("${CACHE_EXPORTS[@]}")
+tests=("${CACHE_TESTS[@]}")
 
 base=$(e2e_output_base remote_cache)
 server_dir="$E2E_TMP/buildgrid"
@@ -33,19 +33,12 @@ t=$(now)
 run_logged cold "$base" test "${hermetic[@]}" "${remote[@]}" \
   --execution_log_json_file="$E2E_TMP/cold.json" "${exports[@]}" "${tests[@]}"
 cold_time=$(seconds_since "$t")
-read -r spawns hits misses runners < <(spawn_stats "$E2E_TMP/cold.json" KerasSavedModel)
-echo "  wall time: $cold_time s; KerasSavedModel actions: $spawns, hits: $hits, misses (ran): $misses, runner: $runners"
-echo "  bazel: $(process_summary "$E2E_TMP/cold.log")"
-[ "$misses" = "${#exports[@]}" ] && [ "$hits" = 0 ] ||
+echo "  wall time: $cold_time s"
+export_stats cold
+[ "$MISSES" = "${#exports[@]}" ] && [ "$HITS" = 0 ] ||
   fail "expected ${#exports[@]} KerasSavedModel actions to run in the cold build"
-cold_misses=$misses
-for test in "${tests[@]}"; do
-  grep -qE "^$test +PASSED" "$E2E_TMP/cold.log" || {
-    tail -40 "$E2E_TMP/cold.log" >&2
-    fail "$test did not pass"
-  }
-done
-echo "ok: ${#tests[@]} tests passed"
+cold_misses=$MISSES
+expect_tests PASSED cold
 cas_files=$(find "$server_dir/cas" -type f | wc -l)
 echo "  the server's CAS holds $cas_files blobs"
 [ "$cas_files" -gt 0 ] || fail "nothing was uploaded to BuildGrid"
@@ -56,25 +49,17 @@ t=$(now)
 run_logged cached "$base" test "${hermetic[@]}" "${remote[@]}" \
   --execution_log_json_file="$E2E_TMP/cached.json" "${exports[@]}" "${tests[@]}"
 cached_time=$(seconds_since "$t")
-read -r spawns hits misses runners < <(spawn_stats "$E2E_TMP/cached.json" KerasSavedModel)
-echo "  wall time: $cached_time s; KerasSavedModel actions: $spawns, hits: $hits, misses (ran): $misses, runner: $runners"
-echo "  bazel: $(process_summary "$E2E_TMP/cached.log")"
-if [ "$hits" != "${#exports[@]}" ] || [ "$misses" != 0 ]; then
+echo "  wall time: $cached_time s"
+export_stats cached
+if [ "$HITS" != "${#exports[@]}" ] || [ "$MISSES" != 0 ]; then
   python3 "$E2E_TOOLS" explain_misses "$E2E_TMP/cold.json" "$E2E_TMP/cached.json" KerasSavedModel
-  fail "expected all ${#exports[@]} KerasSavedModel actions from BuildGrid, got $hits hits," \
-    "$misses misses (what differs from the cold build's spawns is listed above; sources edited" \
+  fail "expected all ${#exports[@]} KerasSavedModel actions from BuildGrid, got $HITS hits," \
+    "$MISSES misses (what differs from the cold build's spawns is listed above; sources edited" \
     "during the test?)"
 fi
 expect_in "$E2E_TMP/cached.log" "remote cache hit"
-for test in "${tests[@]}"; do
-  grep -qE "^$test +\(cached\) PASSED" "$E2E_TMP/cached.log" || {
-    tail -40 "$E2E_TMP/cached.log" >&2
-    python3 "$E2E_TOOLS" explain_misses "$E2E_TMP/cold.json" "$E2E_TMP/cached.json" TestRunner
-    fail "$test was not '(cached) PASSED'"
-  }
-done
-echo "ok: ${#tests[@]} tests (cached) PASSED"
+expect_tests "(cached) PASSED" cached cold
 
 echo "--- figures"
-echo "  KerasSavedModel actions: cold $cold_misses ran; after clean $hits hits, $misses misses"
+echo "  KerasSavedModel actions: cold $cold_misses ran; after clean $HITS hits, $MISSES misses"
 echo "  wall time, build+test: cold (venv ready) $cold_time s, from BuildGrid after clean $cached_time s"

@@ -17,8 +17,8 @@
 # Prints the figures (actions, hits, misses, wall times) and fails if a property breaks.
 source "$(dirname "$0")/lib.sh"
 
-exports=(//models:my_export //tests/models:custom_layer_export //tests/models:mlp_export)
-tests=(//models:my_export_test //tests/models:custom_layer_export_test //tests/models:mlp_export_test)
+exports=("${CACHE_EXPORTS[@]}")
+tests=("${CACHE_TESTS[@]}")
 negative=//tests/models:nondeterministic_export
 probe=//tests/models:network_probe_export
 
@@ -40,14 +40,6 @@ outputs() {
     path=${path/://}
     echo "$path" "$path.signatures.json" "$path.export.json"
   done
-}
-
-# export_stats NAME: checks nothing; prints the KerasSavedModel figures of NAME's build and
-# sets SPAWNS HITS MISSES RUNNERS.
-export_stats() {
-  read -r SPAWNS HITS MISSES RUNNERS < <(spawn_stats "$E2E_TMP/$1.json" KerasSavedModel)
-  echo "  KerasSavedModel actions: $SPAWNS, cache hits: $HITS, misses (ran): $MISSES, runner: $RUNNERS"
-  echo "  bazel: $(process_summary "$E2E_TMP/$1.log")"
 }
 
 echo "--- output base A: set-up (creates the TensorFlow venv)"
@@ -108,13 +100,7 @@ cold_spawns=$SPAWNS
 [ "$MISSES" = "${#exports[@]}" ] && [ "$HITS" = 0 ] ||
   fail "expected ${#exports[@]} KerasSavedModel actions to run in A's cold build"
 [ "$RUNNERS" = linux-sandbox ] || fail "exports ran with $RUNNERS, not linux-sandbox"
-for test in "${tests[@]}"; do
-  grep -qE "^$test +PASSED" "$E2E_TMP/a_cold.log" || {
-    tail -40 "$E2E_TMP/a_cold.log" >&2
-    fail "$test did not pass in A"
-  }
-done
-echo "ok: ${#tests[@]} tests passed"
+expect_tests PASSED a_cold
 run_logged a_negative "$base_a" build "${hermetic[@]}" "${no_cache[@]}" "$negative"
 
 echo "--- output base B: set-up and independent build (no cache)"
@@ -161,14 +147,7 @@ if [ "$HITS" != "${#exports[@]}" ] || [ "$MISSES" != 0 ]; then
   fail "expected all ${#exports[@]} KerasSavedModel actions from the disk cache, got $HITS hits," \
     "$MISSES misses (what differs from A's spawns is listed above; sources edited during the test?)"
 fi
-for test in "${tests[@]}"; do
-  grep -qE "^$test +\(cached\) PASSED" "$E2E_TMP/b_cached.log" || {
-    tail -40 "$E2E_TMP/b_cached.log" >&2
-    python3 "$E2E_TOOLS" explain_misses "$E2E_TMP/a_cold.json" "$E2E_TMP/b_cached.json" TestRunner
-    fail "$test was not '(cached) PASSED' in B"
-  }
-done
-echo "ok: ${#tests[@]} tests (cached) PASSED"
+expect_tests "(cached) PASSED" b_cached a_cold
 cached_hits=$HITS cached_misses=$MISSES
 # shellcheck disable=SC2046
 compare_outputs "$bin_a" "$bin_b" $(outputs "${exports[@]}") ||
