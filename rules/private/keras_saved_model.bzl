@@ -2,8 +2,8 @@
 
 load(":providers.bzl", "SavedModelInfo")
 
-_MODES = ["serve", "eval", "train"]
-_SIGNATURE_OF_MODE = {"eval": "eval", "serve": "serving_default", "train": "train"}
+# The exporter's modes, in its order, and the signature each one writes.
+_SIGNATURE_OF_MODE = {"serve": "serving_default", "eval": "eval", "train": "train"}
 
 # The action's whole environment. It is fixed so that outputs do not depend on the
 # shell a build started from (TF_DETERMINISTIC_OPS, for one, changes the graph).
@@ -29,7 +29,7 @@ def _is_dotted_name(text):
             return False
     return True
 
-def is_module_reference(text):
+def _is_module_reference(text):
     """True for `package.module:symbol`, the form of `builder` and custom objects."""
     parts = text.split(":")
     return len(parts) == 2 and _is_dotted_name(parts[0]) and _is_dotted_name(parts[1])
@@ -42,7 +42,7 @@ def _validate(ctx):
         _fail_attr(ctx, "builder", "set exactly one model source: `builder` (a " +
                                    "\"module:function\" string returning a keras.Model, with " +
                                    "its py_library in `deps`) or `src` (a .keras or .h5 file).")
-    if ctx.attr.builder and not is_module_reference(ctx.attr.builder):
+    if ctx.attr.builder and not _is_module_reference(ctx.attr.builder):
         _fail_attr(ctx, "builder", "%r is not of the form \"package.module:function\"; " % ctx.attr.builder +
                                    "for example builder = \"models.my_model:build\" for a function " +
                                    "`build` in models/my_model.py.")
@@ -50,7 +50,7 @@ def _validate(ctx):
         if not _is_dotted_name(name) or "." in name:
             _fail_attr(ctx, "custom_objects", "key %r is not a Python identifier; use " % name +
                                               "the name the model's config gives the object.")
-        if not is_module_reference(reference):
+        if not _is_module_reference(reference):
             _fail_attr(ctx, "custom_objects", "value %r for %r is not of the form " % (reference, name) +
                                               "\"package.module:symbol\"; for example " +
                                               "{\"MyLayer\": \"models.layers:MyLayer\"}.")
@@ -61,8 +61,8 @@ def _validate(ctx):
         _fail_attr(ctx, "stamp", "must be -1 (follow --stamp), 0 (use `version`) or 1 " +
                                  "(the build time), got %d." % ctx.attr.stamp)
     for mode in ctx.attr.modes:
-        if mode not in _MODES:
-            _fail_attr(ctx, "modes", "unknown mode %r; choose among %s." % (mode, ", ".join(_MODES)))
+        if mode not in _SIGNATURE_OF_MODE:
+            _fail_attr(ctx, "modes", "unknown mode %r; choose among %s." % (mode, ", ".join(_SIGNATURE_OF_MODE)))
 
 def _is_stamped(ctx):
     return ctx.attr.stamp == 1 or (ctx.attr.stamp == -1 and ctx.attr.private_stamp_detect)
