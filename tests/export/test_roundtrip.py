@@ -20,6 +20,8 @@ from tests.export import testmodels, testutil
 M = testmodels.MODULE
 ATOL = 1e-6  # measured: 0.0, or 6e-8 where eager Keras and graph fuse ops differently
 BATCH = 5
+# Compiled cases whose eval and train signatures are compared with Keras's own steps.
+TRAINED = ("compiled", "custom_train_step")
 
 
 def _compiled_data(model_interface, rng):
@@ -49,6 +51,10 @@ class RoundTripTest(absltest.TestCase):
             },
             "subclassed": {"builder": f"{M}:subclassed"},
             "compiled": {"builder": f"{M}:compiled"},
+            "custom_train_step": {
+                "builder": f"{M}:custom_train_step",
+                "custom_objects": [f"ClippedStep={M}:ClippedStep"],
+            },
             "keras_file": {"model_file": files["keras_file"]},
             "weights": {"builder": f"{M}:mlp", "weights": files["weights"]},
             "lambda_file": {"model_file": files["lambda_file"], "safe_mode": False},
@@ -57,8 +63,12 @@ class RoundTripTest(absltest.TestCase):
         keras_load_options = {
             "custom_layer": {"custom_objects": {"Scale": f"{M}:Scale"}},
             "lambda_file": {"safe_mode": False},
+            "custom_train_step": {
+                "custom_objects": {"ClippedStep": f"{M}:ClippedStep"}
+            },
         }
         cls.results, cls.models, cls.expected, cls.json = {}, {}, {}, {}
+        cls.keras_steps = {}
         tasks = []
         for name, kwargs in cases.items():
             request = api.ExportRequest(
@@ -96,8 +106,8 @@ class RoundTripTest(absltest.TestCase):
                 if kind == "keras":
                     task.update(keras_load_options.get(name, {}))
                 tasks.append(task)
-            if name == "compiled":
-                tasks.append(cls._train_task(loaded, path))
+            if name in TRAINED:
+                tasks.append(cls._train_task(name, loaded, path))
         testutil.run_child(tasks, cls.tmp)
 
     @classmethod
@@ -127,23 +137,24 @@ class RoundTripTest(absltest.TestCase):
         return files
 
     @classmethod
-    def _train_task(cls, loaded, path):
+    def _train_task(cls, name, loaded, path):
         """Keras's own evaluate and train step on the same batch, for comparison."""
         model = loaded.model
         x, y = _compiled_data(loaded.interface, np.random.default_rng(4))
-        cls.before_train = [np.asarray(v.numpy()) for v in model.variables]
-        cls.keras_eval = model.evaluate(
+        step = {"before": [np.asarray(v.numpy()) for v in model.variables]}
+        step["eval"] = model.evaluate(
             x["x"], y["probs_target"], batch_size=BATCH, return_dict=True, verbose=0
         )
-        cls.keras_train = model.train_on_batch(
+        step["train"] = model.train_on_batch(
             x["x"], y["probs_target"], return_dict=True
         )
-        cls.keras_after = [np.asarray(v.numpy()) for v in model.variables]
-        cls.keras_serve_after = np.asarray(model(x["x"]))
+        step["after"] = [np.asarray(v.numpy()) for v in model.variables]
+        step["serve_after"] = np.asarray(model(x["x"]))
+        cls.keras_steps[name] = step
         in_file = testutil.save_arrays(
-            os.path.join(cls.tmp, "train_in.npz"), {**x, **y}
+            os.path.join(cls.tmp, f"{name}_train_in.npz"), {**x, **y}
         )
-        out = os.path.join(cls.tmp, "train_out.npz")
+        out = os.path.join(cls.tmp, f"{name}_train.npz")
         return {"kind": "train_eval", "path": path, "inputs": in_file, "out": out}
 
     def _child(self, name, kind):
@@ -228,26 +239,43 @@ class RoundTripTest(absltest.TestCase):
         self.assertGreater(float(np.max(np.abs(got - plain))), 1e-3)
 
     def test_eval_signature_equals_keras_evaluate(self):
-        got = testutil.load_arrays(os.path.join(self.tmp, "train_out.npz"))
-        self.assertAlmostEqual(
-            float(got["eval_loss"]), self.keras_eval["loss"], delta=1e-6
-        )
-        self.assertAlmostEqual(
-            float(got["eval_accuracy"]), self.keras_eval["accuracy"], delta=1e-6
-        )
+        for name in TRAINED:
+            with self.subTest(name):
+                got = self._child(name, "train")
+                want = self.keras_steps[name]["eval"]
+                self.assertEqual(
+                    sorted(k for k in got if k.startswith("eval_")),
+                    sorted(f"eval_{k}" for k in want),
+                )
+                for key, value in want.items():
+                    self.assertAlmostEqual(
+                        float(got[f"eval_{key}"]), value, delta=1e-6, msg=key
+                    )
 
-    def test_train_signature_updates_variables_like_keras(self):
-        got = testutil.load_arrays(os.path.join(self.tmp, "train_out.npz"))
+    def test_train_signature_runs_the_models_train_step_like_keras(self):
+        for name in TRAINED:
+            with self.subTest(name):
+                self._check_train(name, self._child(name, "train"))
+
+    def _check_train(self, name, got):
+        want = self.keras_steps[name]
         self.assertEqual(int(got["optimizer_iterations"]), 1)
-        self.assertAlmostEqual(
-            float(got["train_loss"]), self.keras_train["loss"], delta=1e-6
+        # Every log of the model's train_step (custom_train_step adds grad_norm).
+        self.assertEqual(
+            sorted(k for k in got if k.startswith("train_")),
+            sorted(f"train_{k}" for k in want["train"]),
         )
-        trainable = {id(v) for v in self.models["compiled"].model.trainable_variables}
-        for i, variable in enumerate(self.models["compiled"].model.variables):
-            np.testing.assert_array_equal(got[f"before_{i}"], self.before_train[i])
+        for key, value in want["train"].items():
+            self.assertAlmostEqual(
+                float(got[f"train_{key}"]), value, delta=1e-6, msg=key
+            )
+        model = self.models[name].model
+        trainable = {id(v) for v in model.trainable_variables}
+        for i, variable in enumerate(model.variables):
+            np.testing.assert_array_equal(got[f"before_{i}"], want["before"][i])
             np.testing.assert_allclose(
                 got[f"after_{i}"],
-                self.keras_after[i],
+                want["after"][i],
                 rtol=0,
                 atol=ATOL,
                 err_msg=variable.path,
@@ -258,7 +286,7 @@ class RoundTripTest(absltest.TestCase):
                     f"train did not change {variable.path}",
                 )
         np.testing.assert_allclose(
-            got["serve_after_probs"], self.keras_serve_after, rtol=0, atol=ATOL
+            got["serve_after_probs"], want["serve_after"], rtol=0, atol=ATOL
         )
 
 

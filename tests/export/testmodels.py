@@ -6,6 +6,7 @@ the same in every process.
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import layers
 
 MODULE = __name__
@@ -107,6 +108,35 @@ def compiled() -> keras.Model:
         optimizer=keras.optimizers.Adam(learning_rate=0.05),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+    )
+    return model
+
+
+class ClippedStep(keras.Model):
+    """A functional model with its own train_step, written the Keras 3 way (as `fit`
+    runs it: tensor ops, no Python control flow on tensors): it clips the gradients and
+    reports their norm next to the loss."""
+
+    def train_step(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
+        grads = tape.gradient(loss, self.trainable_variables)
+        grads, norm = tf.clip_by_global_norm(grads, 0.1)
+        self.optimizer.apply(grads, self.trainable_variables)
+        return {"loss": loss, "grad_norm": norm}
+
+
+def custom_train_step() -> keras.Model:
+    """Compiled, with a custom train_step: the train signature runs that step."""
+    inputs = keras.Input((4,), name="x")
+    hidden = layers.Dense(8, activation="relu", name="hidden")(inputs)
+    probs = layers.Dense(3, activation="softmax", name="probs")(hidden)
+    model = ClippedStep(inputs, probs, name="custom_train_step")
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=0.5),
+        loss="sparse_categorical_crossentropy",
     )
     return model
 
