@@ -183,11 +183,16 @@ def build(
     def train_step(*args):
         return run_step(model.train_step, args)
 
-    root.serve = tf.function(serve, input_signature=input_specs)
+    # No autograph, as in Keras itself: model.export and fit/evaluate never convert the
+    # model's call or train_step/test_step, so a model that trains with fit exports here
+    # too; converting this glue code would only cost time (about 0.2 s per export).
+    root.serve = tf.function(serve, input_signature=input_specs, autograph=False)
     if "eval" in modes:
-        root.eval = tf.function(eval_step, input_signature=train_specs)
+        root.eval = tf.function(eval_step, input_signature=train_specs, autograph=False)
     if "train" in modes:
-        root.train = tf.function(train_step, input_signature=train_specs)
+        root.train = tf.function(
+            train_step, input_signature=train_specs, autograph=False
+        )
 
     functions = {}
     signature_inputs = {}
