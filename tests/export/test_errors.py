@@ -4,13 +4,14 @@ These run in-process through the library; test_cli.py checks the exit status and
 of the command line for a few of them.
 """
 
+import json
 import os
 
 import keras
 import numpy as np
 from absl.testing import absltest
 
-from export.lib import api
+from export.lib import api, sources
 from export.lib.errors import ExportError
 from tests.export import testmodels
 
@@ -112,6 +113,17 @@ class ErrorTest(absltest.TestCase):
             "--builder",
             ["get_config() in Opaque", "from_config"],
             builder=f"{M}:no_config",
+        )
+
+    def test_builder_class_unknown_to_keras(self):
+        # The model JSON is re-created when it holds code from outside Keras.
+        self.assertExportError(
+            "--custom_objects",
+            [
+                "'ClippedStep'",
+                "--custom_objects=ClippedStep=package.module:ClippedStep",
+            ],
+            builder=f"{M}:custom_train_step",
         )
 
     def test_model_file_missing(self):
@@ -300,6 +312,30 @@ class ErrorTest(absltest.TestCase):
             ["max abs diff", "tolerance", "--noverify"],
             builder=f"{M}:noisy",
         )
+
+
+def _double(x):
+    return x * 2.0
+
+
+class RecreationCheckTest(absltest.TestCase):
+    """Which builder models get their JSON re-created: those with code from outside Keras."""
+
+    def _outside(self, model: keras.Model) -> bool:
+        return sources._uses_code_outside_keras(json.loads(model.to_json()))
+
+    def test_keras_only_models_are_trusted(self):
+        self.assertFalse(self._outside(testmodels.compiled()))
+        self.assertFalse(self._outside(testmodels.two_in_two_out()))
+
+    def test_user_code_is_checked(self):
+        self.assertTrue(self._outside(testmodels.custom_layer()))
+        self.assertTrue(self._outside(testmodels.custom_train_step()))
+        self.assertTrue(self._outside(testmodels.lambda_model()))
+        activation = keras.Sequential(
+            [keras.Input((2,)), keras.layers.Dense(2, activation=_double)]
+        )
+        self.assertTrue(self._outside(activation))
 
 
 if __name__ == "__main__":
