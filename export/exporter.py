@@ -159,9 +159,12 @@ def main(argv: list[str]) -> int:
     # SystemExit unwinds through the library's cleanup, so a killed export (outside
     # Bazel) leaves no temporary folder behind.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    if _QUIET.value:
-        return _quietly(_export_from_flags)
-    return _export_from_flags()
+    return _export()
+
+
+def _export() -> int:
+    """One export from the parsed flags, its output held back under --quiet."""
+    return _quietly(_export_from_flags) if _QUIET.value else _export_from_flags()
 
 
 def _export_from_flags() -> int:
@@ -262,9 +265,7 @@ def _run_request(arguments: list[str]) -> int:
     except flags.Error as e:
         print(f"exporter: error: {e}", file=sys.stderr)
         return 1
-    if _QUIET.value:
-        return _quietly(_export_from_flags)
-    return _export_from_flags()
+    return _export()
 
 
 def run(argv: list[str] | None = None) -> None:
