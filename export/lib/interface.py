@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from export.lib.errors import format_traceback
+from export.lib import errors
 
 # Size used for unknown non-batch dims when a concrete tensor is needed (zeros, random
 # verification inputs): big enough for typical convolution strides and pooling.
@@ -143,9 +143,9 @@ def _describe_subclassed(model: keras.Model) -> ModelInterface:
     except Exception as e:  # noqa: BLE001 - user code: report whatever it raised
         raise InterfaceError(
             f"calling the subclassed model {type(model).__name__} on zeros shaped like its"
-            f" recorded input shape {shapes!r} failed ({type(e).__name__}: {e})",
+            f" recorded input shape {shapes!r} failed ({errors.describe(e)})",
             "make call() accept one tensor, a list or a dict of tensors of that shape",
-            format_traceback(e),
+            errors.format_traceback(e),
         ) from None
     outputs = _descs(
         out_struct,

@@ -296,12 +296,7 @@ def read_build_timestamp(path: str) -> int:
 
 def parse_version(value: str | int, workspace_status_file: str | None = None) -> int:
     """A non-negative integer, or `timestamp` (status file's BUILD_TIMESTAMP, else the clock)."""
-    if isinstance(value, bool):
-        value = str(value)
-    if isinstance(value, int):
-        text = str(value)
-    else:
-        text = str(value).strip()
+    text = str(value).strip()  # a bool gives "True"/"False": not a version
     if text == "timestamp":
         if workspace_status_file:
             return read_build_timestamp(workspace_status_file)
