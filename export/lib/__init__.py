@@ -1,7 +1,9 @@
 """Library behind //export:exporter.
 
 Modules: `api` (export_saved_model), `loader` (load_keras_model), `options` (request and
-flag syntax), `sources` (model loading and checks), `signatures` (serve/eval/train),
-`writer` (deterministic, atomic SavedModel writing), `verify`, `errors`.
-Only `errors` and `options` are free of TensorFlow imports.
+flag syntax), `sources` (model loading and checks), `interface` (a model's inputs and
+outputs as flat named tensors), `signatures` (serve/eval/train), `writer`
+(deterministic, atomic SavedModel writing), `verify`, `worker` (Bazel's persistent
+worker protocol), `errors`. Only `errors`, `options` and `worker` are free of
+TensorFlow imports.
 """
