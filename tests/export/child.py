@@ -17,15 +17,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import tensorflow as tf
 
+from tests.export.testutil import load_arrays, save_arrays
+
 
 def _import(target: str):
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
-
-
-def _load(path: str) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
 
 
 def _call(function, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -35,7 +32,7 @@ def _call(function, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def serve(task: dict) -> dict[str, np.ndarray]:
     loaded = tf.saved_model.load(task["path"])
-    return _call(loaded.signatures["serving_default"], _load(task["inputs"]))
+    return _call(loaded.signatures["serving_default"], load_arrays(task["inputs"]))
 
 
 def keras_load(task: dict) -> dict[str, np.ndarray]:
@@ -45,7 +42,7 @@ def keras_load(task: dict) -> dict[str, np.ndarray]:
     model = loader.load_keras_model(
         task["path"], custom_objects=custom, safe_mode=task.get("safe_mode", True)
     )
-    arrays = _load(task["inputs"])
+    arrays = load_arrays(task["inputs"])
     desc = interface.describe(model)
     inputs = desc.pack_inputs([tf.constant(arrays[d.name]) for d in desc.inputs])
     result = {k: np.asarray(v) for k, v in desc.name_outputs(model(inputs)).items()}
@@ -58,7 +55,7 @@ def keras_load(task: dict) -> dict[str, np.ndarray]:
 
 def train_eval(task: dict) -> dict[str, np.ndarray]:
     loaded = tf.saved_model.load(task["path"])
-    arrays = _load(task["inputs"])
+    arrays = load_arrays(task["inputs"])
     serve_inputs = {k: v for k, v in arrays.items() if not k.endswith("_target")}
     result = {}
     for i, variable in enumerate(loaded.model_variables):
@@ -82,7 +79,7 @@ def main(job_path: str) -> None:
     with open(job_path, encoding="utf-8") as f:
         job = json.load(f)
     for task in job["tasks"]:
-        np.savez(task["out"], **_TASKS[task["kind"]](task))
+        save_arrays(task["out"], _TASKS[task["kind"]](task))
 
 
 if __name__ == "__main__":
