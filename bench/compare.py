@@ -37,6 +37,10 @@ import time
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 WORKSPACE = os.path.dirname(BENCH_DIR)
+# The end-to-end tests' reader of Bazel's execution log (standard library only).
+sys.path.insert(0, os.path.join(WORKSPACE, "tests", "e2e"))
+import e2e_tools
+
 DEFAULT_MODELS = ("mlp", "two_inputs", "mobilenet_v2")
 ALL_MODELS = DEFAULT_MODELS + ("mobilenet_v2_128",)
 SLOW_MODELS = ("mobilenet_v2", "mobilenet_v2_128")
@@ -224,19 +228,6 @@ class RssMonitor:
         return sum(self.resident_kb.values()) / 1024.0 if self.resident_kb else None
 
 
-def _json_objects(text: str):
-    """Bazel 4's --execution_log_json_file: concatenated JSON objects, not an array."""
-    decoder = json.JSONDecoder()
-    pos = 0
-    while True:
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-        if pos >= len(text):
-            return
-        obj, pos = decoder.raw_decode(text, pos)
-        yield obj
-
-
 def _remove_tree(path: str) -> None:
     """Removes a Bazel output (read-only tree artifacts included)."""
     if not os.path.lexists(path):
@@ -407,10 +398,11 @@ class Bench:
                     "name", ""
                 ).endswith(f"Keras SavedModel {label}"):
                     result["wall_s"] = event["dur"] / 1e6
-            with open(exec_log, encoding="utf-8") as f:
-                spawns = [
-                    s for s in _json_objects(f.read()) if s.get("mnemonic") == MNEMONIC
-                ]
+            spawns = [
+                s
+                for s in e2e_tools.read_spawns(exec_log)
+                if s.get("mnemonic") == MNEMONIC
+            ]
             result["runner"] = ",".join(s.get("runner", "?") for s in spawns)
             result["spawns"] = len(spawns)
         except (OSError, ValueError, KeyError) as e:

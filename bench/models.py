@@ -8,6 +8,16 @@ keras_saved_model targets in bench/BUILD.
 import keras
 
 
+def _compiled_classifier(model: keras.Model) -> keras.Model:
+    """Adam, sparse cross-entropy and accuracy: what the classifiers here train with."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    return model
+
+
 def mlp() -> keras.Model:
     """A small Sequential MLP: 32 features -> 10 classes."""
     model = keras.Sequential(
@@ -19,12 +29,7 @@ def mlp() -> keras.Model:
         ],
         name="bench_mlp",
     )
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=1e-3),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-    )
-    return model
+    return _compiled_classifier(model)
 
 
 def two_inputs() -> keras.Model:
@@ -50,12 +55,7 @@ def _mobilenet_v2(size: int) -> keras.Model:
     model = keras.applications.MobileNetV2(
         input_shape=(size, size, 3), weights=None, classes=1000
     )
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=1e-3),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-    )
-    return model
+    return _compiled_classifier(model)
 
 
 def mobilenet_v2() -> keras.Model:

@@ -57,7 +57,9 @@ def compare(sums_a: str, sums_b: str) -> int:
     return 0 if paths and len(identical) == len(paths) else 1
 
 
-def _spawns(log_path: str) -> list[dict]:
+def read_spawns(log_path: str) -> list[dict]:
+    """The spawns of a Bazel 4 --execution_log_json_file: concatenated JSON objects, not
+    an array (bench/compare.py reads its logs with this too)."""
     with open(log_path, encoding="utf-8") as log:
         text = log.read()
     decoder = json.JSONDecoder()
@@ -72,7 +74,7 @@ def _spawns(log_path: str) -> list[dict]:
 
 
 def spawns(log_path: str, mnemonic: str) -> int:
-    mine = [s for s in _spawns(log_path) if s.get("mnemonic") == mnemonic]
+    mine = [s for s in read_spawns(log_path) if s.get("mnemonic") == mnemonic]
     hits = sum(1 for s in mine if s.get("remoteCacheHit"))
     runners = sorted({str(s.get("runner") or "?").replace(" ", "_") for s in mine})
     print(len(mine), hits, len(mine) - hits, ",".join(runners) or "-")
@@ -99,10 +101,10 @@ def _key_parts(spawn: dict) -> dict[str, str]:
 def explain_misses(first_log: str, second_log: str, mnemonic: str) -> int:
     first = {
         tuple(s.get("listedOutputs", [])): s
-        for s in _spawns(first_log)
+        for s in read_spawns(first_log)
         if s.get("mnemonic") == mnemonic
     }
-    for spawn in _spawns(second_log):
+    for spawn in read_spawns(second_log):
         if spawn.get("mnemonic") != mnemonic or spawn.get("remoteCacheHit"):
             continue
         outputs = tuple(spawn.get("listedOutputs", []))
