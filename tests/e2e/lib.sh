@@ -148,6 +148,27 @@ export_stats() {
   echo "  bazel: $(process_summary "$E2E_TMP/$1.log")"
 }
 
+# expect_exports_ran NAME BUILD: every CACHE_EXPORTS action of the build logged as NAME
+# ran (no cache hit); BUILD names that build in the failure message.
+expect_exports_ran() {
+  export_stats "$1"
+  [ "$MISSES" = "${#CACHE_EXPORTS[@]}" ] && [ "$HITS" = 0 ] ||
+    fail "expected ${#CACHE_EXPORTS[@]} KerasSavedModel actions to run in $2"
+}
+
+# expect_exports_cached NAME COLD CACHE: every CACHE_EXPORTS action of the build logged as
+# NAME came from CACHE; else prints what differs from the spawns of COLD (the build that
+# filled it) and fails.
+expect_exports_cached() {
+  local name=$1 cold=$2 cache=$3
+  export_stats "$name"
+  [ "$HITS" = "${#CACHE_EXPORTS[@]}" ] && [ "$MISSES" = 0 ] && return 0
+  python3 "$E2E_TOOLS" explain_misses "$E2E_TMP/$cold.json" "$E2E_TMP/$name.json" KerasSavedModel
+  fail "expected all ${#CACHE_EXPORTS[@]} KerasSavedModel actions from $cache, got $HITS hits," \
+    "$MISSES misses (what differs from the spawns of $cold is listed above; sources edited" \
+    "during the test?)"
+}
+
 # expect_tests STATUS NAME [COLD]: every CACHE_TESTS target is reported STATUS ("PASSED"
 # or "(cached) PASSED") in the build logged as NAME. On failure, with COLD (the name of
 # the build that filled the cache), also prints why the test runs missed the cache.

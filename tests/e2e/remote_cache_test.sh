@@ -34,9 +34,7 @@ run_logged cold "$base" test "${hermetic[@]}" "${remote[@]}" \
   --execution_log_json_file="$E2E_TMP/cold.json" "${exports[@]}" "${tests[@]}"
 cold_time=$(seconds_since "$t")
 echo "  wall time: $cold_time s"
-export_stats cold
-[ "$MISSES" = "${#exports[@]}" ] && [ "$HITS" = 0 ] ||
-  fail "expected ${#exports[@]} KerasSavedModel actions to run in the cold build"
+expect_exports_ran cold "the cold build"
 cold_misses=$MISSES
 expect_tests PASSED cold
 cas_files=$(find "$server_dir/cas" -type f | wc -l)
@@ -50,13 +48,7 @@ run_logged cached "$base" test "${hermetic[@]}" "${remote[@]}" \
   --execution_log_json_file="$E2E_TMP/cached.json" "${exports[@]}" "${tests[@]}"
 cached_time=$(seconds_since "$t")
 echo "  wall time: $cached_time s"
-export_stats cached
-if [ "$HITS" != "${#exports[@]}" ] || [ "$MISSES" != 0 ]; then
-  python3 "$E2E_TOOLS" explain_misses "$E2E_TMP/cold.json" "$E2E_TMP/cached.json" KerasSavedModel
-  fail "expected all ${#exports[@]} KerasSavedModel actions from BuildGrid, got $HITS hits," \
-    "$MISSES misses (what differs from the cold build's spawns is listed above; sources edited" \
-    "during the test?)"
-fi
+expect_exports_cached cached cold BuildGrid
 expect_in "$E2E_TMP/cached.log" "remote cache hit"
 expect_tests "(cached) PASSED" cached cold
 
