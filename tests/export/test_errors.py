@@ -115,6 +115,27 @@ class ErrorTest(absltest.TestCase):
             builder=f"{M}:no_config",
         )
 
+    def test_subclassed_call_with_two_tensors(self):
+        self.assertExportError(
+            "--builder",
+            ["several tensor arguments", "Make call() take one tensor"],
+            builder=f"{M}:two_call_arguments",
+        )
+
+    def test_subclassed_without_input_shape(self):
+        self.assertExportError(
+            "--builder",
+            ["records no input shape", "model.build(input_shape)"],
+            builder=f"{M}:marked_built",
+        )
+
+    def test_subclassed_call_fails_on_zeros(self):
+        self.assertExportError(
+            "--builder",
+            ["calling the subclassed model PositiveOnly on zeros", "must be positive"],
+            builder=f"{M}:rejects_zeros",
+        )
+
     def test_builder_class_unknown_to_keras(self):
         # The model JSON is re-created when it holds code from outside Keras.
         self.assertExportError(

@@ -201,6 +201,52 @@ def no_config() -> keras.Model:
     return model
 
 
+class TwoArguments(keras.Model):
+    """call() takes two tensors, which a signature cannot map."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = layers.Dense(2)
+
+    def build(self, a_shape, b_shape):
+        self.dense.build(a_shape)
+
+    def call(self, a, b):
+        return self.dense(a + b)
+
+
+def two_call_arguments() -> keras.Model:
+    model = TwoArguments()
+    x = np.zeros((1, 3), np.float32)
+    model(x, x)
+    return model
+
+
+class PositiveOnly(keras.Model):
+    """call() rejects the zeros the exporter calls a subclassed model on."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = layers.Dense(2)
+
+    def call(self, inputs):
+        tf.debugging.assert_positive(inputs, message="inputs must be positive")
+        return self.dense(inputs)
+
+
+def rejects_zeros() -> keras.Model:
+    model = PositiveOnly()
+    model(np.ones((1, 3), np.float32))
+    return model
+
+
+def marked_built() -> keras.Model:
+    """Marked built by hand, never called: no input shape recorded."""
+    model = PositiveOnly()
+    model.built = True
+    return model
+
+
 def nan_weights() -> keras.Model:
     model = mlp()
     kernel, bias = model.get_layer("probs").get_weights()
@@ -214,8 +260,6 @@ class Noise(layers.Layer):
     """Adds fresh random noise even at inference: --verify must catch it."""
 
     def call(self, inputs):
-        import tensorflow as tf
-
         return inputs + tf.random.uniform(tf.shape(inputs))
 
 
