@@ -18,6 +18,9 @@ failure_test = analysistest.make(
 
 # --- A good target's provider and action. ---
 
+def _export_actions(env):
+    return [a for a in analysistest.target_actions(env) if a.mnemonic == "KerasSavedModel"]
+
 def _provider_impl(ctx):
     env = analysistest.begin(ctx)
     target = analysistest.target_under_test(env)
@@ -31,7 +34,7 @@ def _provider_impl(ctx):
     asserts.equals(env, "good_export.export.json", info.export_info.basename)
     asserts.equals(env, [info.base_dir], target[DefaultInfo].files.to_list())
 
-    actions = [a for a in analysistest.target_actions(env) if a.mnemonic == "KerasSavedModel"]
+    actions = _export_actions(env)
     asserts.equals(env, 1, len(actions))
     action = actions[0]
     argv = action.argv
@@ -60,7 +63,7 @@ def _stamped_impl(ctx):
     env = analysistest.begin(ctx)
     target = analysistest.target_under_test(env)
     asserts.equals(env, None, target[SavedModelInfo].version)
-    action = [a for a in analysistest.target_actions(env) if a.mnemonic == "KerasSavedModel"][0]
+    action = _export_actions(env)[0]
     asserts.true(env, "--version=timestamp" in action.argv, str(action.argv))
     asserts.true(env, "--workspace_status_file=bazel-out/volatile-status.txt" in action.argv, str(action.argv))
     return analysistest.end(env)
@@ -73,7 +76,7 @@ def _src_impl(ctx):
     info = target[SavedModelInfo]
     asserts.equals(env, Label("//tests/rules:model.keras"), info.source)
     asserts.equals(env, [], info.signature_names)
-    action = [a for a in analysistest.target_actions(env) if a.mnemonic == "KerasSavedModel"][0]
+    action = _export_actions(env)[0]
     asserts.true(env, "--model_file=tests/rules/model.keras" in action.argv, str(action.argv))
     asserts.true(env, "--nosafe_mode" in action.argv, str(action.argv))
     asserts.false(env, [a for a in action.argv if a.startswith("--modes")], str(action.argv))
@@ -88,10 +91,16 @@ def keras_saved_model_analysis_test_suite(name):
             builder = "tests.rules.fake:build",
             custom_objects = {"ChannelScale": "models.layers.ChannelScale"},
         )),
+        "bad_custom_object_name": ("key \"my.Layer\" is not a Python identifier", dict(
+            builder = "tests.rules.fake:build",
+            custom_objects = {"my.Layer": "models.layers:ChannelScale"},
+        )),
+        "bad_stamp": ("stamp: must be -1 (follow --stamp), 0 (use `version`) or 1", dict(builder = "tests.rules.fake:build", stamp = 2)),
         "both_sources": ("set exactly one model source", dict(builder = "tests.rules.fake:build", src = "model.keras")),
         "builder_without_function": ("is not of the form \"package.module:function\"", dict(builder = "tests.rules.fake")),
         "negative_version": ("version: must be 0 or more", dict(builder = "tests.rules.fake:build", version = -1)),
         "neither_source": ("set exactly one model source", dict()),
+        "unknown_mode": ("unknown mode \"predict\"; choose among serve, eval, train", dict(builder = "tests.rules.fake:build", modes = ["predict"])),
     }
     successes = {
         "good_export": (provider_test, dict(builder = "tests.rules.fake:build", modes = ["serve", "train"], version = 3)),
