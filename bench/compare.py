@@ -6,6 +6,9 @@
 For each model and repetition, interleaved (a, b, c, a, b, c, ...), it measures wall
 time and peak RSS of:
   (a) bench/bare_export.py in a fresh process: build the model, model.export(path);
+      and, for all modes, (a2) the plain TensorFlow way to the same serve, eval and
+      train signatures (bare_export.py --all_modes: no checks, no verify), the floor
+      that TensorFlow and Keras set, printed as a second ratio;
   (b) the exporter (export/exporter.py's main, via bench/timed_exporter.py) in a fresh
       process, default flags (--verify on), with --modes=serve and with all modes;
   (c) the KerasSavedModel action of //bench:<model>_serve and //bench:<model>_all, one
@@ -58,6 +61,7 @@ ACTION_ENV = {
 }
 
 # Targets from the issue.
+BARE, PLAIN_ALL = "a_bare", "a2_plain_all"
 SERVE_MAX_RATIO = 1.0  # serve only, with verify, vs the bare export, every model
 ALL_MODES_MAX_RATIO = 1.5  # serve+eval+train on MobileNetV2 vs the bare export
 RSS_MAX_RATIO = 1.2  # peak RSS vs the bare export
@@ -328,8 +332,11 @@ class Bench:
             log(f"  {result['model']:<17} {result['variant']:<22} {shown}{rss}")
         return result
 
-    def run_a(self, model: str, rep: int = 0, record: bool = True) -> dict:
-        out = os.path.join(self.work, f"a-{model}-{rep}")
+    def run_a(
+        self, model: str, rep: int = 0, record: bool = True, all_modes: bool = False
+    ) -> dict:
+        variant = PLAIN_ALL if all_modes else BARE
+        out = os.path.join(self.work, f"{variant}-{model}-{rep}")
         timings = out + ".timings.json"
         argv = [
             self.python,
@@ -337,10 +344,11 @@ class Bench:
             f"bench.models:{model}",
             out,
             timings,
+            *(["--all_modes"] if all_modes else []),
         ]
         result = run_child(argv, self.env, self.log_path)
         _child_timings(timings, result)
-        result.update(model=model, variant="a_bare", rep=rep)
+        result.update(model=model, variant=variant, rep=rep)
         shutil.rmtree(out, ignore_errors=True)
         return self._record(result, record)
 
@@ -423,6 +431,8 @@ class Bench:
             log(f"repetition {rep + 1}/{self.args.repeat}")
             for model in self.args.models:
                 self.run_a(model, rep)
+                if "all" in self.args.modes:
+                    self.run_a(model, rep, all_modes=True)
                 for kind in self.args.modes:
                     self.run_b(model, kind, rep)
                     if not self.args.no_bazel:
@@ -431,7 +441,7 @@ class Bench:
             self.loads.append(os.getloadavg())
 
     def variants(self) -> list[str]:
-        names = []
+        names = [PLAIN_ALL] if "all" in self.args.modes else []
         for kind in self.args.modes:
             names.append(f"b_exporter_{kind}")
             if not self.args.no_bazel:
@@ -442,7 +452,7 @@ class Bench:
         summary: dict = {}
         for model in self.args.models:
             per = {}
-            for variant in ["a_bare", *self.variants()]:
+            for variant in [BARE, *self.variants()]:
                 runs = [
                     r
                     for r in self.runs
@@ -465,12 +475,15 @@ class Bench:
                         for k in keys
                     }
                 per[variant] = entry
-            base = per["a_bare"]
+            base, plain = per[BARE], per.get(PLAIN_ALL)
             for variant, entry in per.items():
-                if variant == "a_bare":
+                if variant == BARE:
                     continue
                 entry["wall_ratio"] = _ratio(entry["wall_s"], base["wall_s"])
                 entry["rss_ratio"] = _ratio(entry["rss_mb"], base["rss_mb"])
+                if plain and variant.endswith("_all") and variant != PLAIN_ALL:
+                    entry["wall_ratio_a2"] = _ratio(entry["wall_s"], plain["wall_s"])
+                    entry["rss_ratio_a2"] = _ratio(entry["rss_mb"], plain["rss_mb"])
                 entry["targets"] = self._targets(model, variant, entry)
             summary[model] = per
         return summary
@@ -478,6 +491,8 @@ class Bench:
     @staticmethod
     def _targets(model: str, variant: str, entry: dict) -> dict:
         checks = {}
+        if variant == PLAIN_ALL:
+            return checks  # a peer, not ours: no targets
         if variant.endswith("_serve"):
             checks["wall<=1.0x"] = _check(entry["wall_ratio"], SERVE_MAX_RATIO)
         elif model.startswith("mobilenet_v2"):
@@ -512,8 +527,8 @@ def print_tables(bench: Bench, summary: dict) -> None:
         f" end {bench.loads[-1][0]:.2f}"
     )
     print(
-        "(a) bare model.export  (b) exporter, fresh process, --verify"
-        "  (c) Bazel KerasSavedModel action"
+        "(a) bare model.export  (a2) plain TF all modes, no verify"
+        "  (b) exporter, fresh process, --verify  (c) Bazel KerasSavedModel action"
     )
     header = (
         f"{'model':<17} {'variant':<24} {'wall s':>7} {'min-max':>13} {'RSS MB':>7}"
@@ -558,6 +573,21 @@ def print_tables(bench: Bench, summary: dict) -> None:
                 continue
             cells = " ".join(f"{_fmt(e['phases_s'].get(p), '7.2f'):>7}" for p in phases)
             print(f"{model:<17} {variant:<20} {cells}")
+    against_plain = [
+        (model, variant, e)
+        for model, per in summary.items()
+        for variant, e in per.items()
+        if "wall_ratio_a2" in e
+    ]
+    if against_plain:
+        print()
+        print("All modes against (a2), the plain TensorFlow way to the same signatures")
+        print(f"{'model':<17} {'variant':<24} {'x(a2)':>6} {'RSS x(a2)':>9}")
+        for model, variant, e in against_plain:
+            print(
+                f"{model:<17} {variant:<24} {_fmt(e['wall_ratio_a2'], '6.2f'):>6}"
+                f" {_fmt(e['rss_ratio_a2'], '9.2f'):>9}"
+            )
     print()
     print(
         "Targets: serve (with verify) <= 1.0x (a) on every model; all modes on MobileNetV2"
