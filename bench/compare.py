@@ -60,8 +60,10 @@ ACTION_ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "2",
 }
 
-# Targets from the issue.
+# The peers' variant names: (a) and, for all modes, (a2).
 BARE, PLAIN_ALL = "a_bare", "a2_plain_all"
+
+# Targets from the issue.
 SERVE_MAX_RATIO = 1.0  # serve only, with verify, vs the bare export, every model
 ALL_MODES_MAX_RATIO = 1.5  # serve+eval+train on MobileNetV2 vs the bare export
 RSS_MAX_RATIO = 1.2  # peak RSS vs the bare export
@@ -553,7 +555,8 @@ def print_tables(bench: Bench, summary: dict) -> None:
             )
     print()
     print(
-        "Where (a) and (b) spend their wall time (s, medians; other = the rest of main)"
+        "Where (a), (a2) and (b) spend their wall time (s, medians; other = the rest of"
+        " main)"
     )
     phases = [
         "startup",
