@@ -6,14 +6,21 @@ In a consumer's WORKSPACE, after declaring the `rules_keras` repository:
     rules_keras_dependencies()
 """
 
+load("@bazel_tools//tools/build_defs/repo:http.bzl", "http_archive")
+load("@bazel_tools//tools/build_defs/repo:utils.bzl", "maybe")
 load("//rules/private:python_venv.bzl", "python_venv")
+load("//rules/private:venv_defaults.bzl", "DEFAULT_REQUIREMENTS_LOCK", "DEFAULT_VENV_NAME")
 
 def rules_keras_dependencies(
-        name = "rules_keras_python",
-        requirements_lock = Label("//:requirements_lock.txt"),
+        name = DEFAULT_VENV_NAME,
+        requirements_lock = DEFAULT_REQUIREMENTS_LOCK,
         python_interpreter = "",
         register_toolchains = True):
-    """Declares the Python venv the exporter runs in and registers it as a toolchain.
+    """Declares rules_python and the Python venv the exporter runs in, as a toolchain.
+
+    rules_python (every Python rule rules_keras uses is loaded from it) is declared
+    only when the workspace has not declared it already: a workspace with its own,
+    newer rules_python keeps it.
 
     Args:
       name: name of the venv repository; its toolchain is `@<name>//:toolchain`.
@@ -26,6 +33,14 @@ def rules_keras_dependencies(
         Pass False if the workspace already registers its own Python toolchain with
         TensorFlow installed.
     """
+    maybe(
+        http_archive,
+        name = "rules_python",
+        # 0.9.0: the last release its authors tested on Bazel 4.
+        url = "https://github.com/bazelbuild/rules_python/archive/refs/tags/0.9.0.tar.gz",
+        strip_prefix = "rules_python-0.9.0",
+        sha256 = "5fa3c738d33acca3b97622a13a741129f67ef43f5fdfcec63b29374cc0574c29",
+    )
     if not native.existing_rule(name):
         python_venv(
             name = name,

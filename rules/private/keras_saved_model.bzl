@@ -1,6 +1,7 @@
 """Implementation of keras_saved_model: one build action runs the exporter."""
 
 load(":providers.bzl", "SavedModelInfo")
+load(":py.bzl", "PyInfo", "py_library")
 
 # The exporter's modes, in its order, and the signature each one writes.
 _SIGNATURE_OF_MODE = {"serve": "serving_default", "eval": "eval", "train": "train"}
@@ -84,20 +85,39 @@ def _export_info(ctx):
 def _source_root(source):
     """The folder, relative to the execroot, that a Python `source` imports from.
 
-    A module `models/my_model.py` of this workspace imports as `models.my_model` from the
-    source root "." or, when generated, from its output root; one of an external
-    repository from `external/<repo>` under either. Used lazily, as a map_each.
+    A module `models/my_model.py` of the main repository imports as `models.my_model`
+    from the source root "." or, when generated, from its output root; a module of
+    another repository from that repository's root (its `workspace_root`) under either.
+    Used lazily, as a map_each.
     """
     return "/".join([p for p in [source.root.path, source.owner.workspace_root] if p]) or "."
 
+def _runfiles_repository(ctx, label):
+    """The first part of a runfiles path of a file `label` owns: its repository's folder."""
+    return label.workspace_name or ctx.workspace_name
+
 def _imports_roots(ctx, python_deps):
-    """The folders that py_library `imports` attributes add, relative to the execroot."""
-    roots = []
+    """The folders that py_library `imports` attributes add, relative to the execroot.
+
+    An `imports` entry reaches PyInfo as a runfiles path, "<repository>/<folder>". The
+    repository's place in the execroot is read from the sources it owns (their root and
+    `workspace_root`), never guessed from its name: canonical names and folders differ
+    between WORKSPACE and bzlmod. A repository without Python sources has nothing to
+    import, so its entries add nothing.
+    """
+    imports = depset(transitive = [dep[PyInfo].imports for dep in python_deps]).to_list()
+    if not imports:
+        return []
+    roots_of_repository = {}
     for dep in python_deps:
-        for path in dep[PyInfo].imports.to_list():
-            repo, _, subdir = path.partition("/")
-            base = "" if repo == ctx.workspace_name else "external/" + repo
-            roots.append("/".join([p for p in [base, subdir] if p]) or ".")
+        for source in dep[PyInfo].transitive_sources.to_list():
+            repository = _runfiles_repository(ctx, source.owner)
+            roots_of_repository.setdefault(repository, {})[_source_root(source)] = True
+    roots = []
+    for path in imports:
+        repository, _, folder = path.partition("/")
+        for root in sorted(roots_of_repository.get(repository, {})):
+            roots.append("/".join([p for p in [root, folder] if p != "." and p]) or ".")
     return roots
 
 def _keras_saved_model_impl(ctx):
@@ -227,7 +247,7 @@ def keras_saved_model(
 
     # The exporter's library plus the user's: what the action imports, and what
     # keras_saved_model_test needs to rebuild the model.
-    native.py_library(
+    py_library(
         name = name + ".deps",
         deps = [Label("//export:lib")] + deps,
         visibility = visibility,

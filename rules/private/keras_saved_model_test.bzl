@@ -1,5 +1,7 @@
 """Implementation of keras_saved_model_test: a py_test that checks an export."""
 
+load(":py.bzl", "py_test")
+
 def _deps_of(saved_model):
     """The `<name>.deps` py_library that keras_saved_model made next to `saved_model`."""
     target = saved_model.split("//")[-1]
@@ -24,11 +26,10 @@ def keras_saved_model_test(
     args.extend(["--expect_signature=%s" % signature for signature in signatures])
     if tolerance != None:
         args.append("--tolerance=%s" % tolerance)
-    native.py_test(
+    py_test(
         name = name,
         srcs = [Label("//rules/private:keras_saved_model_test_main.py")],
         main = Label("//rules/private:keras_saved_model_test_main.py"),
-        python_version = "PY3",
         args = args,
         data = data,
         deps = [_deps_of(saved_model), Label("//export:lib")] + deps,

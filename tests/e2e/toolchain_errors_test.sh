@@ -10,6 +10,7 @@ workspace(name = "toolchain_errors")
 local_repository(name = "rules_keras", path = "$REPO_ROOT")
 local_repository(name = "rules_cc", path = "$REPO_ROOT/third_party/rules_cc")
 local_repository(name = "rules_java", path = "$REPO_ROOT/third_party/rules_java")
+local_repository(name = "rules_python", path = "$REPO_ROOT/third_party/rules_python")
 load("@rules_keras//rules:repositories.bzl", "rules_keras_dependencies")
 rules_keras_dependencies(requirements_lock = "//:bad_lock.txt")
 WS

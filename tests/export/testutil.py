@@ -9,8 +9,9 @@ import tempfile
 import numpy as np
 from absl.testing import absltest
 
-# Runfiles path of //export:exporter in this workspace.
-_EXPORTER_RUNFILE = os.path.join("rules_keras", "export", "exporter")
+# Path of //export:exporter under this workspace's runfiles folder, which is named by
+# TEST_WORKSPACE: "rules_keras" under WORKSPACE, "_main" under bzlmod.
+_EXPORTER_PATH = os.path.join("export", "exporter")
 # Generous: a cold TensorFlow import plus an export on a busy 2-core machine.
 TIMEOUT_S = 300
 
@@ -25,16 +26,25 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def exporter_command() -> list[str]:
-    """The exporter: $RULES_KERAS_EXPORTER, the Bazel runfile, else `python -m`."""
+    """The exporter: $RULES_KERAS_EXPORTER, else //export:exporter from the runfiles.
+
+    Under Bazel (TEST_SRCDIR set) a missing exporter is an error, never a silent switch
+    to another way of running it. Outside Bazel, `python -m export.exporter`.
+    """
     explicit = os.environ.get("RULES_KERAS_EXPORTER")
     if explicit:
         return [explicit]
-    for root in (os.environ.get("RUNFILES_DIR"), os.environ.get("TEST_SRCDIR")):
-        if root:
-            candidate = os.path.join(root, _EXPORTER_RUNFILE)
-            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-                return [candidate]
-    return [sys.executable, "-m", "export.exporter"]
+    srcdir = os.environ.get("TEST_SRCDIR")
+    if not srcdir:
+        return [sys.executable, "-m", "export.exporter"]
+    candidate = os.path.join(srcdir, os.environ.get("TEST_WORKSPACE", ""), _EXPORTER_PATH)
+    if not (os.path.isfile(candidate) and os.access(candidate, os.X_OK)):
+        raise FileNotFoundError(
+            f"//export:exporter is not in this test's runfiles at {candidate}: add "
+            '"//export:exporter" to the test\'s `data`, or set RULES_KERAS_EXPORTER '
+            "to an exporter to run."
+        )
+    return [candidate]
 
 
 def run_exporter(

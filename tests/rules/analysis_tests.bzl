@@ -1,6 +1,7 @@
 """Analysis tests of keras_saved_model: its fail() messages, provider and action."""
 
 load("@bazel_skylib//lib:unittest.bzl", "analysistest", "asserts")
+load("@rules_python//python:defs.bzl", "PyInfo")
 load("//rules:defs.bzl", "SavedModelInfo", "keras_saved_model")
 
 # --- Bad attributes fail at analysis time, naming the attribute. ---
@@ -84,6 +85,19 @@ def _src_impl(ctx):
 
 src_test = analysistest.make(_src_impl)
 
+def _imports_impl(ctx):
+    env = analysistest.begin(ctx)
+    argv = _export_actions(env)[0].argv
+    import_paths = [a for a in argv if a.startswith("--import_path=")]
+
+    # The source root, for `export.lib`, and the py_library's `imports = ["src"]` as a
+    # folder of the execroot, for its package `tabular`: nothing guessed from a
+    # repository's name.
+    asserts.equals(env, ["--import_path=.", "--import_path=tests/imports/src"], import_paths)
+    return analysistest.end(env)
+
+imports_test = analysistest.make(_imports_impl)
+
 def keras_saved_model_analysis_test_suite(name):
     """Declares the targets under test (manual: they are not meant to build) and tests."""
     failures = {
@@ -116,6 +130,8 @@ def keras_saved_model_analysis_test_suite(name):
         keras_saved_model(name = target, tags = ["manual"], **attrs)
         test_rule(name = target + "_test", target_under_test = ":" + target)
         tests.append(":%s_test" % target)
+    imports_test(name = "imports_test", target_under_test = "//tests/imports:export")
+    tests.append(":imports_test")
     repointed_tensorflow_test(name = "repointed_tensorflow_test", target_under_test = ":good_export.deps")
     tests.append(":repointed_tensorflow_test")
     native.test_suite(name = name, tests = tests)
