@@ -21,16 +21,16 @@ def _tagged(kwargs):
     return dict(kwargs, tags = tags + [_FROM_RULES_PYTHON_TAG])
 
 def py_binary(**kwargs):
-    native.py_binary(**_tagged(kwargs))
+    native.py_binary(**_tagged(kwargs))  # buildifier: disable=native-py
 
 def py_library(**kwargs):
-    native.py_library(**_tagged(kwargs))
+    native.py_library(**_tagged(kwargs))  # buildifier: disable=native-py
 
 def py_runtime(**kwargs):
-    native.py_runtime(**_tagged(kwargs))
+    native.py_runtime(**_tagged(kwargs))  # buildifier: disable=native-py
 
 def py_test(**kwargs):
-    native.py_test(**_tagged(kwargs))
+    native.py_test(**_tagged(kwargs))  # buildifier: disable=native-py
 
 py_runtime_pair = _py_runtime_pair
 
