@@ -15,6 +15,9 @@ from absl import app, flags
 from runfiles import runfiles
 
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the random input image.")
+# "rules_keras" is this repository's name as this file sees it; the runfiles library
+# maps it to the runfiles folder ("rules_keras" under WORKSPACE, "_main" under bzlmod)
+# through Bazel's repository mapping.
 _EXPORT = "rules_keras/models/my_export"
 
 

@@ -37,7 +37,9 @@ def exporter_command() -> list[str]:
     srcdir = os.environ.get("TEST_SRCDIR")
     if not srcdir:
         return [sys.executable, "-m", "export.exporter"]
-    candidate = os.path.join(srcdir, os.environ.get("TEST_WORKSPACE", ""), _EXPORTER_PATH)
+    candidate = os.path.join(
+        srcdir, os.environ.get("TEST_WORKSPACE", ""), _EXPORTER_PATH
+    )
     if not (os.path.isfile(candidate) and os.access(candidate, os.X_OK)):
         raise FileNotFoundError(
             f"//export:exporter is not in this test's runfiles at {candidate}: add "
