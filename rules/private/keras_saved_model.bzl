@@ -35,7 +35,8 @@ def _is_module_reference(text):
     return len(parts) == 2 and _is_dotted_name(parts[0]) and _is_dotted_name(parts[1])
 
 def _fail_attr(ctx, attr, message):
-    fail("keras_saved_model %s: %s" % (ctx.label, message), attr = attr)
+    # Bazel's error already names the rule and ctx.label; `attr` gives "attribute <attr>:".
+    fail(message, attr = attr)
 
 def _validate(ctx):
     if bool(ctx.attr.builder) == bool(ctx.file.src):
@@ -68,7 +69,19 @@ def _is_stamped(ctx):
     return ctx.attr.stamp == 1 or (ctx.attr.stamp == -1 and ctx.attr.private_stamp_detect)
 
 def _export_info(ctx):
-    """What the export is made from, as runfiles paths, for keras_saved_model_test."""
+    """What the export is made from, for keras_saved_model_test (`<name>.export.json`).
+
+    Its keys, which keras_saved_model_test_main.py reads (and checks are all there):
+      builder: the `builder` string, or None with `src`.
+      custom_objects: `custom_objects`, a dict of name to "package.module:symbol".
+      label: the target's label, a string.
+      label_specs: `label_specs`, a dict of output name to "SHAPE:DTYPE".
+      model_file: the runfiles path (short_path) of `src`, or None with `builder`.
+      modes: `modes` as given (empty: the model decided; see `<name>.signatures.json`).
+      safe_mode: False when `allow_unsafe_deserialization` is set.
+      seed: `seed`, an int.
+      weights: the runfiles path of `weights`, or None.
+    """
     return json.encode({
         "builder": ctx.attr.builder or None,
         "custom_objects": {name: ctx.attr.custom_objects[name] for name in sorted(ctx.attr.custom_objects)},
@@ -99,6 +112,15 @@ def _imports_roots(ctx, python_deps):
             base = "" if repo == ctx.workspace_name else "external/" + repo
             roots.append("/".join([p for p in [base, subdir] if p]) or ".")
     return roots
+
+def _signature_names(modes):
+    """The signatures `modes` makes, in the exporter's order, serving_default always.
+
+    None when `modes` is empty: the model decides at build time what it supports.
+    """
+    if not modes:
+        return None
+    return [_SIGNATURE_OF_MODE[mode] for mode in _SIGNATURE_OF_MODE if mode == "serve" or mode in modes]
 
 def _keras_saved_model_impl(ctx):
     _validate(ctx)
@@ -150,6 +172,9 @@ def _keras_saved_model_impl(ctx):
     args.add("--verify" if ctx.attr.verify else "--noverify")
     args.add("--quiet")
 
+    # Errors then speak of this target's attributes, not of the exporter's flags.
+    args.add(str(ctx.label), format = "--target_label=%s")
+
     deps_files = [python_sources] + [dep[DefaultInfo].default_runfiles.files for dep in ctx.attr.deps]
     ctx.actions.run(
         executable = ctx.executable._exporter,
@@ -169,17 +194,20 @@ def _keras_saved_model_impl(ctx):
         },
     )
 
-    source_files = [f for f in [ctx.file.src, ctx.file.weights] if f]
-    runfiles = ctx.runfiles(files = [base_dir, signatures, export_info] + source_files)
+    # A consumer's runfiles get the SavedModel, not the model file it was made from
+    # (keras_saved_model_test finds `src` and `weights` through SavedModelInfo).
+    runfiles = ctx.runfiles(files = [base_dir, signatures, export_info])
     return [
         DefaultInfo(files = depset([base_dir]), runfiles = runfiles),
         SavedModelInfo(
             base_dir = base_dir,
             version = None if _is_stamped(ctx) else ctx.attr.version,
-            signature_names = [_SIGNATURE_OF_MODE[mode] for mode in ctx.attr.modes],
+            signature_names = _signature_names(ctx.attr.modes),
             signatures = signatures,
             export_info = export_info,
-            source = ctx.attr.src.label if ctx.attr.src else ctx.attr.builder,
+            builder = ctx.attr.builder or None,
+            src = ctx.file.src,
+            weights = ctx.file.weights,
         ),
         OutputGroupInfo(signatures = depset([signatures])),
     ]
