@@ -33,8 +33,8 @@ class Attribute:
     special_values: tuple[tuple[str, str], ...] = ()
 
 
-# Flag name (without `--`) -> the keras_saved_model attribute that sets it. Flags the
-# rule sets by itself (--output_dir, --manifest_out, ...) have none and keep their name.
+# Flag name (without `--`) -> the keras_saved_model attribute that sets it. Every flag
+# of the exporter is here or in FLAGS_THE_RULE_SETS (tests/export/test_error_terms.py).
 BAZEL_ATTRIBUTES = {
     "as_text": Attribute("as_text", "bool"),
     "builder": Attribute("builder", "string"),
@@ -52,7 +52,21 @@ BAZEL_ATTRIBUTES = {
     "weights": Attribute("weights", "label"),
 }
 
-# `--name` or `--name=VALUE` in a message; VALUE runs to the next space.
+# The exporter's other flags: keras_saved_model sets them itself, so no attribute does.
+FLAGS_THE_RULE_SETS = frozenset(
+    {
+        "manifest_out",
+        "output_dir",
+        "persistent_worker",
+        "quiet",
+        "target_label",
+        "worker_request_timeout",
+        "workspace_status_file",
+    }
+)
+
+# `--name` or `--name=VALUE` in a message; VALUE runs to the next space, less the
+# punctuation that ends a clause (see _split_trailer).
 _FLAG = re.compile(r"(?<![\w-])--(\w+)(?:=(\S+))?")
 
 
@@ -96,7 +110,8 @@ class ExportError(Exception):
         else:
             subject, terms = f"{target}: {_bazel_subject(self.flag)}", _bazel_terms
         fix = terms(self.fix)
-        fix = fix[:1].upper() + fix[1:]
+        if not self.fix.startswith("--"):  # a flag or attribute keeps its case
+            fix = fix[:1].upper() + fix[1:]
         message = f"{subject}: {_sentence(terms(self.cause))} {_sentence(fix)}"
         if self.details:
             message += "\n\n" + self.details
@@ -162,7 +177,7 @@ def _split_trailer(value: str | None) -> tuple[str | None, str]:
     end = len(value)
     while end:
         last, head = value[end - 1], value[:end]
-        if last in ".,;'\"" or (last == ")" and head.count(")") > head.count("(")):
+        if last in ".,:;'\"" or (last == ")" and head.count(")") > head.count("(")):
             end -= 1
         else:
             break
