@@ -34,36 +34,37 @@ def _is_module_reference(text):
     parts = text.split(":")
     return len(parts) == 2 and _is_dotted_name(parts[0]) and _is_dotted_name(parts[1])
 
-def _fail_attr(ctx, attr, message):
-    # Bazel's error already names the rule and ctx.label; `attr` gives "attribute <attr>:".
+def _fail_attr(attr, message):
+    # Bazel names the rule and the target before the message, and `attr` as
+    # "attribute <attr>:".
     fail(message, attr = attr)
 
 def _validate(ctx):
     if bool(ctx.attr.builder) == bool(ctx.file.src):
-        _fail_attr(ctx, "builder", "set exactly one model source: `builder` (a " +
-                                   "\"module:function\" string returning a keras.Model, with " +
-                                   "its py_library in `deps`) or `src` (a .keras or .h5 file).")
+        _fail_attr("builder", "set exactly one model source: `builder` (a " +
+                              "\"module:function\" string returning a keras.Model, with " +
+                              "its py_library in `deps`) or `src` (a .keras or .h5 file).")
     if ctx.attr.builder and not _is_module_reference(ctx.attr.builder):
-        _fail_attr(ctx, "builder", "%r is not of the form \"package.module:function\"; " % ctx.attr.builder +
-                                   "for example builder = \"models.my_model:build\" for a function " +
-                                   "`build` in models/my_model.py.")
+        _fail_attr("builder", "%r is not of the form \"package.module:function\"; " % ctx.attr.builder +
+                              "for example builder = \"models.my_model:build\" for a function " +
+                              "`build` in models/my_model.py.")
     for name, reference in ctx.attr.custom_objects.items():
         if not _is_dotted_name(name) or "." in name:
-            _fail_attr(ctx, "custom_objects", "key %r is not a Python identifier; use " % name +
-                                              "the name the model's config gives the object.")
+            _fail_attr("custom_objects", "key %r is not a Python identifier; use " % name +
+                                         "the name the model's config gives the object.")
         if not _is_module_reference(reference):
-            _fail_attr(ctx, "custom_objects", "value %r for %r is not of the form " % (reference, name) +
-                                              "\"package.module:symbol\"; for example " +
-                                              "{\"MyLayer\": \"models.layers:MyLayer\"}.")
+            _fail_attr("custom_objects", "value %r for %r is not of the form " % (reference, name) +
+                                         "\"package.module:symbol\"; for example " +
+                                         "{\"MyLayer\": \"models.layers:MyLayer\"}.")
     if ctx.attr.version < 0:
-        _fail_attr(ctx, "version", "must be 0 or more (TF Serving's version folders are " +
-                                   "non-negative integers), got %d." % ctx.attr.version)
+        _fail_attr("version", "must be 0 or more (TF Serving's version folders are " +
+                              "non-negative integers), got %d." % ctx.attr.version)
     if ctx.attr.stamp not in (-1, 0, 1):
-        _fail_attr(ctx, "stamp", "must be -1 (follow --stamp), 0 (use `version`) or 1 " +
-                                 "(the build time), got %d." % ctx.attr.stamp)
+        _fail_attr("stamp", "must be -1 (follow --stamp), 0 (use `version`) or 1 " +
+                            "(the build time), got %d." % ctx.attr.stamp)
     for mode in ctx.attr.modes:
         if mode not in _SIGNATURE_OF_MODE:
-            _fail_attr(ctx, "modes", "unknown mode %r; choose among %s." % (mode, ", ".join(_SIGNATURE_OF_MODE)))
+            _fail_attr("modes", "unknown mode %r; choose among %s." % (mode, ", ".join(_SIGNATURE_OF_MODE)))
 
 def _is_stamped(ctx):
     return ctx.attr.stamp == 1 or (ctx.attr.stamp == -1 and ctx.attr.private_stamp_detect)
