@@ -114,6 +114,14 @@ def _imports_roots(ctx, python_deps):
             roots.append("/".join([p for p in [base, subdir] if p]) or ".")
     return roots
 
+def _display_label(label):
+    """`//pkg:name`, or `@repo//pkg:name` outside the main repository (as users write it).
+
+    str(label) is `@@//pkg:name` with Bzlmod.
+    """
+    repo = "@" + label.workspace_name if label.workspace_name else ""
+    return "%s//%s:%s" % (repo, label.package, label.name)
+
 def _signature_names(modes):
     """The signatures `modes` makes, in the exporter's order, serving_default always.
 
@@ -174,7 +182,7 @@ def _keras_saved_model_impl(ctx):
     args.add("--quiet")
 
     # Errors then speak of this target's attributes, not of the exporter's flags.
-    args.add(str(ctx.label), format = "--target_label=%s")
+    args.add(_display_label(ctx.label), format = "--target_label=%s")
 
     deps_files = [python_sources] + [dep[DefaultInfo].default_runfiles.files for dep in ctx.attr.deps]
     ctx.actions.run(
