@@ -16,9 +16,10 @@ from absl.testing import absltest
 from export import exporter
 from export.lib import errors
 from export.lib.errors import ExportError
-from tests.export import testmodels, testutil
+from tests.export import testutil
 
-M = testmodels.MODULE
+# Never imported: the bad label spec fails before the builder is looked at.
+BUILDER = "tests.export.testmodels:mlp"
 TARGET = "//pkg:my_export"
 
 # (flag, cause, fix) -> (command-line message, Bazel message) for TARGET.
@@ -235,7 +236,7 @@ class CommandLineTest(absltest.TestCase):
         out = self.create_tempdir().full_path
         proc = testutil.run_exporter(
             [
-                f"--builder={M}:mlp",
+                f"--builder={BUILDER}",
                 f"--output_dir={out}",
                 "--label_spec=probs=None,ten:int64",
                 *extra,
