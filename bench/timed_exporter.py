@@ -4,7 +4,7 @@
 
 Runs export/exporter.py's run() unchanged, with the same flags, in this fresh process.
 First it imports what the exporter imports anyway (TensorFlow, Keras, absl and
-export.lib.api), timing that as "import"; it then wraps api.export_with_result to keep
+export.lib.api), timing that as "import"; it then wraps api.export_resolved to keep
 the ExportResult's per-phase timings (load, trace, write, verify) and writes them, plus
 time.time() stamps of this script's start and end, to $BENCH_TIMINGS_OUT. Needs the
 workspace root on PYTHONPATH. bench/compare.py runs it.
@@ -30,10 +30,10 @@ def main() -> None:
     from export.lib import api
 
     timings = {"import": time.perf_counter() - _T0}
-    real_export = api.export_with_result
+    real_export = api.export_resolved
 
-    def export_and_keep_timings(request):
-        result = real_export(request)
+    def export_and_keep_timings(resolved):
+        result = real_export(resolved)
         timings.update(result.timings)
         # Written here: the exporter's run() ends the process with os._exit.
         with open(timings_path, "w", encoding="utf-8") as f:
@@ -41,7 +41,7 @@ def main() -> None:
         return result
 
     # Before export.exporter is imported, so any way it refers to the function sees this.
-    api.export_with_result = export_and_keep_timings
+    api.export_resolved = export_and_keep_timings
     from export import exporter
 
     exporter.run(argv=[exporter.__file__, *sys.argv[1:]])

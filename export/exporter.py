@@ -10,7 +10,6 @@ with status 1 and a one-paragraph message on stderr naming the flag; nothing is 
 See --helpfull for every flag. Run one export per process.
 """
 
-import dataclasses
 import gc
 import os
 import signal
@@ -124,6 +123,12 @@ _IMPORT_PATH = flags.DEFINE_multi_string(
     "Repeatable folder added to the front of the Python path before the builder and"
     " custom objects are imported (keras_saved_model passes its deps' roots).",
 )
+_TARGET_LABEL = flags.DEFINE_string(
+    "target_label",
+    None,
+    "The keras_saved_model target running this export (set by the rule): errors then"
+    " name it and its attributes (label_specs = {...}) instead of this program's flags.",
+)
 _QUIET = flags.DEFINE_bool(
     "quiet",
     False,
@@ -191,14 +196,12 @@ def _export_from_flags() -> int:
     try:
         # Syntax first: bad flags fail before the seconds TensorFlow takes to import.
         resolved = options.resolve(request)
-        # Read the clock once: a second resolve could land on the next second.
-        request = dataclasses.replace(request, version=resolved.version)
         from export.lib import api
 
         _freeze_imported_objects()
-        result = api.export_with_result(request)
+        result = api.export_resolved(resolved)
     except ExportError as e:
-        print(f"exporter: error: {e}", file=sys.stderr)
+        print(f"exporter: error: {e.render(_TARGET_LABEL.value)}", file=sys.stderr)
         return 1
     detail = (
         ""

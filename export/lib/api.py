@@ -24,6 +24,7 @@ __all__ = [
     "ExportRequest",
     "ExportResult",
     "LabelSpec",
+    "export_resolved",
     "export_saved_model",
     "export_with_result",
     "load_keras_model",
@@ -60,9 +61,18 @@ def export_saved_model(request: ExportRequest) -> str:
 
 
 def export_with_result(request: ExportRequest) -> ExportResult:
+    """Exports and returns what was written; raises ExportError on bad input."""
+    return export_resolved(options.resolve(request))
+
+
+def export_resolved(resolved: options.ResolvedRequest) -> ExportResult:
+    """Exports a request already checked by options.resolve (once: it reads the clock).
+
+    The exporter resolves before importing this module, so that bad flags fail before
+    the seconds TensorFlow takes to import.
+    """
     global _exports_in_process
     timings: dict[str, float] = {}
-    resolved = options.resolve(request)
     with _timed(timings, "load"):
         loaded = sources.load_model(resolved.source)
     model = loaded.model

@@ -215,7 +215,8 @@ def parse_label_spec(text: str) -> tuple[str, LabelSpec]:
     shape_text, colon, dtype = rest.rpartition(":")
     fix = (
         "write it like --label_spec=probs=None,10:float32 or --label_spec=probs=None:int64"
-        " (OUTPUT_NAME=comma-separated dims, None for the batch dim:DTYPE)"
+        " (the output's name, its shape as comma-separated dims with None for the batch"
+        " dim, and a dtype)"
     )
     if not sep or not colon or not name:
         raise ExportError(

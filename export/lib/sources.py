@@ -169,7 +169,7 @@ def _from_file(
         raise ExportError(
             "--model_file",
             f"'{path}' does not exist",
-            "check the path (under Bazel: the file must be in the rule's srcs or data)",
+            "check the path given to --model_file",
         )
     if lower.endswith(".weights.h5"):
         raise ExportError(
@@ -267,7 +267,7 @@ def _load_weights(model: keras.Model, source: options.ModelSource) -> None:
         raise ExportError(
             "--weights",
             f"'{path}' does not exist",
-            "check the path (under Bazel: the file must be in the rule's srcs or data)",
+            "check the path given to --weights",
         )
     if not name.lower().endswith((".weights.h5", ".h5", ".keras")):
         raise ExportError(

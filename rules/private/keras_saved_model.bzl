@@ -35,41 +35,55 @@ def _is_module_reference(text):
     parts = text.split(":")
     return len(parts) == 2 and _is_dotted_name(parts[0]) and _is_dotted_name(parts[1])
 
-def _fail_attr(ctx, attr, message):
-    fail("keras_saved_model %s: %s" % (ctx.label, message), attr = attr)
+def _fail_attr(attr, message):
+    # Bazel names the rule and the target before the message, and `attr` as
+    # "attribute <attr>:".
+    fail(message, attr = attr)
 
 def _validate(ctx):
     if bool(ctx.attr.builder) == bool(ctx.file.src):
-        _fail_attr(ctx, "builder", "set exactly one model source: `builder` (a " +
-                                   "\"module:function\" string returning a keras.Model, with " +
-                                   "its py_library in `deps`) or `src` (a .keras or .h5 file).")
+        _fail_attr("builder", "set exactly one model source: `builder` (a " +
+                              "\"module:function\" string returning a keras.Model, with " +
+                              "its py_library in `deps`) or `src` (a .keras or .h5 file).")
     if ctx.attr.builder and not _is_module_reference(ctx.attr.builder):
-        _fail_attr(ctx, "builder", "%r is not of the form \"package.module:function\"; " % ctx.attr.builder +
-                                   "for example builder = \"models.my_model:build\" for a function " +
-                                   "`build` in models/my_model.py.")
+        _fail_attr("builder", "%r is not of the form \"package.module:function\"; " % ctx.attr.builder +
+                              "for example builder = \"models.my_model:build\" for a function " +
+                              "`build` in models/my_model.py.")
     for name, reference in ctx.attr.custom_objects.items():
         if not _is_dotted_name(name) or "." in name:
-            _fail_attr(ctx, "custom_objects", "key %r is not a Python identifier; use " % name +
-                                              "the name the model's config gives the object.")
+            _fail_attr("custom_objects", "key %r is not a Python identifier; use " % name +
+                                         "the name the model's config gives the object.")
         if not _is_module_reference(reference):
-            _fail_attr(ctx, "custom_objects", "value %r for %r is not of the form " % (reference, name) +
-                                              "\"package.module:symbol\"; for example " +
-                                              "{\"MyLayer\": \"models.layers:MyLayer\"}.")
+            _fail_attr("custom_objects", "value %r for %r is not of the form " % (reference, name) +
+                                         "\"package.module:symbol\"; for example " +
+                                         "{\"MyLayer\": \"models.layers:MyLayer\"}.")
     if ctx.attr.version < 0:
-        _fail_attr(ctx, "version", "must be 0 or more (TF Serving's version folders are " +
-                                   "non-negative integers), got %d." % ctx.attr.version)
+        _fail_attr("version", "must be 0 or more (TF Serving's version folders are " +
+                              "non-negative integers), got %d." % ctx.attr.version)
     if ctx.attr.stamp not in (-1, 0, 1):
-        _fail_attr(ctx, "stamp", "must be -1 (follow --stamp), 0 (use `version`) or 1 " +
-                                 "(the build time), got %d." % ctx.attr.stamp)
+        _fail_attr("stamp", "must be -1 (follow --stamp), 0 (use `version`) or 1 " +
+                            "(the build time), got %d." % ctx.attr.stamp)
     for mode in ctx.attr.modes:
         if mode not in _SIGNATURE_OF_MODE:
-            _fail_attr(ctx, "modes", "unknown mode %r; choose among %s." % (mode, ", ".join(_SIGNATURE_OF_MODE)))
+            _fail_attr("modes", "unknown mode %r; choose among %s." % (mode, ", ".join(_SIGNATURE_OF_MODE)))
 
 def _is_stamped(ctx):
     return ctx.attr.stamp == 1 or (ctx.attr.stamp == -1 and ctx.attr.private_stamp_detect)
 
 def _export_info(ctx):
-    """What the export is made from, as runfiles paths, for keras_saved_model_test."""
+    """What the export is made from, for keras_saved_model_test (`<name>.export.json`).
+
+    Its keys, which keras_saved_model_test_main.py reads (and checks are all there):
+      builder: the `builder` string, or None with `src`.
+      custom_objects: `custom_objects`, a dict of name to "package.module:symbol".
+      label: the target's label, a string.
+      label_specs: `label_specs`, a dict of output name to "SHAPE:DTYPE".
+      model_file: the runfiles path (short_path) of `src`, or None with `builder`.
+      modes: `modes` as given (empty: the model decided; see `<name>.signatures.json`).
+      safe_mode: False when `allow_unsafe_deserialization` is set.
+      seed: `seed`, an int.
+      weights: the runfiles path of `weights`, or None.
+    """
     return json.encode({
         "builder": ctx.attr.builder or None,
         "custom_objects": {name: ctx.attr.custom_objects[name] for name in sorted(ctx.attr.custom_objects)},
@@ -119,6 +133,23 @@ def _imports_roots(ctx, python_deps):
         for root in sorted(roots_of_repository.get(repository, {})):
             roots.append("/".join([p for p in [root, folder] if p != "." and p]) or ".")
     return roots
+
+def _display_label(label):
+    """`//pkg:name`, or `@repo//pkg:name` outside the main repository (as users write it).
+
+    str(label) is `@@//pkg:name` with Bzlmod.
+    """
+    repo = "@" + label.workspace_name if label.workspace_name else ""
+    return "%s//%s:%s" % (repo, label.package, label.name)
+
+def _signature_names(modes):
+    """The signatures `modes` makes, in the exporter's order, serving_default always.
+
+    None when `modes` is empty: the model decides at build time what it supports.
+    """
+    if not modes:
+        return None
+    return [_SIGNATURE_OF_MODE[mode] for mode in _SIGNATURE_OF_MODE if mode == "serve" or mode in modes]
 
 def _keras_saved_model_impl(ctx):
     _validate(ctx)
@@ -170,6 +201,9 @@ def _keras_saved_model_impl(ctx):
     args.add("--verify" if ctx.attr.verify else "--noverify")
     args.add("--quiet")
 
+    # Errors then speak of this target's attributes, not of the exporter's flags.
+    args.add(_display_label(ctx.label), format = "--target_label=%s")
+
     deps_files = [python_sources] + [dep[DefaultInfo].default_runfiles.files for dep in ctx.attr.deps]
     ctx.actions.run(
         executable = ctx.executable._exporter,
@@ -189,17 +223,20 @@ def _keras_saved_model_impl(ctx):
         },
     )
 
-    source_files = [f for f in [ctx.file.src, ctx.file.weights] if f]
-    runfiles = ctx.runfiles(files = [base_dir, signatures, export_info] + source_files)
+    # A consumer's runfiles get the SavedModel, not the model file it was made from
+    # (keras_saved_model_test finds `src` and `weights` through SavedModelInfo).
+    runfiles = ctx.runfiles(files = [base_dir, signatures, export_info])
     return [
         DefaultInfo(files = depset([base_dir]), runfiles = runfiles),
         SavedModelInfo(
             base_dir = base_dir,
             version = None if _is_stamped(ctx) else ctx.attr.version,
-            signature_names = [_SIGNATURE_OF_MODE[mode] for mode in ctx.attr.modes],
+            signature_names = _signature_names(ctx.attr.modes),
             signatures = signatures,
             export_info = export_info,
-            source = ctx.attr.src.label if ctx.attr.src else ctx.attr.builder,
+            builder = ctx.attr.builder or None,
+            src = ctx.file.src,
+            weights = ctx.file.weights,
         ),
         OutputGroupInfo(signatures = depset([signatures])),
     ]

@@ -1,6 +1,20 @@
 """Implementation of keras_saved_model_test: a py_test that checks an export."""
 
+load(":providers.bzl", "SavedModelInfo")
 load(":py.bzl", "py_test")
+
+def _model_files_impl(ctx):
+    info = ctx.attr.saved_model[SavedModelInfo]
+    files = [f for f in [info.src, info.weights] if f]
+    runfiles = ctx.runfiles(files = files).merge(ctx.attr.saved_model[DefaultInfo].default_runfiles)
+    return [DefaultInfo(runfiles = runfiles)]
+
+# The export's runfiles plus the `src` and `weights` it was made from, which the test
+# rebuilds the Keras model from (the export's own runfiles leave them out).
+_model_files = rule(
+    implementation = _model_files_impl,
+    attrs = {"saved_model": attr.label(mandatory = True, providers = [SavedModelInfo])},
+)
 
 def _deps_of(saved_model):
     """The `<name>.deps` py_library that keras_saved_model made next to `saved_model`."""
@@ -18,8 +32,15 @@ def keras_saved_model_test(
         deps = [],
         **kwargs):
     """See defs.bzl for the documentation of this macro."""
+    _model_files(
+        name = name + ".model_files",
+        saved_model = saved_model,
+        testonly = True,
+        tags = kwargs.get("tags"),
+        visibility = ["//visibility:private"],
+    )
     args = ["--saved_model=$(rootpath %s)" % saved_model]
-    data = [saved_model]
+    data = [saved_model, ":%s.model_files" % name]
     if golden:
         args.append("--golden=$(rootpath %s)" % golden)
         data.append(golden)

@@ -2,7 +2,9 @@
 
 keras_saved_model writes `<name>.export.json` next to the `<name>/` folder, saying what
 the export was made from; this test rebuilds the Keras model from it (through the
-export's own deps) and compares it with the SavedModel, as a user would.
+export's own deps) and compares it with the SavedModel, as a user would. The model file
+and weights come through the test's `<name>.model_files` target: the export's runfiles
+leave them out.
 """
 
 import glob
@@ -30,6 +32,21 @@ _TOLERANCE = flags.DEFINE_float(
     "tolerance", 1e-5, "Largest absolute difference allowed."
 )
 
+# The keys of `<name>.export.json`, written (and documented) by keras_saved_model.bzl's
+# _export_info: builder, custom_objects, label, label_specs, model_file (runfiles path
+# of `src`), modes, safe_mode, seed, weights (runfiles path).
+_EXPORT_INFO_KEYS = {
+    "builder",
+    "custom_objects",
+    "label",
+    "label_specs",
+    "model_file",
+    "modes",
+    "safe_mode",
+    "seed",
+    "weights",
+}
+
 # Inputs that differ from the exporter's own verification inputs (seed 0).
 _INPUT_SEED = 20261123
 
@@ -51,6 +68,12 @@ class SavedModelTest(absltest.TestCase):
         super().setUpClass()
         base_dir = _SAVED_MODEL.value
         cls.info = _read_json(base_dir + ".export.json")
+        if set(cls.info) != _EXPORT_INFO_KEYS:
+            raise AssertionError(
+                f"{base_dir}.export.json has the keys {sorted(cls.info)}, this test reads"
+                f" {sorted(_EXPORT_INFO_KEYS)}: update both keras_saved_model.bzl and"
+                " keras_saved_model_test_main.py"
+            )
         cls.manifest = _read_json(base_dir + ".signatures.json")
         versions = glob.glob(os.path.join(base_dir, "*", "saved_model.pb*"))
         if len(versions) != 1:

@@ -7,15 +7,21 @@ SavedModelInfo = provider(
                     "holds one `<version>/` folder (point `model_base_path` here).",
         "version": "int: the version folder's name, or None when it is stamped with " +
                    "the build time (`stamp`) and only known after the build.",
-        "signature_names": "list of string: the signatures requested through `modes` " +
-                           "(`serving_default`, `eval`, `train`); empty when `modes` " +
-                           "is unset and the model decides at build time (see " +
-                           "`signatures`).",
+        "signature_names": "list of string, or None: the signatures that `modes` " +
+                           "decides at analysis time, exactly and in the exporter's " +
+                           "order (`serving_default` always, then `eval`, `train`); " +
+                           "None when `modes` is unset and the model decides at build " +
+                           "time: then `signatures` lists them.",
         "signatures": "File: JSON written by the exporter naming every signature it " +
                       "wrote, with each input's and output's shape and dtype.",
         "export_info": "File: JSON of what the export was made from (builder, model " +
                        "file, weights, custom objects, seed), as runfiles-relative " +
-                       "paths; keras_saved_model_test reads it to rebuild the model.",
-        "source": "Label of `src`, or the `builder` string (`module:function`).",
+                       "paths; keras_saved_model_test reads it to rebuild the model. " +
+                       "Its keys are listed in keras_saved_model.bzl's `_export_info`.",
+        "builder": "string or None: `builder` (\"package.module:function\"), None " +
+                   "when the model comes from `src`.",
+        "src": "File or None: the `src` model file (its label is `src.owner`), None " +
+               "when the model comes from `builder`. Not in the target's runfiles.",
+        "weights": "File or None: the `weights` file. Not in the target's runfiles.",
     },
 )

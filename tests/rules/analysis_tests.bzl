@@ -2,19 +2,38 @@
 
 load("@bazel_skylib//lib:unittest.bzl", "analysistest", "asserts")
 load("@rules_python//python:defs.bzl", "PyInfo")
-load("//rules:defs.bzl", "SavedModelInfo", "keras_saved_model")
+load("//rules:defs.bzl", "SavedModelInfo", "keras_saved_model", "keras_saved_model_test")
 
 # --- Bad attributes fail at analysis time, naming the attribute. ---
 
 def _failure_impl(ctx):
     env = analysistest.begin(ctx)
-    asserts.expect_failure(env, ctx.attr.expected_message)
+    target = analysistest.target_under_test(env)
+
+    # Bazel itself writes "attribute <name>: " before fail(attr = <name>)'s message, and
+    # names the rule and the target before that: the message does not repeat them.
+    expected = "attribute %s: %s" % (ctx.attr.attribute, ctx.attr.message_start)
+    messages = [cause.message for cause in target[AnalysisFailureInfo].causes.to_list()]
+    asserts.true(
+        env,
+        [m for m in messages if expected in m],
+        "expected '%s' in the failure, got %s" % (expected, messages),
+    )
+    label_prefix = "keras_saved_model %s:" % target.label
+    asserts.false(
+        env,
+        [m for m in messages if label_prefix in m],
+        "the message repeats '%s': %s" % (label_prefix, messages),
+    )
     return analysistest.end(env)
 
 failure_test = analysistest.make(
     _failure_impl,
     expect_failure = True,
-    attrs = {"expected_message": attr.string(mandatory = True)},
+    attrs = {
+        "attribute": attr.string(mandatory = True),
+        "message_start": attr.string(mandatory = True),
+    },
 )
 
 # --- A good target's provider and action. ---
@@ -28,7 +47,9 @@ def _provider_impl(ctx):
     info = target[SavedModelInfo]
     asserts.equals(env, 3, info.version)
     asserts.equals(env, ["serving_default", "train"], info.signature_names)
-    asserts.equals(env, "tests.rules.fake:build", info.source)
+    asserts.equals(env, "tests.rules.fake:build", info.builder)
+    asserts.equals(env, None, info.src)
+    asserts.equals(env, None, info.weights)
     asserts.true(env, info.base_dir.is_directory, "base_dir must be a tree artifact")
     asserts.equals(env, "good_export", info.base_dir.basename)
     asserts.equals(env, "good_export.signatures.json", info.signatures.basename)
@@ -46,6 +67,7 @@ def _provider_impl(ctx):
         "--seed=0",
         "--import_path=.",
         "--quiet",
+        "--target_label=//tests/rules:good_export",
     ]:
         asserts.true(env, flag in argv, "missing %s in %s" % (flag, argv))
     asserts.true(env, argv[0].endswith("/export/exporter"), "the shared exporter runs: " + argv[0])
@@ -71,12 +93,35 @@ def _stamped_impl(ctx):
 
 stamped_test = analysistest.make(_stamped_impl)
 
+def _signature_names_impl(ctx):
+    env = analysistest.begin(ctx)
+    target = analysistest.target_under_test(env)
+
+    # serving_default is always written: the list says so, in the exporter's order.
+    asserts.equals(env, ["serving_default", "eval", "train"], target[SavedModelInfo].signature_names)
+    return analysistest.end(env)
+
+signature_names_test = analysistest.make(_signature_names_impl)
+
+def _runfile_paths(target):
+    return sorted([f.short_path for f in target[DefaultInfo].default_runfiles.files.to_list()])
+
+_EXPORT_RUNFILES = ["tests/rules/%s", "tests/rules/%s.export.json", "tests/rules/%s.signatures.json"]
+
 def _src_impl(ctx):
     env = analysistest.begin(ctx)
     target = analysistest.target_under_test(env)
     info = target[SavedModelInfo]
-    asserts.equals(env, Label("//tests/rules:model.keras"), info.source)
-    asserts.equals(env, [], info.signature_names)
+    asserts.equals(env, "tests/rules/model.keras", info.src.short_path)
+    asserts.equals(env, Label("//tests/rules:model.keras"), info.src.owner)
+    asserts.equals(env, None, info.builder)
+    asserts.equals(env, "tests/rules/model.weights.h5", info.weights.short_path)
+
+    # modes left to the model: no list at analysis time (the signatures file has it).
+    asserts.equals(env, None, info.signature_names)
+
+    # A consumer's runfiles hold the SavedModel, not the files it was made from.
+    asserts.equals(env, [p % "src_export" for p in _EXPORT_RUNFILES], _runfile_paths(target))
     action = _export_actions(env)[0]
     asserts.true(env, "--model_file=tests/rules/model.keras" in action.argv, str(action.argv))
     asserts.true(env, "--nosafe_mode" in action.argv, str(action.argv))
@@ -98,33 +143,50 @@ def _imports_impl(ctx):
 
 imports_test = analysistest.make(_imports_impl)
 
+def _test_model_files_impl(ctx):
+    env = analysistest.begin(ctx)
+    target = analysistest.target_under_test(env)
+
+    # keras_saved_model_test rebuilds the model from them: its data has them.
+    expected = [p % "src_export" for p in _EXPORT_RUNFILES] + ["tests/rules/model.keras", "tests/rules/model.weights.h5"]
+    asserts.equals(env, sorted(expected), _runfile_paths(target))
+    return analysistest.end(env)
+
+test_model_files_test = analysistest.make(_test_model_files_impl)
+
 def keras_saved_model_analysis_test_suite(name):
     """Declares the targets under test (manual: they are not meant to build) and tests."""
     failures = {
-        "bad_custom_object": ("value \"models.layers.ChannelScale\" for \"ChannelScale\" is not of the form", dict(
+        "bad_custom_object": ("custom_objects", "value \"models.layers.ChannelScale\" for \"ChannelScale\" is not of the form", dict(
             builder = "tests.rules.fake:build",
             custom_objects = {"ChannelScale": "models.layers.ChannelScale"},
         )),
-        "bad_custom_object_name": ("key \"my.Layer\" is not a Python identifier", dict(
+        "bad_custom_object_name": ("custom_objects", "key \"my.Layer\" is not a Python identifier", dict(
             builder = "tests.rules.fake:build",
             custom_objects = {"my.Layer": "models.layers:ChannelScale"},
         )),
-        "bad_stamp": ("stamp: must be -1 (follow --stamp), 0 (use `version`) or 1", dict(builder = "tests.rules.fake:build", stamp = 2)),
-        "both_sources": ("set exactly one model source", dict(builder = "tests.rules.fake:build", src = "model.keras")),
-        "builder_without_function": ("is not of the form \"package.module:function\"", dict(builder = "tests.rules.fake")),
-        "negative_version": ("version: must be 0 or more", dict(builder = "tests.rules.fake:build", version = -1)),
-        "neither_source": ("set exactly one model source", dict()),
-        "unknown_mode": ("unknown mode \"predict\"; choose among serve, eval, train", dict(builder = "tests.rules.fake:build", modes = ["predict"])),
+        "bad_stamp": ("stamp", "must be -1 (follow --stamp), 0 (use `version`) or 1", dict(builder = "tests.rules.fake:build", stamp = 2)),
+        "both_sources": ("builder", "set exactly one model source", dict(builder = "tests.rules.fake:build", src = "model.keras")),
+        "builder_without_function": ("builder", "\"tests.rules.fake\" is not of the form \"package.module:function\"", dict(builder = "tests.rules.fake")),
+        "negative_version": ("version", "must be 0 or more", dict(builder = "tests.rules.fake:build", version = -1)),
+        "neither_source": ("builder", "set exactly one model source", dict()),
+        "unknown_mode": ("modes", "unknown mode \"predict\"; choose among serve, eval, train", dict(builder = "tests.rules.fake:build", modes = ["predict"])),
     }
     successes = {
         "good_export": (provider_test, dict(builder = "tests.rules.fake:build", modes = ["serve", "train"], version = 3)),
-        "src_export": (src_test, dict(src = "model.keras", allow_unsafe_deserialization = True)),
+        "all_modes_export": (signature_names_test, dict(builder = "tests.rules.fake:build", modes = ["train", "eval"])),
+        "src_export": (src_test, dict(src = "model.keras", weights = "model.weights.h5", allow_unsafe_deserialization = True)),
         "stamped_export": (stamped_test, dict(builder = "tests.rules.fake:build", stamp = 1)),
     }
     tests = []
-    for target, (expected_message, attrs) in failures.items():
+    for target, (attribute, message_start, attrs) in failures.items():
         keras_saved_model(name = target, tags = ["manual"], **attrs)
-        failure_test(name = target + "_test", target_under_test = ":" + target, expected_message = expected_message)
+        failure_test(
+            name = target + "_test",
+            target_under_test = ":" + target,
+            attribute = attribute,
+            message_start = message_start,
+        )
         tests.append(":%s_test" % target)
     for target, (test_rule, attrs) in successes.items():
         keras_saved_model(name = target, tags = ["manual"], **attrs)
@@ -132,6 +194,10 @@ def keras_saved_model_analysis_test_suite(name):
         tests.append(":%s_test" % target)
     imports_test(name = "imports_test", target_under_test = "//tests/imports:export")
     tests.append(":imports_test")
+
+    keras_saved_model_test(name = "src_export_check", saved_model = ":src_export", tags = ["manual"])
+    test_model_files_test(name = "test_model_files_test", target_under_test = ":src_export_check.model_files")
+    tests.append(":test_model_files_test")
     repointed_tensorflow_test(name = "repointed_tensorflow_test", target_under_test = ":good_export.deps")
     tests.append(":repointed_tensorflow_test")
     native.test_suite(name = name, tests = tests)
