@@ -174,8 +174,7 @@ def build(
             metric.reset_state()
         x = model_interface.pack_inputs(args[:n_inputs])
         y = model_interface.pack_targets(args[n_inputs:])
-        logs = step((x, y))
-        return {str(k): tf.convert_to_tensor(v) for k, v in logs.items()}
+        return _log_tensors(step.__name__, step((x, y)))
 
     def eval_step(*args):
         return run_step(model.test_step, args)
@@ -221,6 +220,38 @@ def build(
     for mode in modes:
         setattr(root, mode, functions[SIGNATURE_KEYS[mode]])
     return BuiltSignatures(root, functions, signature_inputs)
+
+
+def _log_tensors(step_name: str, logs) -> dict[str, tf.Tensor]:
+    """The step's logs as one flat dict of tensors, keyed as Keras's fit reports them.
+
+    Keras flattens nested dicts (`{m.name: m.result() for m in self.metrics}` nests the
+    compiled metrics' results under `compile_metrics`) into one level, in sorted key
+    order, a later key replacing an earlier one of the same name; so does this.
+    """
+    if not isinstance(logs, Mapping):
+        raise ExportError(
+            "--builder/--model_file",
+            f"the model's {step_name} returned {type(logs).__name__}, not a dict of logs",
+            f"return a dict of metric names to scalar tensors from {step_name}, as Keras's"
+            " fit expects (e.g. {m.name: m.result() for m in self.metrics})",
+        )
+    flat = {}
+    for key, value in sorted(logs.items(), key=lambda item: str(item[0])):
+        if isinstance(value, Mapping):
+            flat.update(_log_tensors(step_name, value))
+            continue
+        try:
+            flat[str(key)] = tf.convert_to_tensor(value)
+        except (TypeError, ValueError) as e:
+            raise ExportError(
+                "--builder/--model_file",
+                f"the model's {step_name} returned the log '{key}' as"
+                f" {type(value).__name__} ({describe(e)}), which is not a tensor",
+                f"make every value {step_name} returns a number or a tensor (nested dicts"
+                " of them are flattened as Keras's fit does)",
+            ) from None
+    return flat
 
 
 def _prepare_training_state(model, model_interface, targets, train: bool) -> None:
