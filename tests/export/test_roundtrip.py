@@ -63,11 +63,14 @@ class RoundTripTest(absltest.TestCase):
             "keras_file": {"model_file": files["keras_file"]},
             "weights": {"builder": f"{M}:mlp", "weights": files["weights"]},
             "lambda_file": {"model_file": files["lambda_file"], "safe_mode": False},
+            # Its lambda's bytecode is rewritten with a portable file name: it must run.
+            "lambda_builder": {"builder": f"{M}:lambda_model", "safe_mode": False},
             "legacy_h5": {"model_file": files["legacy_h5"]},
         }
         keras_load_options = {
             "custom_layer": {"custom_objects": {"Scale": f"{M}:Scale"}},
             "lambda_file": {"safe_mode": False},
+            "lambda_builder": {"safe_mode": False},
             "custom_train_step": {
                 "custom_objects": {"ClippedStep": f"{M}:ClippedStep"}
             },
