@@ -199,17 +199,23 @@ def build(
         key = SIGNATURE_KEYS[mode]
         try:
             functions[key] = getattr(root, mode).get_concrete_function()
+        except ExportError:
+            raise  # the step's logs, already explained
         except Exception as e:  # noqa: BLE001 - tracing runs user code
-            flag = "--builder/--model_file" if mode == "serve" else "--label_spec"
+            # The labels are not blamed here: the compiled loss and metrics already ran on
+            # labels of these specs (_prepare_training_state), so the step itself failed.
+            step = {"eval": "test_step", "train": "train_step"}.get(mode)
+            what = f"the model's {step}" if step else "the model"
             fix = (
                 "make the model callable on a batch of its declared input shape"
                 if mode == "serve"
-                else "state the labels with --label_spec=OUTPUT=SHAPE:DTYPE, or drop"
+                else f"make {step} run in a tf.function, as Keras's fit and evaluate run it"
+                " (tensor ops, no Python conditions on tensor values), or drop"
                 f" '{mode}' from --modes"
             )
             raise ExportError(
-                flag,
-                f"tracing the '{key}' signature failed: {describe(e)}",
+                "--builder/--model_file",
+                f"tracing {what} for the '{key}' signature failed: {describe(e)}",
                 fix,
                 format_traceback(e),
             ) from None
@@ -266,19 +272,92 @@ def _prepare_training_state(model, model_interface, targets, train: bool) -> Non
         # Builds the compiled loss and metrics (their variables appear on first use).
         model.test_step((x, y))
     except Exception as e:  # noqa: BLE001 - user losses/metrics
-        shown = ", ".join(f"{t.name}: {list(t.shape)} {t.dtype}" for t in targets)
-        raise ExportError(
-            "--label_spec",
-            f"running the compiled loss and metrics on zero labels ({shown}) failed:"
-            f" {describe(e)}",
-            "state each output's labels with --label_spec=OUTPUT=SHAPE:DTYPE (e.g."
-            " --label_spec=probs=None:int64 for a sparse loss)",
-            format_traceback(e),
-        ) from None
+        raise _training_state_error(model, model_interface, x, targets, e) from None
     for metric in model.metrics:
         metric.reset_state()
     if train and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
+
+
+def _training_state_error(
+    model, model_interface, x, targets, error: Exception
+) -> ExportError:
+    """Names what made test_step fail on the sample batch, found by re-trying.
+
+    The labels are blamed only when they are the difference: the model runs on the
+    inputs alone, and the compiled loss and metrics run with labels of another usual
+    form (the output's own shape and dtype, or sparse class ids). Otherwise the model or
+    its loss/metrics fail whatever the labels are, and the error says so.
+    """
+    try:
+        outputs = model(x, training=False)
+    except Exception as e:  # noqa: BLE001 - user model code
+        shown = ", ".join(
+            f"{d.name}: {list(d.shape)} {d.dtype}" for d in model_interface.inputs
+        )
+        return ExportError(
+            "--builder/--model_file",
+            f"the model failed on a sample batch of its declared inputs ({shown}) before"
+            f" its loss could run: {describe(e)}",
+            "make the model accept any batch of its declared input shape (give fixed"
+            " sizes, or sizes it accepts, to the dimensions it cannot take freely)",
+            format_traceback(e),
+        )
+    shown = _labels_text(targets)
+    for candidate in _label_alternatives(model_interface, outputs, targets):
+        y = model_interface.pack_targets(
+            [tf.constant(z) for z in interface.zeros_for(candidate)]
+        )
+        if not _runs(model.test_step, (x, y)):
+            continue
+        flags = " ".join(
+            f"--label_spec={d.name.removesuffix(TARGET_SUFFIX)}="
+            + ",".join(str(n) for n in d.shape)
+            + f":{d.dtype}"
+            for d in candidate
+        )
+        return ExportError(
+            "--label_spec",
+            f"the compiled loss and metrics fail on labels {shown} ({describe(error)})"
+            f" but run on labels {_labels_text(candidate)}",
+            f"state the labels, e.g. {flags}",
+            format_traceback(error),
+        )
+    return ExportError(
+        "--builder/--model_file",
+        f"the model's compiled loss or metrics (its test_step) failed on its own outputs"
+        f" with labels {shown}, and with labels shaped like the outputs too, so the labels"
+        f" are not the cause: {describe(error)}",
+        "fix the loss, metric or test_step the traceback below points at",
+        format_traceback(error),
+    )
+
+
+def _runs(step, data) -> bool:
+    try:
+        step(data)
+    except Exception:  # noqa: BLE001 - only whether it runs matters here
+        return False
+    return True
+
+
+def _labels_text(descs) -> str:
+    return "(" + ", ".join(f"{d.name}: {list(d.shape)} {d.dtype}" for d in descs) + ")"
+
+
+def _label_alternatives(model_interface, outputs, targets):
+    """Label descs of the usual forms, other than `targets`: dense (each output's own
+    shape and dtype) and sparse (class ids: int64, without the last dimension)."""
+    flat = keras.tree.flatten(outputs)
+    dense, sparse = [], []
+    for target, output in zip(targets, flat, strict=True):
+        shape = (None, *tuple(output.shape)[1:])
+        dense.append(interface.TensorDesc(target.name, shape, output.dtype.name))
+        sparse.append(interface.TensorDesc(target.name, shape[:-1], "int64"))
+    candidates = [tuple(dense)]
+    if all(len(d.shape) > 1 for d in dense):
+        candidates.append(tuple(sparse))
+    return [c for c in candidates if c != tuple(targets)]
 
 
 def describe_signatures(built: BuiltSignatures) -> dict:

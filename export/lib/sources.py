@@ -394,9 +394,12 @@ def _lambda_codes(config: Any):
     its base64 `code` (Lambda functions, output shapes, masks)."""
     if isinstance(config, dict):
         inner = config.get("config")
-        if config.get("class_name") == "__lambda__" and isinstance(inner, dict):
-            if isinstance(inner.get("code"), str):
-                yield inner
+        if (
+            config.get("class_name") == "__lambda__"
+            and isinstance(inner, dict)
+            and isinstance(inner.get("code"), str)
+        ):
+            yield inner
         for value in config.values():
             yield from _lambda_codes(value)
     elif isinstance(config, list):
@@ -456,9 +459,9 @@ def _import_relative_path(filename: str) -> str:
     best = None
     for entry in sys.path:
         root = os.path.abspath(entry or os.curdir)
-        if filename.startswith(root.rstrip(os.sep) + os.sep):
-            if best is None or len(root) > len(best):
-                best = root
+        inside = filename.startswith(root.rstrip(os.sep) + os.sep)
+        if inside and (best is None or len(root) > len(best)):
+            best = root
     return os.path.relpath(filename, best) if best else os.path.basename(filename)
 
 

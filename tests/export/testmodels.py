@@ -301,3 +301,94 @@ def noisy() -> keras.Model:
     return keras.Model(
         inputs, Noise(name="noise")(layers.Dense(2)(inputs)), name="noisy"
     )
+
+
+class KerasIoStyle(keras.Model):
+    """Subclassed the way keras.io's first examples write it: __init__ takes no
+    **kwargs, so Keras cannot re-create it from its config (which carries trainable and
+    dtype), even given as a custom object."""
+
+    def __init__(self, num_classes=2):
+        super().__init__()
+        self.hidden = layers.Dense(8, activation="relu")
+        self.out = layers.Dense(num_classes)
+
+    def call(self, inputs):
+        return self.out(self.hidden(inputs))
+
+
+def init_without_kwargs() -> keras.Model:
+    model = KerasIoStyle()
+    model(np.zeros((1, 5), np.float32))
+    return model
+
+
+SCALE = 2.0
+
+
+def lambda_using_global() -> keras.Model:
+    """A Lambda whose code uses a name of this module, which Keras does not save."""
+    inputs = keras.Input((3,), name="x")
+    outputs = layers.Lambda(lambda t: t * SCALE, name="scale")(inputs)
+    return keras.Model(inputs, outputs, name="lambda_using_global")
+
+
+@keras.saving.register_keras_serializable(package="rules_keras_tests")
+class PositionEmbedding(layers.Layer):
+    """Adds a learned vector per position, from a table of `positions` rows."""
+
+    def __init__(self, positions: int, **kwargs):
+        super().__init__(**kwargs)
+        self.positions = positions
+
+    def build(self, input_shape):
+        self.table = self.add_weight(
+            name="table", shape=(self.positions, input_shape[-1])
+        )
+
+    def call(self, inputs):
+        return inputs + tf.gather(self.table, tf.range(tf.shape(inputs)[1]))
+
+    def get_config(self):
+        return {**super().get_config(), "positions": self.positions}
+
+
+def position_table_too_short() -> keras.Model:
+    """Sequences of 32 steps, a position table of 16: fails on every batch."""
+    inputs = keras.Input((32, 4), name="tokens")
+    hidden = PositionEmbedding(16, name="positions")(inputs)
+    pooled = layers.GlobalAveragePooling1D(name="pool")(hidden)
+    probs = layers.Dense(3, activation="softmax", name="probs")(pooled)
+    model = keras.Model(inputs, probs, name="position_table_too_short")
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    return model
+
+
+@keras.saving.register_keras_serializable(package="rules_keras_tests")
+def offset_mse(y_true, y_pred):
+    """A loss with a dtype bug: it adds an int32 to a float tensor, for any labels."""
+    return tf.reduce_mean(tf.square(y_true - y_pred)) + tf.constant(1)
+
+
+def broken_loss() -> keras.Model:
+    inputs = keras.Input((4,), name="x")
+    outputs = layers.Dense(2, name="score")(inputs)
+    model = keras.Model(inputs, outputs, name="broken_loss")
+    model.compile(optimizer="sgd", loss=offset_mse)
+    return model
+
+
+class LogsNone(keras.Model):
+    """A train_step that returns a log without a value."""
+
+    def train_step(self, data):
+        logs = super().train_step(data)
+        return {**logs, "learning_rate_note": None}
+
+
+def train_step_logs_none() -> keras.Model:
+    inputs = keras.Input((4,), name="x")
+    probs = layers.Dense(3, activation="softmax", name="probs")(inputs)
+    model = LogsNone(inputs, probs, name="logs_none")
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    return model
