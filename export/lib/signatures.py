@@ -304,9 +304,9 @@ def _training_state_error(
             format_traceback(e),
         )
     shown = _labels_text(targets)
-    for candidate in _label_alternatives(model_interface, outputs, targets):
+    for candidate, sample in _label_alternatives(model_interface, outputs, targets):
         y = model_interface.pack_targets(
-            [tf.constant(z) for z in interface.zeros_for(candidate)]
+            [tf.constant(z) for z in interface.zeros_for(sample)]
         )
         if not _runs(model.test_step, (x, y)):
             continue
@@ -346,18 +346,29 @@ def _labels_text(descs) -> str:
 
 
 def _label_alternatives(model_interface, outputs, targets):
-    """Label descs of the usual forms, other than `targets`: dense (each output's own
-    shape and dtype) and sparse (class ids: int64, without the last dimension)."""
-    flat = keras.tree.flatten(outputs)
-    dense, sparse = [], []
-    for target, output in zip(targets, flat, strict=True):
-        shape = (None, *tuple(output.shape)[1:])
-        dense.append(interface.TensorDesc(target.name, shape, output.dtype.name))
-        sparse.append(interface.TensorDesc(target.name, shape[:-1], "int64"))
-    candidates = [tuple(dense)]
-    if all(len(d.shape) > 1 for d in dense):
-        candidates.append(tuple(sparse))
-    return [c for c in candidates if c != tuple(targets)]
+    """Label descs of the usual forms other than `targets`, dense (each output's own
+    shape and dtype) and sparse (class ids: int64, without the last dimension), each
+    with the sizes of the sample outputs (to make labels that fit them)."""
+    declared, sample = {"dense": [], "sparse": []}, {"dense": [], "sparse": []}
+    for target, output, value in zip(
+        targets, model_interface.outputs, keras.tree.flatten(outputs), strict=True
+    ):
+        dtype = tf.as_dtype(value.dtype).name
+        sizes = (None, *tuple(value.shape)[1:])
+        declared["dense"].append(interface.TensorDesc(target.name, output.shape, dtype))
+        sample["dense"].append(interface.TensorDesc(target.name, sizes, dtype))
+        declared["sparse"].append(
+            interface.TensorDesc(target.name, output.shape[:-1], "int64")
+        )
+        sample["sparse"].append(interface.TensorDesc(target.name, sizes[:-1], "int64"))
+    kinds = ["dense"]
+    if all(len(d.shape) > 1 for d in declared["dense"]):
+        kinds.append("sparse")
+    return [
+        (tuple(declared[k]), tuple(sample[k]))
+        for k in kinds
+        if tuple(declared[k]) != tuple(targets)
+    ]
 
 
 def describe_signatures(built: BuiltSignatures) -> dict:
