@@ -54,12 +54,27 @@ class BuiltSignatures:
 
 
 def supported_modes(model: keras.Model) -> tuple[str, ...]:
+    """The modes Keras itself can run: evaluate needs a compiled loss or the model's own
+    test_step, fit an optimizer and a compiled loss or the model's own train_step."""
     modes = ["serve"]
-    if getattr(model, "compiled", False) and getattr(model, "loss", None) is not None:
+    if not getattr(model, "compiled", False):
+        return tuple(modes)
+    if _has_loss(model) or _defines_step(model, "test_step"):
         modes.append("eval")
-        if getattr(model, "optimizer", None) is not None:
-            modes.append("train")
+    if getattr(model, "optimizer", None) is not None and (
+        _has_loss(model) or _defines_step(model, "train_step")
+    ):
+        modes.append("train")
     return tuple(modes)
+
+
+def _has_loss(model: keras.Model) -> bool:
+    return getattr(model, "loss", None) is not None
+
+
+def _defines_step(model: keras.Model, step: str) -> bool:
+    """True when the model's class replaces Keras's own train_step or test_step."""
+    return getattr(type(model), step, None) is not getattr(keras.Model, step)
 
 
 def choose_modes(
@@ -70,9 +85,10 @@ def choose_modes(
         return available
     for mode in requested:
         if mode not in available:
+            step = "test_step" if mode == "eval" else "train_step"
             why = (
-                "the model was not compiled with a loss"
-                if mode == "eval" or "eval" not in available
+                f"the model was not compiled with a loss and has no {step} of its own"
+                if mode == "eval" or not _has_loss(model)
                 else "the model was compiled without an optimizer"
             )
             raise ExportError(
@@ -268,11 +284,13 @@ def _prepare_training_state(model, model_interface, targets, train: bool) -> Non
     y = model_interface.pack_targets(
         [tf.constant(z) for z in interface.zeros_for(targets)]
     )
-    try:
-        # Builds the compiled loss and metrics (their variables appear on first use).
-        model.test_step((x, y))
-    except Exception as e:  # noqa: BLE001 - user losses/metrics
-        raise _training_state_error(model, model_interface, x, targets, e) from None
+    # Builds the compiled loss and metrics (their variables appear on first use). A
+    # model with no compiled loss, trained by its own train_step, has none to build.
+    if _has_loss(model) or _defines_step(model, "test_step"):
+        try:
+            model.test_step((x, y))
+        except Exception as e:  # noqa: BLE001 - user losses/metrics
+            raise _training_state_error(model, model_interface, x, targets, e) from None
     for metric in model.metrics:
         metric.reset_state()
     if train and not model.optimizer.built:

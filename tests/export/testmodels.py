@@ -174,6 +174,46 @@ def guide_train_step() -> keras.Model:
     return model
 
 
+class LowLevelStep(keras.Model):
+    """The guide's lower-level train_step: its own loss function and metrics (listed by
+    the `metrics` property), compiled with an optimizer only. fit trains it; evaluate
+    cannot run it (no compiled loss, no test_step of its own)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.accuracy_metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        self.loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.loss_fn(y, y_pred)
+        trainable_vars = self.trainable_variables
+        gradients = tape.gradient(loss, trainable_vars)
+        self.optimizer.apply(gradients, trainable_vars)
+        self.loss_tracker.update_state(loss)
+        self.accuracy_metric.update_state(y, y_pred)
+        return {
+            "loss": self.loss_tracker.result(),
+            "accuracy": self.accuracy_metric.result(),
+        }
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.accuracy_metric]
+
+
+def low_level_train_step() -> keras.Model:
+    inputs = keras.Input((4,), name="x")
+    hidden = layers.Dense(8, activation="relu", name="hidden")(inputs)
+    probs = layers.Dense(3, activation="softmax", name="probs")(hidden)
+    model = LowLevelStep(inputs, probs, name="low_level_train_step")
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
+    return model
+
+
 def compiled_two_outputs() -> keras.Model:
     """Two outputs with per-output losses and metrics."""
     model = two_in_two_out()
