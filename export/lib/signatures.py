@@ -54,12 +54,27 @@ class BuiltSignatures:
 
 
 def supported_modes(model: keras.Model) -> tuple[str, ...]:
+    """The modes Keras itself can run: evaluate needs a compiled loss or the model's own
+    test_step, fit an optimizer and a compiled loss or the model's own train_step."""
     modes = ["serve"]
-    if getattr(model, "compiled", False) and getattr(model, "loss", None) is not None:
+    if not getattr(model, "compiled", False):
+        return tuple(modes)
+    if _has_loss(model) or _defines_step(model, "test_step"):
         modes.append("eval")
-        if getattr(model, "optimizer", None) is not None:
-            modes.append("train")
+    if getattr(model, "optimizer", None) is not None and (
+        _has_loss(model) or _defines_step(model, "train_step")
+    ):
+        modes.append("train")
     return tuple(modes)
+
+
+def _has_loss(model: keras.Model) -> bool:
+    return getattr(model, "loss", None) is not None
+
+
+def _defines_step(model: keras.Model, step: str) -> bool:
+    """True when the model's class replaces Keras's own train_step or test_step."""
+    return getattr(type(model), step, None) is not getattr(keras.Model, step)
 
 
 def choose_modes(
@@ -70,9 +85,10 @@ def choose_modes(
         return available
     for mode in requested:
         if mode not in available:
+            step = "test_step" if mode == "eval" else "train_step"
             why = (
-                "the model was not compiled with a loss"
-                if mode == "eval" or "eval" not in available
+                f"the model was not compiled with a loss and has no {step} of its own"
+                if mode == "eval" or not _has_loss(model)
                 else "the model was compiled without an optimizer"
             )
             raise ExportError(
@@ -174,8 +190,7 @@ def build(
             metric.reset_state()
         x = model_interface.pack_inputs(args[:n_inputs])
         y = model_interface.pack_targets(args[n_inputs:])
-        logs = step((x, y))
-        return {str(k): tf.convert_to_tensor(v) for k, v in logs.items()}
+        return _log_tensors(step.__name__, step((x, y)))
 
     def eval_step(*args):
         return run_step(model.test_step, args)
@@ -200,17 +215,23 @@ def build(
         key = SIGNATURE_KEYS[mode]
         try:
             functions[key] = getattr(root, mode).get_concrete_function()
+        except ExportError:
+            raise  # the step's logs, already explained
         except Exception as e:  # noqa: BLE001 - tracing runs user code
-            flag = "--builder/--model_file" if mode == "serve" else "--label_spec"
+            # The labels are not blamed here: the compiled loss and metrics already ran on
+            # labels of these specs (_prepare_training_state), so the step itself failed.
+            step = {"eval": "test_step", "train": "train_step"}.get(mode)
+            what = f"the model's {step}" if step else "the model"
             fix = (
                 "make the model callable on a batch of its declared input shape"
                 if mode == "serve"
-                else "state the labels with --label_spec=OUTPUT=SHAPE:DTYPE, or drop"
+                else f"make {step} run in a tf.function, as Keras's fit and evaluate run it"
+                " (tensor ops, no Python conditions on tensor values), or drop"
                 f" '{mode}' from --modes"
             )
             raise ExportError(
-                flag,
-                f"tracing the '{key}' signature failed: {describe(e)}",
+                "--builder/--model_file",
+                f"tracing {what} for the '{key}' signature failed: {describe(e)}",
                 fix,
                 format_traceback(e),
             ) from None
@@ -223,6 +244,38 @@ def build(
     return BuiltSignatures(root, functions, signature_inputs)
 
 
+def _log_tensors(step_name: str, logs) -> dict[str, tf.Tensor]:
+    """The step's logs as one flat dict of tensors, keyed as Keras's fit reports them.
+
+    Keras flattens nested dicts (`{m.name: m.result() for m in self.metrics}` nests the
+    compiled metrics' results under `compile_metrics`) into one level, in sorted key
+    order, a later key replacing an earlier one of the same name; so does this.
+    """
+    if not isinstance(logs, Mapping):
+        raise ExportError(
+            "--builder/--model_file",
+            f"the model's {step_name} returned {type(logs).__name__}, not a dict of logs",
+            f"return a dict of metric names to scalar tensors from {step_name}, as Keras's"
+            " fit expects (e.g. {m.name: m.result() for m in self.metrics})",
+        )
+    flat = {}
+    for key, value in sorted(logs.items(), key=lambda item: str(item[0])):
+        if isinstance(value, Mapping):
+            flat.update(_log_tensors(step_name, value))
+            continue
+        try:
+            flat[str(key)] = tf.convert_to_tensor(value)
+        except (TypeError, ValueError) as e:
+            raise ExportError(
+                "--builder/--model_file",
+                f"the model's {step_name} returned the log '{key}' as"
+                f" {type(value).__name__} ({describe(e)}), which is not a tensor",
+                f"make every value {step_name} returns a number or a tensor (nested dicts"
+                " of them are flattened as Keras's fit does)",
+            ) from None
+    return flat
+
+
 def _prepare_training_state(model, model_interface, targets, train: bool) -> None:
     """Creates lazily-built state eagerly, so tracing captures variables that exist."""
     x = model_interface.pack_inputs(
@@ -231,23 +284,109 @@ def _prepare_training_state(model, model_interface, targets, train: bool) -> Non
     y = model_interface.pack_targets(
         [tf.constant(z) for z in interface.zeros_for(targets)]
     )
-    try:
-        # Builds the compiled loss and metrics (their variables appear on first use).
-        model.test_step((x, y))
-    except Exception as e:  # noqa: BLE001 - user losses/metrics
-        shown = ", ".join(f"{t.name}: {list(t.shape)} {t.dtype}" for t in targets)
-        raise ExportError(
-            "--label_spec",
-            f"running the compiled loss and metrics on zero labels ({shown}) failed:"
-            f" {describe(e)}",
-            "state each output's labels with --label_spec=OUTPUT=SHAPE:DTYPE (e.g."
-            " --label_spec=probs=None:int64 for a sparse loss)",
-            format_traceback(e),
-        ) from None
+    # Builds the compiled loss and metrics (their variables appear on first use). A
+    # model with no compiled loss, trained by its own train_step, has none to build.
+    if _has_loss(model) or _defines_step(model, "test_step"):
+        try:
+            model.test_step((x, y))
+        except Exception as e:  # noqa: BLE001 - user losses/metrics
+            raise _training_state_error(model, model_interface, x, targets, e) from None
     for metric in model.metrics:
         metric.reset_state()
     if train and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
+
+
+def _training_state_error(
+    model, model_interface, x, targets, error: Exception
+) -> ExportError:
+    """Names what made test_step fail on the sample batch, found by re-trying.
+
+    The labels are blamed only when they are the difference: the model runs on the
+    inputs alone, and the compiled loss and metrics run with labels of another usual
+    form (the output's own shape and dtype, or sparse class ids). Otherwise the model or
+    its loss/metrics fail whatever the labels are, and the error says so.
+    """
+    try:
+        outputs = model(x, training=False)
+    except Exception as e:  # noqa: BLE001 - user model code
+        shown = ", ".join(
+            f"{d.name}: {list(d.shape)} {d.dtype}" for d in model_interface.inputs
+        )
+        return ExportError(
+            "--builder/--model_file",
+            f"the model failed on a sample batch of its declared inputs ({shown}) before"
+            f" its loss could run: {describe(e)}",
+            "make the model accept any batch of its declared input shape (give fixed"
+            " sizes, or sizes it accepts, to the dimensions it cannot take freely)",
+            format_traceback(e),
+        )
+    shown = _labels_text(targets)
+    for candidate, sample in _label_alternatives(model_interface, outputs, targets):
+        y = model_interface.pack_targets(
+            [tf.constant(z) for z in interface.zeros_for(sample)]
+        )
+        if not _runs(model.test_step, (x, y)):
+            continue
+        flags = " ".join(
+            f"--label_spec={d.name.removesuffix(TARGET_SUFFIX)}="
+            + ",".join(str(n) for n in d.shape)
+            + f":{d.dtype}"
+            for d in candidate
+        )
+        return ExportError(
+            "--label_spec",
+            f"the compiled loss and metrics fail on labels {shown} ({describe(error)})"
+            f" but run on labels {_labels_text(candidate)}",
+            f"state the labels, e.g. {flags}",
+            format_traceback(error),
+        )
+    return ExportError(
+        "--builder/--model_file",
+        f"the model's compiled loss or metrics (its test_step) failed on its own outputs"
+        f" with labels {shown}, and with labels shaped like the outputs too, so the labels"
+        f" are not the cause: {describe(error)}",
+        "fix the loss, metric or test_step the traceback below points at",
+        format_traceback(error),
+    )
+
+
+def _runs(step, data) -> bool:
+    try:
+        step(data)
+    except Exception:  # noqa: BLE001 - only whether it runs matters here
+        return False
+    return True
+
+
+def _labels_text(descs) -> str:
+    return "(" + ", ".join(f"{d.name}: {list(d.shape)} {d.dtype}" for d in descs) + ")"
+
+
+def _label_alternatives(model_interface, outputs, targets):
+    """Label descs of the usual forms other than `targets`, dense (each output's own
+    shape and dtype) and sparse (class ids: int64, without the last dimension), each
+    with the sizes of the sample outputs (to make labels that fit them)."""
+    declared, sample = {"dense": [], "sparse": []}, {"dense": [], "sparse": []}
+    for target, output, value in zip(
+        targets, model_interface.outputs, keras.tree.flatten(outputs), strict=True
+    ):
+        dtype = tf.as_dtype(value.dtype).name
+        sizes = (None, *tuple(value.shape)[1:])
+        declared["dense"].append(interface.TensorDesc(target.name, output.shape, dtype))
+        sample["dense"].append(interface.TensorDesc(target.name, sizes, dtype))
+        declared["sparse"].append(
+            interface.TensorDesc(target.name, output.shape[:-1], "int64")
+        )
+        sample["sparse"].append(interface.TensorDesc(target.name, sizes[:-1], "int64"))
+    kinds = ["dense"]
+    if all(len(d.shape) > 1 for d in declared["dense"]):
+        kinds.append("sparse")
+    return [
+        (tuple(declared[k]), tuple(sample[k]))
+        for k in kinds
+        if tuple(declared[k]) != tuple(targets)
+    ]
 
 
 def describe_signatures(built: BuiltSignatures) -> dict:

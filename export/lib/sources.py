@@ -6,11 +6,17 @@ and `keras.utils.set_random_seed(seed)` so the same inputs give the same weights
 layer names in every fresh process.
 """
 
+import base64
+import builtins
 import dataclasses
+import dis
 import importlib
 import json
+import marshal
 import os
 import re
+import sys
+import types
 import warnings
 import zipfile
 from typing import Any
@@ -23,6 +29,11 @@ from export.lib.errors import ExportError, describe, format_traceback
 
 _MISSING_CLASS = re.compile(
     r"Could not locate (?:class|function) '([^']+)'|Unknown \w+: '([^']+)'"
+)
+# Keras re-creates a layer or model as cls(**config); a class whose __init__ takes no
+# **kwargs rejects the base config's name/trainable/dtype.
+_UNEXPECTED_ARGUMENT = re.compile(
+    r"([\w.]+)\.__init__\(\) got an unexpected keyword argument '(\w+)'"
 )
 
 
@@ -334,6 +345,8 @@ def _model_json(
         raise ExportError(
             source.flag, f"the model cannot be serialized to JSON: {cause}", fix
         ) from None
+    text = _portable_lambda_code(text)
+    _check_lambda_globals(json.loads(text), source)
     try:
         # A file was just deserialized by Keras; a builder's model is checked here, when
         # it uses code from outside Keras (Keras tests the round trip of its own classes;
@@ -352,12 +365,157 @@ def _model_json(
                 f"the model uses '{missing}', which Keras cannot find by name, so the"
                 " exported model JSON could not be loaded again",
             ) from None
+        unexpected = _UNEXPECTED_ARGUMENT.search(str(e))
+        if unexpected:
+            owner, argument = unexpected.groups()
+            fix = (
+                f"let {owner}.__init__ take **kwargs and pass them on with"
+                " super().__init__(**kwargs), since Keras's config of every layer and model"
+                " carries name, trainable and dtype; or implement get_config() and"
+                f" from_config(cls, config) in {owner.split('.')[-1]}"
+            )
+            raise ExportError(
+                source.flag,
+                f"the model cannot be re-created from its own config (as load_keras_model"
+                f" does): Keras calls {owner}(**config) and {owner}.__init__() does not"
+                f" accept the keyword argument '{argument}'",
+                fix,
+            ) from None
         raise ExportError(
             source.flag,
             f"the model cannot be re-created from its own config: {describe(e)}",
             fix,
         ) from None
     return text
+
+
+def _lambda_codes(config: Any):
+    """Yields every Python lambda Keras serialized in the config, as the dict that holds
+    its base64 `code` (Lambda functions, output shapes, masks)."""
+    if isinstance(config, dict):
+        inner = config.get("config")
+        if (
+            config.get("class_name") == "__lambda__"
+            and isinstance(inner, dict)
+            and isinstance(inner.get("code"), str)
+        ):
+            yield inner
+        for value in config.values():
+            yield from _lambda_codes(value)
+    elif isinstance(config, list):
+        for value in config:
+            yield from _lambda_codes(value)
+
+
+def _decode_code(text: str) -> types.CodeType:
+    # Keras writes marshal.dumps(function.__code__) with the "base64" codec.
+    return marshal.loads(base64.decodebytes(text.encode("ascii")))
+
+
+def _portable_lambda_code(text: str) -> str:
+    """Rewrites each lambda's bytecode in the model JSON with a source path relative to
+    the import path, so the JSON has the same bytes wherever the checkout is.
+
+    Keras marshals a lambda's code object, which carries the absolute path of the file it
+    was written in (under Bazel a sandbox or execroot path). Only that path changes: the
+    code runs the same, and tracebacks name the module's file as imported.
+    """
+    for holder in _lambda_codes(json.loads(text)):
+        code = _decode_code(holder["code"])
+        portable = _with_filename(code, _import_relative_path(code.co_filename))
+        if portable is code:
+            continue
+        encoded = base64.encodebytes(marshal.dumps(portable)).decode("ascii")
+        # Replace the JSON string itself: the rest of Keras's JSON keeps its bytes.
+        text = text.replace(json.dumps(holder["code"]), json.dumps(encoded))
+    return text
+
+
+def _with_filename(code: types.CodeType, filename: str) -> types.CodeType:
+    """The code object and every one nested in it (inner lambdas, comprehensions) with
+    co_filename set to `filename`; `code` itself when nothing changes."""
+    consts = tuple(
+        _with_filename(c, filename) if isinstance(c, types.CodeType) else c
+        for c in code.co_consts
+    )
+    if code.co_filename == filename and all(
+        a is b for a, b in zip(consts, code.co_consts, strict=True)
+    ):
+        return code
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+def _import_relative_path(filename: str) -> str:
+    """`pkg/mod.py` for the file of module pkg.mod, else the path relative to the
+    deepest sys.path entry that holds it, else the file's base name."""
+    for name, module in list(sys.modules.items()):
+        if getattr(module, "__file__", None) == filename:
+            relative = name.replace(".", os.sep)
+            if os.path.basename(filename).startswith("__init__."):
+                relative = os.path.join(relative, "__init__")
+            return relative + os.path.splitext(filename)[1]
+    if not os.path.isabs(filename):
+        return filename
+    best = None
+    for entry in sys.path:
+        root = os.path.abspath(entry or os.curdir)
+        inside = filename.startswith(root.rstrip(os.sep) + os.sep)
+        if inside and (best is None or len(root) > len(best)):
+            best = root
+    return os.path.relpath(filename, best) if best else os.path.basename(filename)
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    """Names the code (and code nested in it) looks up as globals, builtins excepted."""
+    names = {
+        ins.argval
+        for ins in dis.get_instructions(code)
+        if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME") and isinstance(ins.argval, str)
+    }
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return {n for n in names if not hasattr(builtins, n)}
+
+
+def _check_lambda_globals(config: Any, source: options.ModelSource) -> None:
+    """Refuses lambdas that use their module's globals: Keras saves a lambda's bytecode
+    without its module, and re-creates it with Keras's own globals, where those names
+    are undefined (load_keras_model fails, and before that Keras cannot even infer the
+    Lambda's output shape)."""
+    for layer in _layers_with_lambdas(config):
+        names = set()
+        for holder in _lambda_codes(layer.get("config", {})):
+            names |= _global_names(_decode_code(holder["code"]))
+        if names:
+            name = layer.get("config", {}).get("name", "?")
+            shown = ", ".join(sorted(names))
+            raise ExportError(
+                source.flag,
+                f"the Lambda layer '{name}' uses {shown} from the module it was written"
+                " in; Keras saves a lambda's code without its module, so the model"
+                " re-created from the exported JSON (load_keras_model) cannot run it",
+                "replace the lambda by a function decorated with"
+                " @keras.saving.register_keras_serializable() (Keras saves it by name;"
+                " import its module before load_keras_model), or by a custom layer; a"
+                " plain value can go in as Lambda(lambda t, v: ..., arguments={'v':"
+                " ...}) instead of a global",
+            )
+
+
+def _layers_with_lambdas(config: Any):
+    """Yields the serialized layers whose own config holds a Python lambda."""
+    if isinstance(config, dict):
+        if config.get("class_name") == "Lambda" and any(
+            True for _ in _lambda_codes(config.get("config", {}))
+        ):
+            yield config
+            return
+        for value in config.values():
+            yield from _layers_with_lambdas(value)
+    elif isinstance(config, list):
+        for value in config:
+            yield from _layers_with_lambdas(value)
 
 
 def _uses_code_outside_keras(config: Any) -> bool:

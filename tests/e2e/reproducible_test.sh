@@ -7,8 +7,10 @@
 #      builds under linux-sandbox.
 #   2. reproducible: A and B each run every export (no cache) under linux-sandbox with a
 #      strict action environment; the trees are compared file by file (sha256) and must
-#      be identical. The non-deterministic control target, built the same way, must be
-#      reported different by the same comparison, or the check is worthless.
+#      be identical; so must an export whose model JSON holds Python lambdas (their
+#      marshalled code names its source file, at a different path in A and B). The
+#      non-deterministic control target, built the same way, must be reported different by
+#      the same comparison, or the check is worthless.
 #   3. disk cache: A builds and tests with --disk_cache; B, after `bazel clean`, runs no
 #      KerasSavedModel action (all remoteCacheHit in the execution log) and its tests are
 #      "(cached) PASSED".
@@ -20,6 +22,7 @@ source "$(dirname "$0")/lib.sh"
 exports=("${CACHE_EXPORTS[@]}")
 tests=("${CACHE_TESTS[@]}")
 negative=//tests/models:nondeterministic_export
+lambdas=//tests/models:lambda_export
 probe=//tests/models:network_probe_export
 
 base_a=$(e2e_output_base reproducible_a)
@@ -100,18 +103,19 @@ cold_spawns=$SPAWNS
 [ "$RUNNERS" = linux-sandbox ] || fail "exports ran with $RUNNERS, not linux-sandbox"
 expect_tests PASSED a_cold
 run_logged a_negative "$base_a" build "${hermetic[@]}" "${no_cache[@]}" "$negative"
+run_logged a_lambdas "$base_a" build "${hermetic[@]}" "${no_cache[@]}" "$lambdas"
 
 echo "--- output base B: set-up and independent build (no cache)"
 t=$(now)
-run_logged b_setup "$base_b" build "${hermetic[@]}" --nobuild "${exports[@]}" "$negative"
+run_logged b_setup "$base_b" build "${hermetic[@]}" --nobuild "${exports[@]}" "$negative" "$lambdas"
 bazel_ob "$base_b" clean >/dev/null 2>&1 || fail "bazel clean failed in B"
 echo "  venv and analysis: $(seconds_since "$t") s"
 t=$(now)
 run_logged b_build "$base_b" build "${hermetic[@]}" "${no_cache[@]}" \
-  --execution_log_json_file="$E2E_TMP/b_build.json" "${exports[@]}" "$negative"
+  --execution_log_json_file="$E2E_TMP/b_build.json" "${exports[@]}" "$negative" "$lambdas"
 echo "  wall time: $(seconds_since "$t") s"
 export_stats b_build
-[ "$MISSES" = $((${#exports[@]} + 1)) ] && [ "$HITS" = 0 ] ||
+[ "$MISSES" = $((${#exports[@]} + 2)) ] && [ "$HITS" = 0 ] ||
   fail "expected every export to run in B"
 
 bin_a=$(bazel_ob "$base_a" info "${hermetic[@]}" bazel-bin 2>/dev/null)
@@ -120,7 +124,7 @@ bin_b=$(bazel_ob "$base_b" info "${hermetic[@]}" bazel-bin 2>/dev/null)
 
 echo "--- reproducible: A and B exports compared"
 # shellcheck disable=SC2046 # outputs prints space-free paths
-compare_outputs "$bin_a" "$bin_b" $(outputs "${exports[@]}") ||
+compare_outputs "$bin_a" "$bin_b" $(outputs "${exports[@]}" "$lambdas") ||
   fail "the exports of A and B differ: they are not reproducible"
 echo "ok: byte-identical in two output bases"
 

@@ -4,7 +4,8 @@ Usage: python -m tests.export.child JOB.json, where JOB holds {"tasks": [...]}; 
 reads its inputs from an .npz file and writes its results to another:
   serve:      tf.saved_model.load, call serving_default.
   keras:      export.lib.loader.load_keras_model, call the model; also its weights.
-  train_eval: call eval, then train, then serving_default again; variables before/after.
+  train_eval: call eval (if exported), then train, then serving_default again; variables
+              before/after.
 """
 
 import importlib
@@ -60,8 +61,9 @@ def train_eval(task: dict) -> dict[str, np.ndarray]:
     result = {}
     for i, variable in enumerate(loaded.model_variables):
         result[f"before_{i}"] = variable.numpy()
-    for key, value in _call(loaded.signatures["eval"], arrays).items():
-        result[f"eval_{key}"] = value
+    if "eval" in loaded.signatures:
+        for key, value in _call(loaded.signatures["eval"], arrays).items():
+            result[f"eval_{key}"] = value
     for key, value in _call(loaded.signatures["train"], arrays).items():
         result[f"train_{key}"] = value
     for i, variable in enumerate(loaded.model_variables):

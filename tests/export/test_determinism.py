@@ -5,12 +5,19 @@ working directory and PYTHONHASHSEED. A third run with another --seed must diffe
 comparison is not vacuous.
 """
 
+import base64
+import importlib
+import json
+import marshal
 import os
+import sys
+import types
 
 import tensorflow as tf
 from absl.testing import absltest
 from tensorflow.core.protobuf import fingerprint_pb2
 
+from export.lib import options, sources
 from tests.export import testmodels, testutil
 
 BUILDER = f"--builder={testmodels.MODULE}:compiled_two_outputs"
@@ -77,6 +84,71 @@ class DeterminismTest(absltest.TestCase):
         c = testutil.tree_bytes(os.path.join(tmp, "c", "1"))
         data = "variables/variables.data-00000-of-00001"
         self.assertNotEqual(a[data], c[data], "--seed did not change the weights")
+
+
+# A builder module with lambdas, one holding nested code (an inner lambda).
+_LAMBDA_MODULE = """
+import keras
+from keras import layers
+
+
+def build():
+    return keras.Sequential(
+        [
+            keras.Input((4,), name="pixels"),
+            layers.Lambda(lambda t: t / 255.0 - 0.5, name="rescale"),
+            layers.Lambda(lambda t: (lambda u: u * 2.0)(t), name="double"),
+        ],
+        name="lambdas",
+    )
+"""
+_LAMBDA_MODULE_NAME = "portable_lambda_builder"
+
+
+class LambdaCodeTest(absltest.TestCase):
+    """Keras marshals a lambda's code object, which names its source file."""
+
+    def _model_json(self, folder: str) -> str:
+        with open(os.path.join(folder, _LAMBDA_MODULE_NAME + ".py"), "w") as f:
+            f.write(_LAMBDA_MODULE)
+        sys.modules.pop(_LAMBDA_MODULE_NAME, None)
+        sys.path.insert(0, folder)
+        importlib.invalidate_caches()
+        try:
+            request = options.ExportRequest(
+                output_dir=os.path.join(folder, "out"),
+                builder=f"{_LAMBDA_MODULE_NAME}:build",
+            )
+            return sources.load_model(options.resolve(request).source).model_json
+        finally:
+            sys.path.remove(folder)
+            sys.modules.pop(_LAMBDA_MODULE_NAME, None)
+
+    def test_model_json_is_the_same_wherever_the_builder_module_is(self):
+        tmp = self.create_tempdir().full_path
+        here, there = os.path.join(tmp, "checkout_a"), os.path.join(tmp, "elsewhere_b")
+        os.makedirs(here)
+        os.makedirs(there)
+        a, b = self._model_json(here), self._model_json(there)
+        self.assertNotIn(tmp, a)
+        self.assertEqual(a, b)
+
+        def filenames(code):
+            yield code.co_filename
+            for const in code.co_consts:
+                if isinstance(const, types.CodeType):
+                    yield from filenames(const)
+
+        layers = json.loads(a)["config"]["layers"]
+        functions = [
+            layer["config"]["function"]["config"]["code"]
+            for layer in layers
+            if layer["class_name"] == "Lambda"
+        ]
+        self.assertLen(functions, 2)
+        for code in functions:
+            code = marshal.loads(base64.decodebytes(code.encode("ascii")))
+            self.assertEqual(set(filenames(code)), {_LAMBDA_MODULE_NAME + ".py"})
 
 
 if __name__ == "__main__":

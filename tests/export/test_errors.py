@@ -11,7 +11,7 @@ import keras
 import numpy as np
 from absl.testing import absltest
 
-from export.lib import api, sources
+from export.lib import api, errors, sources
 from export.lib.errors import ExportError
 from tests.export import testmodels
 
@@ -318,11 +318,65 @@ class ErrorTest(absltest.TestCase):
         )
 
     def test_label_spec_that_does_not_fit_the_loss(self):
-        self.assertExportError(
+        # Re-tried with sparse labels, the loss runs: the labels are the cause, and the
+        # fix names the spec that works.
+        error = self.assertExportError(
             "--label_spec",
-            "failed",
+            ["fail on labels", "--label_spec=probs=None:int64"],
             builder=f"{M}:compiled",
             label_specs=["probs=None,7,2:float32"],
+        )
+        self.assertNotIn("\x1b", str(error))
+
+    # What tracing eval or train really failed on: not blamed on the labels.
+
+    def test_model_failing_on_every_batch_is_not_blamed_on_labels(self):
+        error = self.assertExportError(
+            "--builder/--model_file",
+            ["sample batch of its declared inputs", "not in [0, 16)"],
+            builder=f"{M}:position_table_too_short",
+        )
+        self.assertNotIn("--label_spec", str(error).split("\n\n", 1)[0])
+
+    def test_loss_failing_whatever_the_labels_is_not_blamed_on_labels(self):
+        error = self.assertExportError(
+            "--builder/--model_file",
+            ["compiled loss or metrics", "the labels are not the cause", "int32"],
+            builder=f"{M}:broken_loss",
+        )
+        self.assertNotIn("--label_spec", str(error).split("\n\n", 1)[0])
+
+    def test_train_step_log_that_is_not_a_tensor(self):
+        error = self.assertExportError(
+            "--builder/--model_file",
+            ["train_step returned the log 'learning_rate_note'", "NoneType"],
+            builder=f"{M}:train_step_logs_none",
+            custom_objects=[f"LogsNone={M}:LogsNone"],
+        )
+        self.assertNotIn("--label_spec", str(error).split("\n\n", 1)[0])
+
+    # Models that Keras cannot re-create from their JSON (load_keras_model would fail).
+
+    def test_subclassed_init_without_kwargs_given_as_custom_object(self):
+        self.assertExportError(
+            "--builder",
+            [
+                "KerasIoStyle.__init__() does not accept the keyword argument 'trainable'",
+                "take **kwargs and pass them on with super().__init__(**kwargs)",
+            ],
+            builder=f"{M}:init_without_kwargs",
+            custom_objects=[f"KerasIoStyle={M}:KerasIoStyle"],
+        )
+
+    def test_lambda_using_a_module_global(self):
+        self.assertExportError(
+            "--builder",
+            [
+                "the Lambda layer 'scale' uses SCALE",
+                "@keras.saving.register_keras_serializable()",
+                "arguments=",
+            ],
+            builder=f"{M}:lambda_using_global",
         )
 
     # Verification.
@@ -333,6 +387,40 @@ class ErrorTest(absltest.TestCase):
             ["max abs diff", "tolerance", "--noverify"],
             builder=f"{M}:noisy",
         )
+
+
+class DescribeTest(absltest.TestCase):
+    """errors.describe on Keras's own exceptions: the cause kept, the noise dropped."""
+
+    def test_colour_codes_and_argument_echo_are_dropped(self):
+        layer = keras.layers.Lambda(lambda t: t * undefined_name)  # noqa: F821
+        with self.assertRaises(Exception) as cm:
+            layer(keras.Input((3,)))
+        self.assertIn("\x1b[", str(cm.exception))  # Keras's bold, or nothing to test
+        text = errors.describe(cm.exception)
+        self.assertNotIn("\x1b", text)
+        self.assertNotIn("•", text)
+        self.assertIn("We could not automatically infer the shape", text)
+
+    def test_embedded_config_is_elided_and_the_last_line_kept(self):
+        model = testmodels.init_without_kwargs()
+        with self.assertRaises(TypeError) as cm:
+            keras.saving.deserialize_keras_object(
+                json.loads(model.to_json()),
+                custom_objects={"KerasIoStyle": testmodels.KerasIoStyle},
+            )
+        self.assertGreater(len(str(cm.exception)), errors._MAX_CAUSE_CHARS)
+        text = errors.describe(cm.exception)
+        self.assertLessEqual(len(text), errors._MAX_CAUSE_CHARS)
+        self.assertIn("could not be deserialized properly", text)
+        self.assertIn("got an unexpected keyword argument 'trainable'", text)
+        self.assertNotIn("'registered_name'", text)
+
+    def test_long_message_keeps_both_ends(self):
+        text = errors.describe(ValueError("start " + "x" * 2000 + " end"), limit=100)
+        self.assertLessEqual(len(text), 100)
+        self.assertTrue(text.startswith("ValueError: start"), text)
+        self.assertTrue(text.endswith(" end"), text)
 
 
 def _double(x):

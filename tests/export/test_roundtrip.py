@@ -20,8 +20,14 @@ from tests.export import testmodels, testutil
 M = testmodels.MODULE
 ATOL = 1e-6  # measured: 0.0, or 6e-8 where eager Keras and graph fuse ops differently
 BATCH = 5
-# Compiled cases whose eval and train signatures are compared with Keras's own steps.
-TRAINED = ("compiled", "custom_train_step")
+# Compiled cases whose train signature (and eval, where Keras can evaluate them) is
+# compared with Keras's own steps.
+TRAINED = (
+    "compiled",
+    "custom_train_step",
+    "guide_train_step",
+    "low_level_train_step",
+)
 
 
 def _compiled_data(model_interface, rng):
@@ -55,16 +61,34 @@ class RoundTripTest(absltest.TestCase):
                 "builder": f"{M}:custom_train_step",
                 "custom_objects": [f"ClippedStep={M}:ClippedStep"],
             },
+            # Its train_step returns the compiled metrics as a nested dict.
+            "guide_train_step": {
+                "builder": f"{M}:guide_train_step",
+                "custom_objects": [f"GuideStep={M}:GuideStep"],
+            },
+            # No compiled loss: serve and train only; the labels are stated.
+            "low_level_train_step": {
+                "builder": f"{M}:low_level_train_step",
+                "custom_objects": [f"LowLevelStep={M}:LowLevelStep"],
+                "label_specs": ["probs=None:int64"],
+            },
             "keras_file": {"model_file": files["keras_file"]},
             "weights": {"builder": f"{M}:mlp", "weights": files["weights"]},
             "lambda_file": {"model_file": files["lambda_file"], "safe_mode": False},
+            # Its lambda's bytecode is rewritten with a portable file name: it must run.
+            "lambda_builder": {"builder": f"{M}:lambda_model", "safe_mode": False},
             "legacy_h5": {"model_file": files["legacy_h5"]},
         }
         keras_load_options = {
             "custom_layer": {"custom_objects": {"Scale": f"{M}:Scale"}},
             "lambda_file": {"safe_mode": False},
+            "lambda_builder": {"safe_mode": False},
             "custom_train_step": {
                 "custom_objects": {"ClippedStep": f"{M}:ClippedStep"}
+            },
+            "guide_train_step": {"custom_objects": {"GuideStep": f"{M}:GuideStep"}},
+            "low_level_train_step": {
+                "custom_objects": {"LowLevelStep": f"{M}:LowLevelStep"}
             },
         }
         cls.results, cls.models, cls.expected, cls.json = {}, {}, {}, {}
@@ -107,7 +131,8 @@ class RoundTripTest(absltest.TestCase):
                     task.update(keras_load_options.get(name, {}))
                 tasks.append(task)
             if name in TRAINED:
-                tasks.append(cls._train_task(name, loaded, path))
+                modes = cls.results[name].modes
+                tasks.append(cls._train_task(name, loaded, path, modes))
         testutil.run_child(tasks, cls.tmp)
 
     @classmethod
@@ -137,17 +162,21 @@ class RoundTripTest(absltest.TestCase):
         return files
 
     @classmethod
-    def _train_task(cls, name, loaded, path):
-        """Keras's own evaluate and train step on the same batch, for comparison."""
+    def _train_task(cls, name, loaded, path, modes):
+        """Keras's own evaluate and fit on the same batch, for comparison."""
         model = loaded.model
         x, y = _compiled_data(loaded.interface, np.random.default_rng(4))
         step = {"before": [np.asarray(v.numpy()) for v in model.variables]}
-        step["eval"] = model.evaluate(
-            x["x"], y["probs_target"], batch_size=BATCH, return_dict=True, verbose=0
-        )
-        step["train"] = model.train_on_batch(
-            x["x"], y["probs_target"], return_dict=True
-        )
+        if "eval" in modes:
+            step["eval"] = model.evaluate(
+                x["x"], y["probs_target"], batch_size=BATCH, return_dict=True, verbose=0
+            )
+        # One epoch of one batch: fit, the way Keras users train (train_on_batch hands
+        # train_step (x, y, None), which the guide's `x, y = data` does not unpack).
+        history = model.fit(
+            x["x"], y["probs_target"], batch_size=BATCH, shuffle=False, verbose=0
+        ).history
+        step["train"] = {key: values[-1] for key, values in history.items()}
         step["after"] = [np.asarray(v.numpy()) for v in model.variables]
         step["serve_after"] = np.asarray(model(x["x"]))
         cls.keras_steps[name] = step
@@ -191,6 +220,8 @@ class RoundTripTest(absltest.TestCase):
         self.assertEqual(self.results["mlp"].modes, ("serve",))
         self.assertEqual(self.results["compiled"].modes, ("serve", "eval", "train"))
         self.assertEqual(self.results["keras_file"].modes, ("serve", "eval", "train"))
+        # fit runs its own train_step; evaluate has no loss to compute.
+        self.assertEqual(self.results["low_level_train_step"].modes, ("serve", "train"))
         eval_sig = self.results["compiled"].manifest["signatures"]["eval"]
         self.assertEqual(
             eval_sig["inputs"]["probs_target"], {"dtype": "int64", "shape": [None]}
@@ -242,7 +273,7 @@ class RoundTripTest(absltest.TestCase):
         for name in TRAINED:
             with self.subTest(name):
                 got = self._child(name, "train")
-                want = self.keras_steps[name]["eval"]
+                want = self.keras_steps[name].get("eval", {})
                 self.assertEqual(
                     sorted(k for k in got if k.startswith("eval_")),
                     sorted(f"eval_{k}" for k in want),

@@ -141,6 +141,79 @@ def custom_train_step() -> keras.Model:
     return model
 
 
+class GuideStep(keras.Model):
+    """The train_step of the Keras 3 guide "Customizing what happens in fit() with
+    TensorFlow": it updates every metric itself and returns
+    {m.name: m.result() for m in self.metrics}, where the compiled metrics' results come
+    as one nested dict under "compile_metrics"."""
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(y=y, y_pred=y_pred)
+        trainable_vars = self.trainable_variables
+        gradients = tape.gradient(loss, trainable_vars)
+        self.optimizer.apply(gradients, trainable_vars)
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss)
+            else:
+                metric.update_state(y, y_pred)
+        return {m.name: m.result() for m in self.metrics}
+
+
+def guide_train_step() -> keras.Model:
+    inputs = keras.Input((4,), name="x")
+    hidden = layers.Dense(8, activation="relu", name="hidden")(inputs)
+    probs = layers.Dense(3, activation="softmax", name="probs")(hidden)
+    model = GuideStep(inputs, probs, name="guide_train_step")
+    model.compile(
+        optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    return model
+
+
+class LowLevelStep(keras.Model):
+    """The guide's lower-level train_step: its own loss function and metrics (listed by
+    the `metrics` property), compiled with an optimizer only. fit trains it; evaluate
+    cannot run it (no compiled loss, no test_step of its own)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.accuracy_metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        self.loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.loss_fn(y, y_pred)
+        trainable_vars = self.trainable_variables
+        gradients = tape.gradient(loss, trainable_vars)
+        self.optimizer.apply(gradients, trainable_vars)
+        self.loss_tracker.update_state(loss)
+        self.accuracy_metric.update_state(y, y_pred)
+        return {
+            "loss": self.loss_tracker.result(),
+            "accuracy": self.accuracy_metric.result(),
+        }
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.accuracy_metric]
+
+
+def low_level_train_step() -> keras.Model:
+    inputs = keras.Input((4,), name="x")
+    hidden = layers.Dense(8, activation="relu", name="hidden")(inputs)
+    probs = layers.Dense(3, activation="softmax", name="probs")(hidden)
+    model = LowLevelStep(inputs, probs, name="low_level_train_step")
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
+    return model
+
+
 def compiled_two_outputs() -> keras.Model:
     """Two outputs with per-output losses and metrics."""
     model = two_in_two_out()
@@ -268,3 +341,94 @@ def noisy() -> keras.Model:
     return keras.Model(
         inputs, Noise(name="noise")(layers.Dense(2)(inputs)), name="noisy"
     )
+
+
+class KerasIoStyle(keras.Model):
+    """Subclassed the way keras.io's first examples write it: __init__ takes no
+    **kwargs, so Keras cannot re-create it from its config (which carries trainable and
+    dtype), even given as a custom object."""
+
+    def __init__(self, num_classes=2):
+        super().__init__()
+        self.hidden = layers.Dense(8, activation="relu")
+        self.out = layers.Dense(num_classes)
+
+    def call(self, inputs):
+        return self.out(self.hidden(inputs))
+
+
+def init_without_kwargs() -> keras.Model:
+    model = KerasIoStyle()
+    model(np.zeros((1, 5), np.float32))
+    return model
+
+
+SCALE = 2.0
+
+
+def lambda_using_global() -> keras.Model:
+    """A Lambda whose code uses a name of this module, which Keras does not save."""
+    inputs = keras.Input((3,), name="x")
+    outputs = layers.Lambda(lambda t: t * SCALE, name="scale")(inputs)
+    return keras.Model(inputs, outputs, name="lambda_using_global")
+
+
+@keras.saving.register_keras_serializable(package="rules_keras_tests")
+class PositionEmbedding(layers.Layer):
+    """Adds a learned vector per position, from a table of `positions` rows."""
+
+    def __init__(self, positions: int, **kwargs):
+        super().__init__(**kwargs)
+        self.positions = positions
+
+    def build(self, input_shape):
+        self.table = self.add_weight(
+            name="table", shape=(self.positions, input_shape[-1])
+        )
+
+    def call(self, inputs):
+        return inputs + tf.gather(self.table, tf.range(tf.shape(inputs)[1]))
+
+    def get_config(self):
+        return {**super().get_config(), "positions": self.positions}
+
+
+def position_table_too_short() -> keras.Model:
+    """Sequences of 32 steps, a position table of 16: fails on every batch."""
+    inputs = keras.Input((32, 4), name="tokens")
+    hidden = PositionEmbedding(16, name="positions")(inputs)
+    pooled = layers.GlobalAveragePooling1D(name="pool")(hidden)
+    probs = layers.Dense(3, activation="softmax", name="probs")(pooled)
+    model = keras.Model(inputs, probs, name="position_table_too_short")
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    return model
+
+
+@keras.saving.register_keras_serializable(package="rules_keras_tests")
+def offset_mse(y_true, y_pred):
+    """A loss with a dtype bug: it adds an int32 to a float tensor, for any labels."""
+    return tf.reduce_mean(tf.square(y_true - y_pred)) + tf.constant(1)
+
+
+def broken_loss() -> keras.Model:
+    inputs = keras.Input((4,), name="x")
+    outputs = layers.Dense(2, name="score")(inputs)
+    model = keras.Model(inputs, outputs, name="broken_loss")
+    model.compile(optimizer="sgd", loss=offset_mse)
+    return model
+
+
+class LogsNone(keras.Model):
+    """A train_step that returns a log without a value."""
+
+    def train_step(self, data):
+        logs = super().train_step(data)
+        return {**logs, "learning_rate_note": None}
+
+
+def train_step_logs_none() -> keras.Model:
+    inputs = keras.Input((4,), name="x")
+    probs = layers.Dense(3, activation="softmax", name="probs")(inputs)
+    model = LogsNone(inputs, probs, name="logs_none")
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    return model
