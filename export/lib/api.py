@@ -91,6 +91,7 @@ def export_with_result(request: ExportRequest) -> ExportResult:
                 built.functions,
                 loaded.model_json,
                 resolved.as_text,
+                model=model,
             )
         max_diff = None
         if resolved.verify:

@@ -1,0 +1,77 @@
+"""Keras layer state that lives outside the variables: saved beside the SavedModel,
+restored by load_keras_model.
+
+Some layers keep state that neither `get_config()` nor their variables hold: an adapted
+StringLookup, IntegerLookup or TextVectorization keeps its vocabulary in a hash table,
+which Keras's own `.keras` format saves through the layer's `save_assets(dir)` and
+restores through `load_assets(dir)`. The export calls the same hooks, one folder per
+layer under `assets/keras_layers/`, named by the layer's path of names from the model
+(`text_vectorization/string_lookup`), so the re-created model finds each one again.
+
+Other layers finish their state after their variables are loaded, in their own
+`load_own_variables` (an adapted Normalization computes the mean and variance it uses
+from its restored variables). Restoring through `tf.train.Checkpoint` bypasses that, so
+those layers have their variables passed through their own save/load hooks afterwards.
+"""
+
+import os
+
+import keras
+
+LAYER_ASSETS_DIR = "keras_layers"
+
+
+def named_layers(model: keras.Model) -> list[tuple[str, keras.layers.Layer]]:
+    """Every nested layer once, with its path of names, in Keras's own layer order."""
+    result, seen = [], {id(model)}
+    stack = [("", model)]
+    while stack:
+        prefix, parent = stack.pop(0)
+        used: dict[str, int] = {}
+        children = []
+        for child in parent._layers:  # Keras's tracked sublayers, in creation order
+            if id(child) in seen:
+                continue
+            seen.add(id(child))
+            name = child.name
+            if name in used:  # two sublayers of one parent may share a name
+                used[name] += 1
+                name = f"{name}_{used[name]}"
+            used.setdefault(name, 0)
+            path = f"{prefix}/{name}" if prefix else name
+            result.append((path, child))
+            children.append((path, child))
+        stack[:0] = children
+    return result
+
+
+def write_layer_assets(model: keras.Model, assets_dir: str) -> None:
+    """Writes each layer's Keras assets (an adapted vocabulary) under assets_dir."""
+    root = os.path.join(assets_dir, LAYER_ASSETS_DIR)
+    for path, layer in named_layers(model):
+        if not hasattr(layer, "save_assets"):
+            continue
+        folder = os.path.join(root, *path.split("/"))
+        os.makedirs(folder, exist_ok=True)
+        layer.save_assets(folder)
+        # Nothing written (a vocabulary given in the config): leave no empty folder.
+        while folder != root and not os.listdir(folder):
+            os.rmdir(folder)
+            folder = os.path.dirname(folder)
+    if os.path.isdir(root) and not os.listdir(root):
+        os.rmdir(root)
+
+
+def restore_layer_state(model: keras.Model, assets_dir: str) -> None:
+    """Runs the layers' own loading hooks once the checkpoint is restored."""
+    root = os.path.join(assets_dir, LAYER_ASSETS_DIR)
+    for path, layer in named_layers(model):
+        if type(layer).load_own_variables is not keras.layers.Layer.load_own_variables:
+            # The variables already hold the exported values; the layer's own hook
+            # derives whatever else it keeps from them.
+            store: dict = {}
+            layer.save_own_variables(store)
+            layer.load_own_variables(store)
+        folder = os.path.join(root, *path.split("/"))
+        if hasattr(layer, "load_assets") and os.path.isdir(folder):
+            layer.load_assets(folder)
