@@ -7,6 +7,7 @@ zeros here to create their variables and learn their outputs (named output_1, ou
 as Keras 2 did, or by their dict keys).
 """
 
+import contextlib
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
@@ -20,7 +21,7 @@ from export.lib import errors
 # Size first tried for unknown non-batch dims when a concrete tensor is needed (zeros,
 # random verification inputs): big enough for typical convolution strides and pooling.
 # A model that rejects it (a position table shorter than 32) gets the first of
-# SMALLER_DIMS it accepts, see choose_unknown_dim.
+# SMALLER_DIMS it accepts (see _call_on_samples).
 UNKNOWN_DIM = 32
 SMALLER_DIMS = (16, 8, 4, 2, 1)
 # Sample strings for a string input whose vocabulary cannot be found in the model.
@@ -126,10 +127,9 @@ def describe(model: keras.Model) -> ModelInterface:
     inputs = _unique(inputs)
     samples = _graph_samples(model, in_struct, inputs)
     if _has_unknown_dims(inputs):
-        try:
+        # A model that accepts no size fails later, when tracing says more about why.
+        with contextlib.suppress(Exception):
             _, samples = _call_on_samples(model, in_struct, inputs, samples)
-        except Exception:  # noqa: BLE001 - tracing the model reports it with context
-            pass
     return ModelInterface(
         inputs, _unique(outputs), in_struct, out_struct, False, samples
     )

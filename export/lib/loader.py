@@ -80,23 +80,28 @@ def _restorable_optimizer(model: keras.Model, saved_count: int):
     optimizer = model.optimizer
     if not optimizer.built:
         optimizer.build(model.trainable_variables)
-    if len(
-        interface.tf_variables(optimizer.variables)
-    ) == saved_count or isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        return optimizer
-    if not any(
+    uses_float16 = any(
         layer.dtype_policy.name == "mixed_float16"
         for _, layer in layer_state.named_layers(model)
+    )
+    if (
+        _variable_count(optimizer) == saved_count
+        or isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        or not uses_float16
     ):
         return optimizer
     wrapped = keras.optimizers.LossScaleOptimizer(
         optimizer, name="loss_scale_optimizer"
     )
     wrapped.build(model.trainable_variables)
-    if len(interface.tf_variables(wrapped.variables)) != saved_count:
-        return optimizer
+    if _variable_count(wrapped) != saved_count:
+        return optimizer  # not what was exported: the count check reports it
     model.optimizer = wrapped
     return wrapped
+
+
+def _variable_count(optimizer) -> int:
+    return len(interface.tf_variables(optimizer.variables))
 
 
 def _count(names: list[str], key: str) -> int:

@@ -328,7 +328,10 @@ def _prepare_training_state(model, model_interface, targets, train: bool) -> Non
     """Creates lazily-built state eagerly, so tracing captures variables that exist."""
     samples = model_interface.samples
     x = model_interface.pack_inputs(
-        [tf.constant(z) for z in interface.zeros_for(model_interface.inputs, 1, samples)]
+        [
+            tf.constant(z)
+            for z in interface.zeros_for(model_interface.inputs, 1, samples)
+        ]
     )
     try:
         y = model_interface.pack_targets(

@@ -193,6 +193,27 @@ def short_positions() -> keras.Model:
     return model
 
 
+@keras.saving.register_keras_serializable(package="rules_keras_tests")
+class TopClass(layers.Layer):
+    """The index of the highest score (keras.ops.argmax as a layer)."""
+
+    def call(self, scores):
+        return keras.ops.argmax(scores, axis=-1)
+
+    def compute_output_spec(self, scores):
+        return keras.KerasTensor(scores.shape[:-1], dtype="int64")
+
+
+def label_names() -> keras.Model:
+    """Returns class names as strings, through StringLookup(invert=True)."""
+    x = keras.Input((4,), name="x")
+    scores = layers.Dense(3, name="scores")(x)
+    names = layers.StringLookup(
+        vocabulary=["cat", "dog", "bird"], invert=True, num_oov_indices=0, name="names"
+    )(TopClass(name="top")(scores))
+    return keras.Model(x, {"scores": scores, "label": names}, name="label_names")
+
+
 # Broken builders, one per error the exporter must explain.
 
 _GLOBAL_TABLE = []

@@ -22,6 +22,7 @@ from export.lib.errors import ExportError
 from tests.export import stateful_models, testutil
 
 S = stateful_models.MODULE
+CUSTOM_OBJECTS = {name: f"{S}:{name}" for name in ("PositionEmbedding", "TopClass")}
 ATOL = 1e-6
 BATCH = 4
 # name -> (builder, modes); compiled models export eval and train too.
@@ -37,6 +38,7 @@ CASES = {
     # Built after mixed_precision: the global dtype policy must be back to float32.
     "short_positions": ("short_positions", None),
     "short_positions_serve": ("short_positions", ("serve",)),
+    "label_names": ("label_names", None),
 }
 COMPILED = (
     "text_classifier",
@@ -98,9 +100,7 @@ class StatefulModelTest(absltest.TestCase):
                         "inputs": in_file,
                         "out": os.path.join(cls.tmp, f"{name}_{kind}.npz"),
                         # The fresh process has not imported the builder's module.
-                        "custom_objects": {
-                            "PositionEmbedding": f"{S}:PositionEmbedding"
-                        },
+                        "custom_objects": CUSTOM_OBJECTS,
                     }
                 )
             if name in COMPILED:
@@ -139,6 +139,11 @@ class StatefulModelTest(absltest.TestCase):
         self.assertContainsSubset(set(want), set(got))
         for key, value in want.items():
             self.assertEqual(got[key].shape, value.shape, f"{name}: {key}")
+            if value.dtype == object:  # strings
+                np.testing.assert_array_equal(
+                    got[key], value.astype(bytes), err_msg=f"{name}: {key}"
+                )
+                continue
             np.testing.assert_allclose(
                 got[key], value, rtol=0, atol=ATOL, err_msg=f"{name}: {key}"
             )
@@ -192,6 +197,12 @@ class StatefulModelTest(absltest.TestCase):
         )[0]
         self.assertIn(probe.flat[0].decode(), words)
 
+    def test_string_outputs_are_served(self):
+        serving = self.results["label_names"].manifest["signatures"]["serving_default"]
+        self.assertEqual(serving["outputs"]["label"]["dtype"], "string")
+        labels = set(self._child("label_names", "serve")["label"].flat)
+        self.assertContainsSubset(labels, {b"cat", b"dog", b"bird"})
+
     def test_integer_lookup_inputs_take_its_vocabulary(self):
         codes = set(self.inputs["integer_lookup_adapted"]["code"].flat)
         self.assertContainsSubset(codes, {3, 7, 42, 1000})
@@ -210,7 +221,9 @@ class StatefulModelTest(absltest.TestCase):
         self.assertEqual(
             serving["serving_default"]["inputs"]["tokens"]["shape"], [None, None]
         )
-        self.assertEqual(serving["eval"]["inputs"]["tags_target"]["shape"], [None, None])
+        self.assertEqual(
+            serving["eval"]["inputs"]["tags_target"]["shape"], [None, None]
+        )
         self.assertEqual(self.results["short_positions_serve"].max_abs_diff, 0.0)
 
     def test_eval_equals_keras_evaluate(self):
@@ -241,7 +254,9 @@ class StatefulModelTest(absltest.TestCase):
         def assets(name):
             return os.path.join(self.results[name].path, writer.ASSETS_DIR)
 
-        vocabulary = os.path.join(assets("text_classifier"), "keras_layers", "vectorize")
+        vocabulary = os.path.join(
+            assets("text_classifier"), "keras_layers", "vectorize"
+        )
         with open(os.path.join(vocabulary, "vocabulary.txt"), encoding="utf-8") as f:
             saved = f.read().splitlines()
         layer = self.loaded["text_classifier"].model.get_layer("vectorize")
@@ -253,8 +268,12 @@ class StatefulModelTest(absltest.TestCase):
         self.assertEqual(
             os.listdir(assets("string_lookup_vocabulary")), ["saved_model.json"]
         )
-        with open(os.path.join(self.results["vocabulary_file"].path, "saved_model.pb"), "rb") as f:
-            self.assertNotIn(os.path.dirname(stateful_models.COLORS_FILE).encode(), f.read())
+        with open(
+            os.path.join(self.results["vocabulary_file"].path, "saved_model.pb"), "rb"
+        ) as f:
+            self.assertNotIn(
+                os.path.dirname(stateful_models.COLORS_FILE).encode(), f.read()
+            )
 
 
 class StatefulErrorTest(absltest.TestCase):
@@ -293,8 +312,11 @@ class StatefulErrorTest(absltest.TestCase):
     def test_verify_call_failing_is_one_paragraph(self):
         self.assertExportError(
             "--verify",
-            ["calling the Keras model on seeded sample inputs (x: [1, 3])",
-             "inputs must be >= 0", "--noverify"],
+            [
+                "calling the Keras model on seeded sample inputs (x: [1, 3])",
+                "inputs must be >= 0",
+                "--noverify",
+            ],
             "checks_its_inputs",
         )
 
@@ -327,7 +349,9 @@ class StatefulDeterminismTest(absltest.TestCase):
         for copy in ("a", "b/deeper"):
             folder = os.path.join(tmp, copy)
             os.makedirs(os.path.join(folder, "testdata"))
-            shutil.copy(stateful_models.__file__, os.path.join(folder, "vocab_builder.py"))
+            shutil.copy(
+                stateful_models.__file__, os.path.join(folder, "vocab_builder.py")
+            )
             shutil.copy(stateful_models.COLORS_FILE, os.path.join(folder, "testdata"))
             env = testutil.child_env()
             env["PYTHONPATH"] = folder + os.pathsep + env["PYTHONPATH"]
