@@ -250,6 +250,22 @@ class StatefulModelTest(absltest.TestCase):
                             f"{name}: train did not change {variable.path}",
                         )
 
+    def test_checkpoint_keys_stay_the_variable_lists(self):
+        # Lookup tables hold no checkpointed state: the keys are those of every export.
+        prefix = os.path.join(self.results["text_classifier"].path, "variables")
+        keys = {name for name, _ in tf.train.list_variables(prefix + "/variables")}
+        lists = {key.split("/", 1)[0] for key in keys}
+        self.assertEqual(
+            lists,
+            {
+                "_CHECKPOINTABLE_OBJECT_GRAPH",
+                "model_variables",
+                "metric_variables",
+                "optimizer_variables",
+            },
+        )
+        self.assertIn("model_variables/0/.ATTRIBUTES/VARIABLE_VALUE", keys)
+
     def test_vocabularies_are_saved_as_assets(self):
         def assets(name):
             return os.path.join(self.results[name].path, writer.ASSETS_DIR)
