@@ -55,6 +55,18 @@ def text_classifier() -> keras.Model:
     return model
 
 
+def tf_idf_text() -> keras.Model:
+    """TextVectorization in TF-IDF mode: its adapted weights are neither a Keras
+    variable nor in its config."""
+    vectorize = layers.TextVectorization(
+        max_tokens=30, output_mode="tf_idf", name="vectorize"
+    )
+    vectorize.adapt(REVIEWS)
+    text = keras.Input((1,), dtype="string", name="review")
+    scores = layers.Dense(2, name="scores")(vectorize(text))
+    return keras.Model(text, scores, name="tf_idf_text")
+
+
 def string_lookup_vocabulary() -> keras.Model:
     """StringLookup given its vocabulary as a list (it is in the layer's config)."""
     color = keras.Input((1,), dtype="string", name="color")

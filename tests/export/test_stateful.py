@@ -28,6 +28,7 @@ BATCH = 4
 # name -> (builder, modes); compiled models export eval and train too.
 CASES = {
     "text_classifier": ("text_classifier", None),
+    "tf_idf_text": ("tf_idf_text", None),
     "string_lookup_vocabulary": ("string_lookup_vocabulary", None),
     "vocabulary_file": ("vocabulary_file", None),
     "integer_lookup_adapted": ("integer_lookup_adapted", None),
@@ -171,6 +172,7 @@ class StatefulModelTest(absltest.TestCase):
     def test_string_inputs_take_strings_from_the_vocabulary(self):
         string_inputs = {
             "text_classifier": ["review"],
+            "tf_idf_text": ["review"],
             "string_lookup_vocabulary": ["color"],
             "vocabulary_file": ["color"],
             "structured_data": ["thal"],
