@@ -101,6 +101,7 @@ def export_resolved(resolved: options.ResolvedRequest) -> ExportResult:
                 built.functions,
                 loaded.model_json,
                 resolved.as_text,
+                model=model,
             )
         max_diff = None
         if resolved.verify:

@@ -4,7 +4,9 @@ The architecture comes from `assets/saved_model.json`, the weights from the chec
 `variables/`, matched positionally: the export tracks `model.variables` in Keras's own
 (deterministic) order, and a model re-created from the same config lists them the same way.
 When the JSON carries a training config and the export has optimizer state (train mode),
-the optimizer is rebuilt and restored too, so training can continue.
+the optimizer is rebuilt and restored too, so training can continue. Then each layer's
+own loading hooks run (layer_state): an adapted Normalization recomputes its mean and
+variance from its restored variables, an adapted lookup layer reads its vocabulary.
 """
 
 import json
@@ -15,7 +17,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from export.lib import interface, writer
+from export.lib import interface, layer_state, writer
 
 _MODEL_KEY = "model_variables/"
 _OPTIMIZER_KEY = "optimizer_variables/"
@@ -49,8 +51,7 @@ def load_keras_model(
     expected = {"model_variables": _count(saved, _MODEL_KEY)}
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None and _count(saved, _OPTIMIZER_KEY):
-        if not optimizer.built:
-            optimizer.build(model.trainable_variables)
+        optimizer = _restorable_optimizer(model, _count(saved, _OPTIMIZER_KEY))
         objects["optimizer_variables"] = interface.tf_variables(optimizer.variables)
         expected["optimizer_variables"] = _count(saved, _OPTIMIZER_KEY)
     for key, variables in objects.items():
@@ -63,7 +64,44 @@ def load_keras_model(
     status = tf.train.Checkpoint(**objects).read(prefix)
     status.assert_existing_objects_matched()
     status.expect_partial()  # metric variables are not restored into the Keras model.
+    layer_state.restore_layer_state(model, os.path.join(export_dir, writer.ASSETS_DIR))
     return model
+
+
+def _restorable_optimizer(model: keras.Model, saved_count: int):
+    """The model's optimizer, built, as it was when exported.
+
+    Compiling under the mixed_float16 policy wraps the optimizer in a
+    LossScaleOptimizer, but the model's own policy is not in its config: a model
+    re-created under the default policy gets the bare optimizer. When the export's
+    optimizer state is that of the wrapped one, the optimizer is wrapped again, as
+    compile() does, so its state restores and training scales the loss as before.
+    """
+    optimizer = model.optimizer
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    uses_float16 = any(
+        layer.dtype_policy.name == "mixed_float16"
+        for _, layer in layer_state.named_layers(model)
+    )
+    if (
+        _variable_count(optimizer) == saved_count
+        or isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        or not uses_float16
+    ):
+        return optimizer
+    wrapped = keras.optimizers.LossScaleOptimizer(
+        optimizer, name="loss_scale_optimizer"
+    )
+    wrapped.build(model.trainable_variables)
+    if _variable_count(wrapped) != saved_count:
+        return optimizer  # not what was exported: the count check reports it
+    model.optimizer = wrapped
+    return wrapped
+
+
+def _variable_count(optimizer) -> int:
+    return len(interface.tf_variables(optimizer.variables))
 
 
 def _count(names: list[str], key: str) -> int:

@@ -16,12 +16,18 @@ serve --signature_def KEY`). The root module also exposes the functions as `serv
 
 The root tracks ordered lists of the *underlying* tf.Variables (model, then metric, then
 optimizer variables), never the Keras objects, so checkpoint keys are stable
-(`model_variables/3/...`) and TF1-style loaders find every variable. eval and train wrap
+(`model_variables/3/...`) and TF1-style loaders find every variable. Other TensorFlow
+resources the functions use (the hash tables of StringLookup, IntegerLookup and
+TextVectorization, with their initializers and vocabulary files) are tracked in
+`model_resources`, in the order the functions capture them; a model without any has no
+such attribute, so its files are as before. eval and train wrap
 the model's own `test_step`/`train_step`, resetting the metrics first so each call reports
 one batch.
 """
 
 import dataclasses
+import hashlib
+import os
 from collections.abc import Mapping
 
 import keras
@@ -43,6 +49,14 @@ class ExportModule(tf.Module):
         self.model_variables = list(model_variables)
         self.metric_variables = list(metric_variables)
         self.optimizer_variables = list(optimizer_variables)
+
+    def track_resources(self, resources) -> None:
+        """Tracks lookup tables and other resources the functions capture."""
+        if resources:
+            self.model_resources = list(resources)
+
+    def tracked_variables(self) -> list[tf.Variable]:
+        return self.model_variables + self.metric_variables + self.optimizer_variables
 
 
 @dataclasses.dataclass
@@ -236,6 +250,9 @@ def build(
                 format_traceback(e),
             ) from None
         signature_inputs[key] = tuple(inputs) + (targets if mode != "serve" else ())
+    root.track_resources(
+        captured_resources(model, functions.values(), root.tracked_variables())
+    )
     # tf.saved_model.save traces tf.function attributes again; the traced concrete
     # functions are saved as they are, so each graph is traced and stored once (MobileNetV2
     # all modes: 9 functions instead of 13, the write 8.2 s -> 3.5 s).
@@ -276,18 +293,111 @@ def _log_tensors(step_name: str, logs) -> dict[str, tf.Tensor]:
     return flat
 
 
+def captured_resources(model, functions, tracked_variables) -> list:
+    """The TensorFlow resources `functions` capture besides `tracked_variables`.
+
+    Keras keeps lookup tables (StringLookup, IntegerLookup, TextVectorization) and the
+    odd plain tf.Variable outside model.variables; a SavedModel must track every resource
+    its functions use. They are found among the objects the model tracks and returned in
+    the order the functions first capture them, which is the same in every process.
+    Raises ExportError for a resource nothing in the model holds.
+    """
+    known = {id(v.handle) for v in tracked_variables}
+    needed = []
+    for function in functions:
+        for tensor in function.captured_inputs:
+            if tensor.dtype == tf.resource and id(tensor) not in known:
+                known.add(id(tensor))
+                needed.append(tensor)
+    if not needed:
+        return []
+    owners = {}
+    for trackable in tf.train.TrackableView(model).descendants():
+        if isinstance(trackable, tf.saved_model.experimental.TrackableResource):
+            owners.setdefault(id(trackable.resource_handle), trackable)
+        elif isinstance(trackable, tf.Variable):
+            owners.setdefault(id(trackable.handle), trackable)
+    missing = [t for t in needed if id(t) not in owners]
+    if missing:
+        # TensorFlow notes on a resource's handle which object made it.
+        makers = [getattr(t, "_parent_trackable", lambda: None)() for t in missing]
+        kinds = sorted({type(m).__name__ for m in makers if m is not None})
+        what = ", ".join(kinds) if kinds else "a lookup table, tf.Variable or the like"
+        raise ExportError(
+            "--builder/--model_file",
+            f"the model's functions use {len(missing)} TensorFlow resource(s) ({what})"
+            " that no layer of the model holds, so the SavedModel cannot save them",
+            "create each such object inside a layer (in __init__ or build) and keep it as"
+            " an attribute of that layer, rather than in the builder or a closure",
+        )
+    resources = [owners[id(t)] for t in needed]
+    for resource in resources:
+        _check_files(resource)
+        _name_table_by_contents(resource)
+    return resources
+
+
+def _files_of(resource) -> list[str]:
+    """Paths of the files (tf.saved_model.Asset) a resource is initialized from."""
+    return [
+        os.fsdecode(t.asset_path.numpy())
+        for t in tf.train.TrackableView(resource).descendants()
+        if isinstance(t, tf.saved_model.Asset)
+    ]
+
+
+def _check_files(resource) -> None:
+    # tf.saved_model.save skips a missing file without a word; the table then fails
+    # to initialize when the SavedModel is loaded.
+    for path in _files_of(resource):
+        if not os.path.isfile(path):
+            raise ExportError(
+                "--builder/--model_file",
+                f"the file '{path}' that a lookup table of the model was built from (a"
+                " vocabulary file) no longer exists, so the SavedModel cannot include it",
+                "keep the file in place until the export is done (not in a temporary"
+                " folder the builder deletes), or give the vocabulary as a list",
+            )
+
+
+def _name_table_by_contents(resource) -> None:
+    """A table read from a file is named after the file's path (`hash_table_/abs/path
+    /vocab.txt_-2_-1`), which differs between checkouts, sandboxes and machines, and
+    would reach saved_model.pb. The path is replaced by a digest of the file's contents:
+    the same bytes wherever the file is, and tables of equal contents may share."""
+    initializer = getattr(resource, "_initializer", None)
+    if not isinstance(initializer, tf.lookup.TextFileInitializer):
+        return
+    path = getattr(initializer, "_filename_arg", None)
+    name = getattr(resource, "_shared_name", None)
+    if not isinstance(path, str) or not isinstance(name, str) or path not in name:
+        return
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    resource._shared_name = name.replace(path, f"file_{digest}")
+
+
 def _prepare_training_state(model, model_interface, targets, train: bool) -> None:
     """Creates lazily-built state eagerly, so tracing captures variables that exist."""
+    samples = model_interface.samples
     x = model_interface.pack_inputs(
-        [tf.constant(z) for z in interface.zeros_for(model_interface.inputs)]
-    )
-    y = model_interface.pack_targets(
-        [tf.constant(z) for z in interface.zeros_for(targets)]
+        [
+            tf.constant(z)
+            for z in interface.zeros_for(model_interface.inputs, 1, samples)
+        ]
     )
     # Builds the compiled loss and metrics (their variables appear on first use). A
     # model with no compiled loss, trained by its own train_step, has none to build.
     if _has_loss(model) or _defines_step(model, "test_step"):
         try:
+            y = model_interface.pack_targets(
+                [
+                    tf.constant(z)
+                    for z in interface.zeros_for(
+                        _concrete_targets(model, x, targets), 1, samples
+                    )
+                ]
+            )
             model.test_step((x, y))
         except Exception as e:  # noqa: BLE001 - user losses/metrics
             raise _training_state_error(model, model_interface, x, targets, e) from None
@@ -387,6 +497,23 @@ def _label_alternatives(model_interface, outputs, targets):
         for k in kinds
         if tuple(declared[k]) != tuple(targets)
     ]
+
+
+def _concrete_targets(model, x, targets):
+    """Targets with their unknown non-batch dims sized like the model's outputs on x
+    (a sequence model's labels are as long as its input)."""
+    if not any(d is None for t in targets for d in t.shape[1:]):
+        return targets
+    outputs = keras.tree.flatten(model(x, training=False))
+    result = []
+    for target, output in zip(targets, outputs, strict=True):
+        known = tuple(output.shape)
+        shape = tuple(
+            known[i] if d is None and 0 < i < len(known) else d
+            for i, d in enumerate(target.shape)
+        )
+        result.append(dataclasses.replace(target, shape=shape))
+    return result
 
 
 def describe_signatures(built: BuiltSignatures) -> dict:

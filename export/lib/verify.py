@@ -35,11 +35,27 @@ def verify(
     peak RSS 782 MB instead of 880 MB at batch 2); keras_saved_model_test checks larger
     batches, and so the polymorphic batch dimension, in its own process.
     """
-    arrays = interface.random_for(model_interface.inputs, seed, batch=batch)
+    samples = model_interface.samples
+    arrays = interface.random_for(model_interface.inputs, seed, batch, samples)
     tensors = [tf.constant(a) for a in arrays]
-    expected = model_interface.name_outputs(
-        model(model_interface.pack_inputs(tensors), training=False)
-    )
+    try:
+        expected = model_interface.name_outputs(
+            model(model_interface.pack_inputs(tensors), training=False)
+        )
+    except Exception as e:  # noqa: BLE001 - user code: report whatever it raised
+        shown = ", ".join(
+            f"{d.name}: {list(a.shape)}"
+            for d, a in zip(model_interface.inputs, arrays, strict=True)
+        )
+        raise ExportError(
+            "--verify",
+            f"calling the Keras model on seeded sample inputs ({shown}) to compare it with"
+            f" the SavedModel failed: {describe(e)}",
+            "make the model accept a batch of its declared input shape (unknown"
+            f" dimensions get size {samples.unknown_dim} here), or pass --noverify to skip"
+            " the comparison",
+            format_traceback(e),
+        ) from None
     try:
         tf.saved_model.experimental.read_fingerprint(export_dir)
         loaded = tf.saved_model.load(export_dir)

@@ -18,7 +18,8 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.core.protobuf import fingerprint_pb2, saved_model_pb2
 
-from export.lib.errors import ExportError
+from export.lib import layer_state
+from export.lib.errors import ExportError, describe, format_traceback
 
 ASSETS_DIR = "assets"
 MODEL_JSON = "saved_model.json"
@@ -57,14 +58,37 @@ def begin(output_dir: str, version: int) -> Staging:
 
 
 def write(
-    tmp_dir: str, root: tf.Module, functions: dict, model_json: str, as_text: bool
+    tmp_dir: str,
+    root: tf.Module,
+    functions: dict,
+    model_json: str,
+    as_text: bool,
+    model=None,
 ) -> None:
-    tf.saved_model.save(root, tmp_dir, signatures=functions)
+    """Writes the SavedModel, the model JSON and (given `model`) its layers' assets."""
+    try:
+        tf.saved_model.save(root, tmp_dir, signatures=functions)
+    except OSError as e:
+        raise ExportError(
+            "--output_dir",
+            f"writing the SavedModel into '{tmp_dir}' failed ({e.strerror or e})",
+            "choose a writable --output_dir with enough free space",
+        ) from None
+    except Exception as e:  # noqa: BLE001 - TensorFlow saving the model's objects
+        raise ExportError(
+            "--builder/--model_file",
+            f"TensorFlow could not save the traced model: {describe(e)}",
+            "keep every TensorFlow object the model's call uses (variables, lookup tables)"
+            " as an attribute of one of its layers; the traceback below names the object",
+            format_traceback(e),
+        ) from None
     _clear_fingerprint_uuid(tmp_dir)
     assets = os.path.join(tmp_dir, ASSETS_DIR)
     os.makedirs(assets, exist_ok=True)
     with open(os.path.join(assets, MODEL_JSON), "w", encoding="utf-8") as f:
         f.write(model_json)
+    if model is not None:
+        layer_state.write_layer_assets(model, assets)
     if as_text:
         _convert_to_text(tmp_dir)
 

@@ -51,6 +51,7 @@ def keras_load(task: dict) -> dict[str, np.ndarray]:
         result[f"variable_{i}"] = np.asarray(variable.numpy())
     if getattr(model, "optimizer", None) is not None and model.optimizer.built:
         result["optimizer_iterations"] = np.asarray(model.optimizer.iterations.numpy())
+        result["optimizer_class"] = np.asarray(type(model.optimizer).__name__)
     return result
 
 

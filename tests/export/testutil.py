@@ -96,7 +96,14 @@ def run_child(tasks: list[dict], workdir: str) -> None:
 
 
 def save_arrays(path: str, arrays: dict[str, np.ndarray]) -> str:
-    np.savez(path, **arrays)
+    # Strings as fixed-width bytes: object arrays would need pickle to load.
+    np.savez(
+        path,
+        **{
+            k: np.asarray(v).astype(bytes) if np.asarray(v).dtype == object else v
+            for k, v in arrays.items()
+        },
+    )
     return path
 
 
