@@ -23,7 +23,10 @@ set -euo pipefail
 
 BUILDGRID_VERSION=0.4.4
 PSYCOPG2_VERSION=2.9.13
-VENV=${BUILDGRID_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/rules_keras/buildgrid-$BUILDGRID_VERSION-venv}
+PINS="buildgrid==$BUILDGRID_VERSION psycopg2-binary==$PSYCOPG2_VERSION"
+# The path names both pins: a venv of other pins (e.g. made by an older copy of this
+# script in another checkout) is never replaced under a server that uses it.
+VENV=${BUILDGRID_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/rules_keras/buildgrid-$BUILDGRID_VERSION-psycopg2-$PSYCOPG2_VERSION-venv}
 START_TIMEOUT_S=60
 PG_BIN=/usr/lib/postgresql/15/bin
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -37,16 +40,24 @@ die() {
   exit 1
 }
 
+venv_ready() {
+  [ -f "$VENV/.rules_keras_buildgrid" ] && [ "$(cat "$VENV/.rules_keras_buildgrid")" = "$PINS" ] &&
+    [ -x "$VENV/bin/bgd" ]
+}
+
 install_venv() {
-  local marker="$VENV/.rules_keras_buildgrid"
-  local pins="buildgrid==$BUILDGRID_VERSION psycopg2-binary==$PSYCOPG2_VERSION"
-  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$pins" ] && [ -x "$VENV/bin/bgd" ]; then
-    echo "$VENV"
-    return
+  if ! venv_ready; then
+    mkdir -p "$(dirname "$VENV")"
+    # One installer at a time: scripts running in parallel wait for it and reuse its venv.
+    (flock 9 && { venv_ready || make_venv; }) 9>"$VENV.lock"
   fi
+  echo "$VENV"
+}
+
+make_venv() {
+  local pins=$PINS
   echo "buildgrid.sh: installing $pins into $VENV ..." >&2
   rm -rf "$VENV"
-  mkdir -p "$(dirname "$VENV")"
   local log
   log=$(mktemp)
   if ! { python3 -m venv "$VENV" && "$VENV/bin/pip" install --disable-pip-version-check \
@@ -57,8 +68,7 @@ install_venv() {
   fi
   rm -f "$log"
   # Written last: a venv without it is incomplete and is made again next time.
-  echo "$pins" >"$marker"
-  echo "$VENV"
+  echo "$pins" >"$VENV/.rules_keras_buildgrid"
 }
 
 # write_config DIR PORT [DATABASE_URL]: the server's config; with a database URL, also

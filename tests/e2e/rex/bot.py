@@ -33,6 +33,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -162,7 +163,7 @@ class Cas:
                 raise RuntimeError(f"CAS returned wrong bytes for {digest.hash}")
             for executable in missing[digest.hash][1]:
                 path = self.cached_path(digest, executable)
-                tmp = f"{path}.tmp{os.getpid()}"
+                tmp = f"{path}.{uuid.uuid4().hex}.tmp"
                 with open(tmp, "wb") as f:
                     f.write(data)
                 # Read-only: the sandbox drops root's capabilities, so an action cannot
@@ -241,13 +242,16 @@ def stage_input_root(
     cas: Cas, root_digest: re_pb2.Digest, root: str
 ) -> tuple[int, int]:
     """Creates the input root under `root`; returns (files, blobs downloaded)."""
-    # Directory protos, level by level, so each level is one batch of reads.
+    # Directory protos, level by level: one batch of reads per level, and none once they
+    # are in the local cache (an unchanged toolchain is the same tree every time).
     directories, level = {}, [root_digest]
     while level:
         wanted = {d.hash: d for d in level if d.hash not in directories}
+        cas.fetch_to_cache([(d, False) for d in wanted.values()])
         level = []
         for digest in wanted.values():
-            directory = cas.read_message(digest, re_pb2.Directory())
+            directory = re_pb2.Directory()
+            directory.ParseFromString(read_file(cas.cached_path(digest, False)))
             directories[digest.hash] = directory
             level.extend(node.digest for node in directory.directories)
 
@@ -356,8 +360,7 @@ def execute(
 ) -> re_pb2.ActionResult:
     action = cas.read_message(action_digest, re_pb2.Action())
     command = cas.read_message(action.command_digest, re_pb2.Command())
-    root = os.path.join(work_dir, "actions", action_digest.hash[:16])
-    shutil.rmtree(root, ignore_errors=True)
+    root = os.path.join(work_dir, "actions", uuid.uuid4().hex)
     started = time.monotonic()
     try:
         files, downloaded = stage_input_root(cas, action.input_root_digest, root)
@@ -399,7 +402,8 @@ def execute(
         )
         return result
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        # Deleting ~20,000 links takes a while: not while the client waits.
+        threading.Thread(target=shutil.rmtree, args=(root, True)).start()
 
 
 def lease_action_digest(lease: bots_pb2.Lease) -> re_pb2.Digest:
@@ -414,44 +418,69 @@ def lease_action_digest(lease: bots_pb2.Lease) -> re_pb2.Digest:
     )
 
 
-def serve(server: str, work_dir: str, bot_id: str) -> None:
+def run_lease(cas: Cas, lease: bots_pb2.Lease, work_dir: str) -> bots_pb2.Lease:
+    """Executes the lease's action; returns the lease completed, with its result."""
+    done = bots_pb2.Lease(id=lease.id, state=bots_pb2.LeaseState.Value("COMPLETED"))
+    try:
+        done.result.Pack(execute(cas, lease_action_digest(lease), work_dir))
+        done.status.code = code_pb2.OK
+    # Whatever went wrong is reported to Bazel as the action's failure.
+    except Exception as error:  # noqa: BLE001
+        log(f"lease {lease.id} failed: {error!r}")
+        done.status.code = code_pb2.INTERNAL
+        done.status.message = f"rules_keras e2e bot: {error!r}"
+    return done
+
+
+def serve(server: str, work_dir: str, bot_id: str, capacity: int) -> None:
     options = [("grpc.max_receive_message_length", 64 << 20)]
     channel = grpc.insecure_channel(server, options=options)
     cas = Cas(channel, os.path.join(work_dir, "cache"))
     bots = bots_pb2_grpc.BotsStub(channel)
     session = bots_pb2.BotSession(bot_id=bot_id, status=bots_pb2.BotStatus.Value("OK"))
+    session.worker.configs.add(key="capacity", value=str(capacity))
     # A deadline this short makes the server answer at once instead of waiting for work.
     session = bots.CreateBotSession(
         bots_pb2.CreateBotSessionRequest(parent="", bot_session=session), timeout=3
     )
-    log(f"session {session.name} open")
+    log(f"session {session.name} open, {capacity} actions at a time")
     open(os.path.join(work_dir, "ready"), "w").close()
+    pool = concurrent.futures.ThreadPoolExecutor(capacity)
+    running: dict[str, concurrent.futures.Future] = {}
     while True:
+        # Leases the server handed out are ACTIVE: start the new ones, replace the
+        # finished ones by their COMPLETED copy; the others stay as they are (a
+        # heartbeat).
+        leases = []
+        for lease in session.leases:
+            if lease.state != bots_pb2.LeaseState.Value("ACTIVE"):
+                continue
+            if lease.id not in running:
+                running[lease.id] = pool.submit(run_lease, cas, lease, work_dir)
+            leases.append(lease)
+        if running:
+            # Report a finished action at once; poll for more work meanwhile.
+            concurrent.futures.wait(
+                running.values(), timeout=0.5, return_when="FIRST_COMPLETED"
+            )
+        for i, lease in enumerate(leases):
+            if lease.id in running and running[lease.id].done():
+                leases[i] = running.pop(lease.id).result()
+        del session.leases[:]
+        session.leases.extend(leases)
         try:
             session = bots.UpdateBotSession(
                 bots_pb2.UpdateBotSessionRequest(
                     name=session.name, bot_session=session
                 ),
-                timeout=POLL_TIMEOUT_S,
+                # While actions run, a deadline under the server's network timeout
+                # makes it answer at once; idle, it holds the call until work comes.
+                timeout=2 if running else POLL_TIMEOUT_S,
             )
         except grpc.RpcError as error:
             if error.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
                 log(f"UpdateBotSession: {error.code().name}; retrying")
                 time.sleep(1)
-            continue
-        for lease in session.leases:
-            if lease.state != bots_pb2.LeaseState.Value("ACTIVE"):
-                continue
-            try:
-                result = execute(cas, lease_action_digest(lease), work_dir)
-                lease.result.Pack(result)
-                lease.status.code = code_pb2.OK
-            # Whatever went wrong is reported to Bazel as the action's failure.
-            except Exception as error:  # noqa: BLE001
-                log(f"lease {lease.id} failed: {error!r}")
-                lease.status.code = code_pb2.INTERNAL
-                lease.status.message = f"rules_keras e2e bot: {error!r}"
-            lease.state = bots_pb2.LeaseState.Value("COMPLETED")
 
 
 def main() -> int:
@@ -459,6 +488,12 @@ def main() -> int:
     parser.add_argument("--server", required=True, help="HOST:PORT of BuildGrid")
     parser.add_argument("--work-dir", required=True, help="cache and staging folder")
     parser.add_argument("--bot-id", default=f"rules-keras-e2e-bot-{os.getpid()}")
+    parser.add_argument(
+        "--capacity",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="actions run at a time (default: one per CPU)",
+    )
     args = parser.parse_args()
     if shutil.which("bwrap") is None:
         print(
@@ -466,9 +501,10 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Running actions die with the bot (bubblewrap --die-with-parent).
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     os.makedirs(args.work_dir, exist_ok=True)
-    serve(args.server, os.path.abspath(args.work_dir), args.bot_id)
+    serve(args.server, os.path.abspath(args.work_dir), args.bot_id, args.capacity)
     return 0
 
 
