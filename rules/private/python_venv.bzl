@@ -129,6 +129,11 @@ def _find_python(rctx):
         tried = ", ".join(tried),
     ))
 
+def _real_executable(rctx, python):
+    """The interpreter binary behind `python` (which may be a pyenv shim or a symlink)."""
+    result = rctx.execute([python, "-c", "import os, sys; print(os.path.realpath(sys.executable))"])
+    return result.stdout.strip()
+
 def _layout(rctx):
     wanted = rctx.os.environ.get("RULES_KERAS_TOOLCHAIN_LAYOUT", rctx.attr.layout)
     if wanted not in _LAYOUTS:
@@ -291,7 +296,7 @@ def _link_from_cache(rctx, layout, python, uv, cache, lock, lock_label, sha256):
     rctx.file("tree_key.txt", "\n".join([
         "layout " + layout,
         "lock " + sha256,
-        "python %s %s" % (rctx.execute(["readlink", "-f", python]).stdout.strip(), version),
+        "python %s %s" % (_real_executable(rctx, python), version),
         "recipe " + _sha256(rctx, rctx.path(rctx.attr._relocatable_python)),
         "uv " + _uv_version(rctx),
     ]) + "\n")
