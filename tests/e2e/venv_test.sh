@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# A fresh output base gets the Python toolchain from rules_keras's per-machine cache
+# folder: the first one installs uv, the lock and the installed tree into the cache; a
+# second one installs nothing (the cache is unchanged and its files are hard links of
+# the cache's) and its py_test passes. For both toolchain layouts; the hermetic one is
+# also checked to be relocatable (no file names the output base or the cache, and it
+# runs from a copy with only its own folder and the base system visible) and isolated
+# (a build action re-run in bubblewrap from its input root alone imports the packages).
+source "$(dirname "$0")/lib.sh"
+
+command -v bwrap >/dev/null ||
+  fail "bubblewrap is needed to run the hermetic toolchain isolated: apt-get install bubblewrap"
+
+# A cache folder of the script's own, empty at the start: the first output base is cold.
+export XDG_CACHE_HOME="$E2E_TMP/cache"
+cache="$XDG_CACHE_HOME/rules_keras"
+
+# A small lock: two packages, their entries (versions and hashes) taken from the
+# project's own lock.
+ws="$E2E_TMP/ws"
+mkdir -p "$ws"
+awk '/^[^ #]/ { keep = ($1 ~ /^(absl-py|six)==/) } keep' "$REPO_ROOT/requirements_lock.txt" >"$ws/small_lock.txt"
+[ "$(grep -c '==' "$ws/small_lock.txt")" = 2 ] || fail "absl-py and six not found in requirements_lock.txt"
+cat >"$ws/WORKSPACE" <<WS
+workspace(name = "venv_e2e")
+local_repository(name = "rules_keras", path = "$REPO_ROOT")
+local_repository(name = "rules_cc", path = "$REPO_ROOT/third_party/rules_cc")
+local_repository(name = "rules_java", path = "$REPO_ROOT/third_party/rules_java")
+local_repository(name = "remote_coverage_tools", path = "$REPO_ROOT/third_party/remote_coverage_tools")
+load("@rules_keras//rules:repositories.bzl", "rules_keras_dependencies")
+rules_keras_dependencies(requirements_lock = "//:small_lock.txt")
+WS
+cat >"$ws/BUILD" <<'BUILD'
+py_test(
+    name = "packages_test",
+    srcs = ["packages_test.py"],
+    python_version = "PY3",
+)
+
+py_binary(
+    name = "probe",
+    srcs = ["probe.py"],
+    python_version = "PY3",
+)
+
+genrule(
+    name = "probe_output",
+    outs = ["probe_output.txt"],
+    cmd = "$(execpath :probe) $@",
+    tools = [":probe"],
+)
+BUILD
+cat >"$ws/packages_test.py" <<'PY'
+import os
+import sys
+
+import absl
+import six
+
+assert "rules_keras_python" in sys.prefix, sys.prefix
+assert absl.__file__.startswith(sys.prefix), (absl.__file__, sys.prefix)
+if sys.prefix == sys.base_prefix:  # hermetic: the standard library is the toolchain's
+    assert os.__file__.startswith(sys.prefix), (os.__file__, sys.prefix)
+print("packages_test: six", six.__version__, "from", sys.prefix)
+PY
+cat >"$ws/probe.py" <<'PY'
+import sys
+
+import absl
+import six
+
+with open(sys.argv[1], "w") as f:
+    f.write("six %s absl %s\n" % (six.__version__, absl.__name__))
+PY
+
+# fetch_in LAYOUT OUTPUT_BASE: fetches the toolchain repository; sets FETCH_S.
+fetch_in() {
+  local layout=$1 base=$2 start
+  at_exit "(cd '$ws' && bazel --output_base='$base' shutdown >/dev/null 2>&1)"
+  start=$(now)
+  (cd "$ws" && bazel --output_base="$base" --max_idle_secs=300 fetch \
+    --repo_env=RULES_KERAS_TOOLCHAIN_LAYOUT="$layout" @rules_keras_python//:all) \
+    >"$base.fetch.log" 2>&1 || {
+    tail -40 "$base.fetch.log" >&2
+    fail "fetching the $layout toolchain in $base failed"
+  }
+  FETCH_S=$(seconds_since "$start")
+}
+
+# The cache's entries with inode and modification time: equal snapshots mean nothing
+# was installed, rewritten or added.
+snapshot() {
+  find "$cache" -printf '%P %i %T@\n' | sort
+}
+
+for layout in venv hermetic; do
+  echo "--- layout $layout"
+  first="$E2E_TMP/ob_${layout}_first"
+  second="$E2E_TMP/ob_${layout}_second"
+  fetch_in "$layout" "$first"
+  echo "  first output base: toolchain ready in ${FETCH_S}s"
+  tree=$(find "$cache/pythons" -mindepth 1 -maxdepth 1 -name "$layout-*")
+  [ -n "$tree" ] && [ -x "$cache/uv/$(sed -n 's/^uv==\([^ ]*\).*/\1/p' "$REPO_ROOT/rules/private/uv_lock.txt")/bin/uv" ] ||
+    fail "the first output base did not install uv and the $layout tree into $cache"
+
+  snapshot >"$E2E_TMP/before"
+  fetch_in "$layout" "$second"
+  echo "  second output base: toolchain ready in ${FETCH_S}s"
+  snapshot >"$E2E_TMP/after"
+  diff "$E2E_TMP/before" "$E2E_TMP/after" >&2 || fail "the second output base changed the cache (above)"
+  echo "ok: the second output base installed nothing"
+
+  repo="$second/external/rules_keras_python"
+  six_py=$(find "$repo/$layout" -name six.py -path '*site-packages*')
+  cached_six=$(find "$tree" -name six.py -path '*site-packages*')
+  [ -n "$six_py" ] && [ "$(stat -c %i "$six_py")" = "$(stat -c %i "$cached_six")" ] ||
+    fail "$six_py is not a hard link of the cache's $cached_six"
+  echo "ok: the output base's files are hard links of the cache's"
+
+  log="$E2E_TMP/test_$layout.log"
+  (cd "$ws" && bazel --output_base="$second" test --repo_env=RULES_KERAS_TOOLCHAIN_LAYOUT="$layout" \
+    --spawn_strategy=linux-sandbox --incompatible_strict_action_env --nolegacy_external_runfiles \
+    --test_output=all //:packages_test) >"$log" 2>&1 || {
+    tail -40 "$log" >&2
+    fail "the py_test failed with the $layout toolchain"
+  }
+  expect_in "$log" "packages_test: six"
+  expect_in "$log" "rules_keras_python/$layout"
+done
+
+echo "--- the hermetic toolchain names no host path and runs from a copy"
+hermetic="$E2E_TMP/ob_hermetic_second/external/rules_keras_python/hermetic"
+if grep -rlF "$E2E_TMP" "$hermetic" >"$E2E_TMP/paths" 2>/dev/null; then
+  head "$E2E_TMP/paths" >&2
+  fail "files of the hermetic toolchain name the output base or the cache folder (above)"
+fi
+echo "ok: no file names the output base or the cache folder"
+moved="$E2E_TMP/moved"
+cp -a "$E2E_TMP/ob_hermetic_second/external/rules_keras_python" "$moved"
+
+# isolated DIR COMMAND...: COMMAND with DIR (read-write, as /root_of_inputs and the
+# working directory) and the base system (/usr, /lib, /lib64, /bin read-only) only.
+isolated() {
+  local dir=$1 system=() path
+  shift
+  for path in /usr /lib /lib64 /bin; do
+    [ -e "$path" ] && system+=(--ro-bind "$path" "$path")
+  done
+  bwrap --unshare-all --die-with-parent "${system[@]}" --proc /proc --dev /dev --tmpfs /tmp \
+    --bind "$dir" /root_of_inputs --chdir /root_of_inputs --clearenv \
+    --setenv PATH /bin:/usr/bin --setenv HOME /tmp "$@"
+}
+out=$(isolated "$moved" ./python3 -c 'import os, sys, six, absl; print(sys.prefix, os.__file__, six.__file__)') ||
+  fail "the copied hermetic toolchain does not run isolated"
+echo "  $out"
+case "$out" in
+  "/root_of_inputs/hermetic /root_of_inputs/hermetic/lib/"*" /root_of_inputs/hermetic/lib/"*) ;;
+  *) fail "the copied toolchain's prefix, stdlib or packages are not under the copy: $out" ;;
+esac
+echo "ok: the copy runs with only its own folder and the base system"
+
+echo "--- a build action sees the packages through its inputs only"
+log="$E2E_TMP/probe.log"
+(cd "$ws" && bazel --output_base="$E2E_TMP/ob_hermetic_second" build \
+  --repo_env=RULES_KERAS_TOOLCHAIN_LAYOUT=hermetic --spawn_strategy=linux-sandbox \
+  --incompatible_strict_action_env --nolegacy_external_runfiles --sandbox_debug \
+  --execution_log_json_file="$E2E_TMP/probe.json" //:probe_output) >"$log" 2>&1 || {
+  tail -40 "$log" >&2
+  fail "building the probe action with the hermetic toolchain failed"
+}
+# The genrule is the build's only sandboxed action: its folder is the only one kept.
+sandbox=$(find "$E2E_TMP/ob_hermetic_second/sandbox/linux-sandbox" -mindepth 3 -maxdepth 3 \
+  -path '*/execroot/venv_e2e')
+[ "$(echo "$sandbox" | wc -w)" = 1 ] && [ -d "$sandbox" ] ||
+  fail "expected the probe action's one sandbox folder, found: $sandbox"
+# The action's input root as a remote worker stages it: real files, no symlinks.
+inputs="$E2E_TMP/input_root"
+cp -rL "$sandbox" "$inputs"
+echo "  input root: $(find "$inputs" -type f | wc -l) files"
+rm -f "$inputs"/bazel-out/*/bin/probe_output.txt
+command=$(python3 -c '
+import json, sys
+decoder = json.JSONDecoder()
+text = open(sys.argv[1]).read()
+i = 0
+while i < len(text):
+    while i < len(text) and text[i].isspace():
+        i += 1
+    if i == len(text):
+        break
+    spawn, i = decoder.raw_decode(text, i)
+    if spawn.get("mnemonic") == "Genrule":
+        print(spawn["commandArgs"][-1])
+' "$E2E_TMP/probe.json")
+[ -n "$command" ] || fail "the execution log has no Genrule spawn"
+isolated "$inputs" /bin/bash -c "$command" || fail "the probe action failed when run isolated from its input root"
+cat "$inputs"/bazel-out/*/bin/probe_output.txt >"$E2E_TMP/probe_output.txt"
+expect_in "$E2E_TMP/probe_output.txt" "six $(sed -n 's/^six==\([^ ]*\).*/\1/p' "$ws/small_lock.txt") absl absl"
+echo "ok: the action, isolated with its input root, imported the locked packages"
