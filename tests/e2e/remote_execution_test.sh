@@ -156,5 +156,5 @@ echo "  3 exports + 3 tests, wall time: cold remote (toolchain upload) $cold_tim
   "second output base from the action cache $cached_time s"
 echo "  3 exports, wall time: warm remote $warm_time s, local $local_time s"
 echo "  whole script: $SECONDS s"
-echo "  the worker's log: $(grep -c ': exit ' "$server_dir/bot.log") actions;" \
-  "slowest staging: $(grep -o 'staged in [0-9.]* s' "$server_dir/bot.log" | sort -k3 -n | tail -1)"
+echo "  the worker, per action (input root staged from its cache, run, outputs uploaded):"
+sed -n 's/^bot [0-9:]* /    /p' "$server_dir/bot.log" | grep ': exit '
