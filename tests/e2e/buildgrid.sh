@@ -102,7 +102,7 @@ YAML
 # Each open Execute call and the bot's long poll hold a thread: the default, 5 per CPU,
 # refuses calls ("Concurrent RPC limit exceeded") as soon as a few actions run.
 thread-pool-size: 512
-# Bazel uploads each missing blob of an input tree (~20,000 for the TensorFlow
+# Bazel uploads each missing blob of an input tree (~11,000 for the TensorFlow
 # toolchain) in its own call, all at once; past gRPC's default pending-request limits
 # the server cancels them.
 grpc-server-options:

@@ -65,7 +65,7 @@ url=$("$buildgrid" start-execution "$server_dir")
 stack_time=$(seconds_since "$t")
 echo "  $url (up in $stack_time s)"
 # No local runfiles trees: the worker stages runfiles from the action's inputs, and each
-# Python binary's tree would hold ~20,000 links to the toolchain for nothing.
+# Python binary's tree would hold ~11,000 links to the toolchain for nothing.
 remote=(--remote_executor="$url" --spawn_strategy=remote --nobuild_runfile_links)
 
 echo "--- set-up of two output bases (their TensorFlow venvs)"

@@ -5,7 +5,7 @@ UpdateBotSession for leases, and for each lease (payload: an Action or its Diges
 
 1. reads the Action, its Command and the input root's Directory protos from the CAS;
 2. stages the input root in a fresh folder: every file is a hardlink from a bot-local
-   content-addressed cache (filled from the CAS on first use), so a 20,000-file
+   content-addressed cache (filled from the CAS on first use), so an 11,000-file
    toolchain is fetched once and staged in about a second afterwards;
 3. runs the command under bubblewrap: a new mount namespace where only the input root
    (at /rex/root, writable) and the base system (/usr, its /bin and /lib links, a few
@@ -402,7 +402,7 @@ def execute(
         )
         return result
     finally:
-        # Deleting ~20,000 links takes a while: not while the client waits.
+        # Deleting ~11,000 links takes a while: not while the client waits.
         threading.Thread(target=shutil.rmtree, args=(root, True)).start()
 
 
