@@ -17,12 +17,12 @@ UpdateBotSession for leases, and for each lease (payload: an Action or its Diges
    `output_paths`), stdout and stderr, and reports an ActionResult in the completed
    lease; BuildGrid stores it in its action cache.
 
-One lease at a time. It is test infrastructure, not a production worker: no
-cancellation, no resource limits, no output symlinks (a symlink among the outputs is
-uploaded as the file it points to). Run with the BuildGrid venv's python (it has grpc
-and the generated protos):
+One action per CPU at a time (--capacity). It is test infrastructure, not a production
+worker: no cancellation, no resource limits, no output symlinks (a symlink among the
+outputs is uploaded as the file it points to). Run with the BuildGrid venv's python
+(it has grpc and the generated protos):
 
-    bot.py --server 127.0.0.1:PORT --work-dir DIR [--bot-id NAME]
+    bot.py --server 127.0.0.1:PORT --work-dir DIR [--bot-id NAME] [--capacity N]
 """
 
 import argparse
