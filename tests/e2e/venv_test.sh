@@ -30,6 +30,8 @@ local_repository(name = "remote_coverage_tools", path = "$REPO_ROOT/third_party/
 load("@rules_keras//rules:repositories.bzl", "rules_keras_dependencies")
 rules_keras_dependencies(requirements_lock = "//:small_lock.txt")
 WS
+# Debian's /etc/bazel/bazelrc keeps every sandbox folder; only the probe build below does.
+echo "build --nosandbox_debug" >"$ws/.bazelrc"
 cat >"$ws/BUILD" <<'BUILD'
 py_test(
     name = "packages_test",
@@ -159,26 +161,28 @@ case "$out" in
 esac
 echo "ok: the copy runs with only its own folder and the base system"
 
-echo "--- a build action sees the packages through its inputs only"
-log="$E2E_TMP/probe.log"
-(cd "$ws" && bazel --output_base="$E2E_TMP/ob_hermetic_second" build \
-  --repo_env=RULES_KERAS_TOOLCHAIN_LAYOUT=hermetic --spawn_strategy=linux-sandbox \
-  --incompatible_strict_action_env --nolegacy_external_runfiles --sandbox_debug \
-  --execution_log_json_file="$E2E_TMP/probe.json" //:probe_output) >"$log" 2>&1 || {
-  tail -40 "$log" >&2
-  fail "building the probe action with the hermetic toolchain failed"
-}
-# The genrule is the build's only sandboxed action: its folder is the only one kept.
-sandbox=$(find "$E2E_TMP/ob_hermetic_second/sandbox/linux-sandbox" -mindepth 3 -maxdepth 3 \
-  -path '*/execroot/venv_e2e')
-[ "$(echo "$sandbox" | wc -w)" = 1 ] && [ -d "$sandbox" ] ||
-  fail "expected the probe action's one sandbox folder, found: $sandbox"
-# The action's input root as a remote worker stages it: real files, no symlinks.
-inputs="$E2E_TMP/input_root"
-cp -rL "$sandbox" "$inputs"
-echo "  input root: $(find "$inputs" -type f | wc -l) files"
-rm -f "$inputs"/bazel-out/*/bin/probe_output.txt
-command=$(python3 -c '
+# probe_isolated LAYOUT: builds the probe genrule with LAYOUT's toolchain in that
+# layout's second output base, then re-runs its command in bubblewrap with only a copy
+# of its sandbox input root (real files, as a remote worker stages them) and the base
+# system. Returns the command's status; the output is in $E2E_TMP/probe_LAYOUT.txt.
+probe_isolated() {
+  local layout=$1 base="$E2E_TMP/ob_$1_second" log="$E2E_TMP/probe_$1.log" sandbox inputs command
+  (cd "$ws" && bazel --output_base="$base" build \
+    --repo_env=RULES_KERAS_TOOLCHAIN_LAYOUT="$layout" --spawn_strategy=linux-sandbox \
+    --incompatible_strict_action_env --nolegacy_external_runfiles --sandbox_debug \
+    --execution_log_json_file="$E2E_TMP/probe_$layout.json" //:probe_output) >"$log" 2>&1 || {
+    tail -40 "$log" >&2
+    fail "building the probe action with the $layout toolchain failed"
+  }
+  # The genrule is the build's only sandboxed action: its folder is the only one kept.
+  sandbox=$(find "$base/sandbox/linux-sandbox" -mindepth 3 -maxdepth 3 -path '*/execroot/venv_e2e')
+  [ "$(echo "$sandbox" | wc -w)" = 1 ] && [ -d "$sandbox" ] ||
+    fail "expected the probe action's one sandbox folder, found: $sandbox"
+  inputs="$E2E_TMP/input_root_$layout"
+  cp -rL "$sandbox" "$inputs"
+  echo "  $layout: input root of $(find "$inputs" -type f | wc -l) files"
+  rm -f "$inputs"/bazel-out/*/bin/probe_output.txt
+  command=$(python3 -c '
 import json, sys
 decoder = json.JSONDecoder()
 text = open(sys.argv[1]).read()
@@ -191,9 +195,22 @@ while i < len(text):
     spawn, i = decoder.raw_decode(text, i)
     if spawn.get("mnemonic") == "Genrule":
         print(spawn["commandArgs"][-1])
-' "$E2E_TMP/probe.json")
-[ -n "$command" ] || fail "the execution log has no Genrule spawn"
-isolated "$inputs" /bin/bash -c "$command" || fail "the probe action failed when run isolated from its input root"
-cat "$inputs"/bazel-out/*/bin/probe_output.txt >"$E2E_TMP/probe_output.txt"
-expect_in "$E2E_TMP/probe_output.txt" "six $(sed -n 's/^six==\([^ ]*\).*/\1/p' "$ws/small_lock.txt") absl absl"
+' "$E2E_TMP/probe_$layout.json")
+  [ -n "$command" ] || fail "the execution log of the $layout build has no Genrule spawn"
+  isolated "$inputs" /bin/bash -c "$command" >"$E2E_TMP/probe_$layout.err" 2>&1 || return 1
+  cat "$inputs"/bazel-out/*/bin/probe_output.txt >"$E2E_TMP/probe_$layout.txt"
+}
+
+echo "--- a build action sees the packages through its inputs only"
+probe_isolated hermetic || {
+  cat "$E2E_TMP/probe_hermetic.err" >&2
+  fail "the probe action failed when run isolated from its input root"
+}
+expect_in "$E2E_TMP/probe_hermetic.txt" "six $(sed -n 's/^six==\([^ ]*\).*/\1/p' "$ws/small_lock.txt") absl absl"
 echo "ok: the action, isolated with its input root, imported the locked packages"
+# Negative control: the venv layout's action does not carry its Python, so the same
+# isolated run must fail; otherwise the check above proves nothing.
+if probe_isolated venv; then
+  fail "the venv layout's probe ran isolated: the isolation does not hide the output base"
+fi
+echo "ok: the venv layout's action fails isolated ($(tail -1 "$E2E_TMP/probe_venv.err"))"
