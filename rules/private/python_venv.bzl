@@ -58,8 +58,8 @@ _HERMETIC_WRAPPER = """#!/bin/sh
 # sees it (runfiles, sandbox or remote input root), never resolved to the output base.
 python="$(dirname "$0")/hermetic/bin/python{python_minor}"
 if [ ! -x "$python" ]; then
-  echo "rules_keras: $python is missing: an action runs this interpreter without its" \
-    "files. Add @{repo}//:files to the action's inputs (a py_binary or py_test" \
+  echo "rules_keras: $python is missing: an action runs this interpreter without its" \\
+    "files. Add @{repo}//:files to the action's inputs (a py_binary or py_test" \\
     "carries them in its runfiles)." >&2
   exit 1
 fi
