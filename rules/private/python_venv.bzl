@@ -273,8 +273,22 @@ def _build_hermetic(rctx, python, uv, cache, staging, tree, lock, lock_label):
     tree_python = "%s/bin/python%s" % (tree, minor)
     _uv_install(rctx, uv, cache, staging, tree_python, lock, lock_label)
 
-    # Console scripts name their interpreter by absolute path: no action runs them.
+    # Console scripts name their interpreter by absolute path: no action runs them. The
+    # packages' RECORD files list them with their digests, which hold that path: their
+    # lines go too, so that every build of the tree has the same bytes.
     rctx.execute(["find", tree + "/bin", "-mindepth", "1", "!", "-name", "python" + minor, "-delete"])
+    rctx.execute([
+        "find",
+        tree + "/lib",
+        "-path",
+        "*.dist-info/RECORD",
+        "-exec",
+        "sed",
+        "-i",
+        "\\|^\\.\\./\\.\\./\\.\\./bin/|d",
+        "{}",
+        "+",
+    ])
     rctx.execute(["sh", "-c", "rm -rf \"%s\"/%s" % (tree, _HERMETIC_DROPPED)])
 
     # Byte code for every module, so that actions never compile in their read-only

@@ -15,12 +15,12 @@ command -v bwrap >/dev/null ||
 export XDG_CACHE_HOME="$E2E_TMP/cache"
 cache="$XDG_CACHE_HOME/rules_keras"
 
-# A small lock: two packages, their entries (versions and hashes) taken from the
-# project's own lock.
+# A small lock: three packages (idna has a console script), their entries (versions and
+# hashes) taken from the project's own lock.
 ws="$E2E_TMP/ws"
 mkdir -p "$ws"
-awk '/^[^ #]/ { keep = ($1 ~ /^(absl-py|six)==/) } keep' "$REPO_ROOT/requirements_lock.txt" >"$ws/small_lock.txt"
-[ "$(grep -c '==' "$ws/small_lock.txt")" = 2 ] || fail "absl-py and six not found in requirements_lock.txt"
+awk '/^[^ #]/ { keep = ($1 ~ /^(absl-py|idna|six)==/) } keep' "$REPO_ROOT/requirements_lock.txt" >"$ws/small_lock.txt"
+[ "$(grep -c '==' "$ws/small_lock.txt")" = 3 ] || fail "absl-py, idna and six not found in requirements_lock.txt"
 cat >"$ws/WORKSPACE" <<WS
 workspace(name = "venv_e2e")
 local_repository(name = "rules_keras", path = "$REPO_ROOT")
@@ -104,6 +104,18 @@ for layout in venv hermetic; do
   tree=$(find "$cache/pythons" -mindepth 1 -maxdepth 1 -name "$layout-*")
   [ -n "$tree" ] && [ -x "$cache/uv/$(sed -n 's/^uv==\([^ ]*\).*/\1/p' "$REPO_ROOT/rules/private/uv_lock.txt")/bin/uv" ] ||
     fail "the first output base did not install uv and the $layout tree into $cache"
+
+  if [ "$layout" = hermetic ]; then
+    # Built again from scratch, the tree has the same bytes: its files' digests (action
+    # input keys) are the same in every build, so on every machine with this Python.
+    digest_outputs "$tree" . >"$E2E_TMP/tree_sums_1"
+    mv "$tree" "$tree.first"
+    fetch_in "$layout" "$E2E_TMP/ob_${layout}_rebuilt"
+    digest_outputs "$tree" . >"$E2E_TMP/tree_sums_2"
+    diff "$E2E_TMP/tree_sums_1" "$E2E_TMP/tree_sums_2" >&2 ||
+      fail "two builds of the hermetic tree differ (above)"
+    echo "ok: two builds of the hermetic tree are byte-identical ($(wc -l <"$E2E_TMP/tree_sums_1") files)"
+  fi
 
   snapshot >"$E2E_TMP/before"
   fetch_in "$layout" "$second"
