@@ -14,7 +14,7 @@ def rules_keras_dependencies(
         python_interpreter = "",
         toolchain_layout = "venv",
         register_toolchains = True):
-    """Declares the Python venv the exporter runs in and registers it as a toolchain.
+    """Declares the Python the exporter runs in and registers it as a toolchain.
 
     Args:
       name: name of the venv repository; its toolchain is `@<name>//:toolchain`.
@@ -23,14 +23,14 @@ def rules_keras_dependencies(
         monorepo may pass its own lock, as long as it holds those packages.
       python_interpreter: python3 to build the venv from (name on PATH or absolute
         path); empty means search PATH for Python 3.11 or 3.12.
-      toolchain_layout: how the toolchain holds its Python. "venv" (the default): a
-        venv in the output base that the interpreter wrapper finds by its real path;
-        actions do not declare its files, so they cost nothing to stage, but only a
-        local build can run them. "hermetic": a relocatable copy of the interpreter
-        with the lock installed, whose ~11,600 files (1.5 GB) are declared inputs of
-        every Python action and test, as remote execution needs. Both are built once
-        per machine in ~/.cache/rules_keras and linked into each output base. The
-        RULES_KERAS_TOOLCHAIN_LAYOUT environment variable (e.g.
+      toolchain_layout: how the toolchain holds its Python (docs/rules.md).
+        "venv" (the default): a venv that the interpreter wrapper finds by its real
+        path in the output base; actions do not declare its files, so local builds
+        stage nothing, but only a local build can run them. "hermetic": a relocatable
+        copy of the interpreter with the lock installed, whose ~11,300 files are
+        declared inputs of every Python action and test, as remote execution needs;
+        locally each sandboxed action then stages them. The
+        RULES_KERAS_TOOLCHAIN_LAYOUT environment variable (for example
         `--repo_env=RULES_KERAS_TOOLCHAIN_LAYOUT=hermetic`) wins.
       register_toolchains: register `@<name>//:toolchain` as the Python toolchain.
         Pass False if the workspace already registers its own Python toolchain with

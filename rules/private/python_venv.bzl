@@ -1,22 +1,24 @@
 """Repository rule: a Python with a hash-locked requirements file installed.
 
-The packages are installed with uv (from PyPI, pinned by hash in uv_lock.txt), which is
-itself installed once per machine into rules_keras's cache folder
-(`$XDG_CACHE_HOME/rules_keras`, by default `~/.cache/rules_keras`), as is uv's own cache:
-a new output base links its files from there in seconds. The repository also defines a
-Python toolchain whose interpreter is a one-file wrapper, in one of two layouts:
+The lock is installed with uv (from PyPI, pinned by hash in uv_lock.txt). uv, uv's
+download cache and each finished tree (keyed by layout, lock, interpreter, the recipe
+and uv's version) live once per machine in rules_keras's cache folder,
+`$XDG_CACHE_HOME/rules_keras` (by default `~/.cache/rules_keras`), shared by every
+output base: a new output base hard-links the finished tree into its repository folder
+in seconds and installs nothing. The repository also defines a Python toolchain whose
+interpreter is a one-file wrapper, in one of two layouts:
 
-- "venv": a venv inside the repository's folder. The wrapper finds it next to its own
-  real path in the output base; actions do not declare its files. Fast locally, but an
-  isolated input root (remote execution) has no TensorFlow.
+- "venv": a venv. The wrapper finds it next to its own real path in the output base;
+  actions do not declare its files. Cheap locally, but an isolated input root (remote
+  execution) has no TensorFlow.
 - "hermetic": a relocatable copy of the base interpreter (its binary, libpython and
   standard library) with the lock installed into it. Its files are the `files` of the
   py_runtime, so every Python action and test declares them as inputs and finds them
-  in its own runfiles, on any machine. The tree is built once per machine in the cache
-  folder and hard-linked into each output base.
+  in its own runfiles or input root, on any machine.
 
-Either is kept across builds, `bazel shutdown` and `bazel clean`, and re-created on
-`bazel clean --expunge` or when the lock file changes.
+Either is kept across builds, `bazel shutdown` and `bazel clean`, and linked again on
+`bazel clean --expunge` or when the lock file changes. Removing the cache folder is
+safe: the next new output base or lock change rebuilds what it needs.
 """
 
 # Keras 3.13 and later (3.15 is locked, with TensorFlow 2.21) require Python 3.11+.
@@ -25,13 +27,14 @@ _CANDIDATES = ["python3", "python3.12", "python3.11"]
 _INSTALL_TIMEOUT_S = 3600
 _LAYOUTS = ["venv", "hermetic"]
 
-# Parts of the installed packages that no action reads, left out of the hermetic
-# toolchain's inputs: TensorFlow's C++ headers (half of its files, only for building
-# custom ops) and file names with spaces, which Bazel's runfiles cannot hold.
-_HERMETIC_EXCLUDED = [
-    "hermetic/**/* *",
-    "hermetic/lib/python*/site-packages/tensorflow/include/**",
-]
+# TensorFlow's C++ headers: half of its files, only for compiling custom ops, which no
+# action of these rules does. The hermetic tree leaves them out, so that neither each
+# output base's links nor each action's inputs hold ~11,000 more files.
+_HERMETIC_DROPPED = "lib/python*/site-packages/tensorflow/include"
+
+# File names with spaces (three setuptools data files), which Bazel 4's runfiles cannot
+# hold, are not declared inputs.
+_HERMETIC_EXCLUDED = ["hermetic/**/* *"]
 
 _VENV_WRAPPER = """#!/bin/sh
 # The interpreter of rules_keras's Python toolchain: the venv beside this file.
@@ -55,8 +58,8 @@ _HERMETIC_WRAPPER = """#!/bin/sh
 # sees it (runfiles, sandbox or remote input root), never resolved to the output base.
 python="$(dirname "$0")/hermetic/bin/python{python_minor}"
 if [ ! -x "$python" ]; then
-  echo "rules_keras: $python is missing: an action runs this interpreter without its" \
-    "files. Add @{repo}//:files to the action's inputs (a py_binary or py_test" \
+  echo "rules_keras: $python is missing: an action runs this interpreter without its" \\
+    "files. Add @{repo}//:files to the action's inputs (a py_binary or py_test" \\
     "carries them in its runfiles)." >&2
   exit 1
 fi
@@ -270,8 +273,23 @@ def _build_hermetic(rctx, python, uv, cache, staging, tree, lock, lock_label):
     tree_python = "%s/bin/python%s" % (tree, minor)
     _uv_install(rctx, uv, cache, staging, tree_python, lock, lock_label)
 
-    # Console scripts name their interpreter by absolute path: no action runs them.
+    # Console scripts name their interpreter by absolute path: no action runs them. The
+    # packages' RECORD files list them with their digests, which hold that path: their
+    # lines go too, so that every build of the tree has the same bytes.
     rctx.execute(["find", tree + "/bin", "-mindepth", "1", "!", "-name", "python" + minor, "-delete"])
+    rctx.execute([
+        "find",
+        tree + "/lib",
+        "-path",
+        "*.dist-info/RECORD",
+        "-exec",
+        "sed",
+        "-i",
+        "\\|^\\.\\./\\.\\./\\.\\./bin/|d",
+        "{}",
+        "+",
+    ])
+    rctx.execute(["sh", "-c", "rm -rf \"%s\"/%s" % (tree, _HERMETIC_DROPPED)])
 
     # Byte code for every module, so that actions never compile in their read-only
     # inputs. Paths relative to the tree and hash-based validation: the files are the
@@ -297,7 +315,11 @@ def _link_from_cache(rctx, layout, python, uv, cache, lock, lock_label, sha256):
         "layout " + layout,
         "lock " + sha256,
         "python %s %s" % (_real_executable(rctx, python), version),
-        "recipe " + _sha256(rctx, rctx.path(rctx.attr._relocatable_python)),
+        # How the tree is made: a change to either file builds a new one.
+        "recipe %s %s" % (
+            _sha256(rctx, rctx.path(rctx.attr._recipe)),
+            _sha256(rctx, rctx.path(rctx.attr._relocatable_python)),
+        ),
         "uv " + _uv_version(rctx),
     ]) + "\n")
     folder = "%s/pythons/%s-%s" % (cache, layout, _sha256(rctx, rctx.path("tree_key.txt"))[:16])
@@ -371,6 +393,10 @@ python_venv = repository_rule(
             allow_single_file = True,
             mandatory = True,
             doc = "A pip requirements file with every package pinned and hashed.",
+        ),
+        "_recipe": attr.label(
+            default = Label("//rules/private:python_venv.bzl"),
+            allow_single_file = True,
         ),
         "_relocatable_python": attr.label(
             default = Label("//rules/private:relocatable_python.py"),

@@ -76,7 +76,7 @@ class _Elf:
         for start, offset, size in self.loads:
             if start <= vaddr < start + size:
                 return offset + vaddr - start
-        raise ValueError("address %#x is in no loaded segment" % vaddr)
+        raise ValueError(f"address {vaddr:#x} is in no loaded segment")
 
     def string_at(self, index):
         start = self.strtab + index
@@ -87,7 +87,11 @@ class _Elf:
 
     def run_paths(self):
         """(file offset, value) of each DT_RPATH and DT_RUNPATH string."""
-        return [(self.strtab + v, self.string_at(v)) for t, v in self.entries if t in (_DT_RPATH, _DT_RUNPATH)]
+        return [
+            (self.strtab + v, self.string_at(v))
+            for t, v in self.entries
+            if t in (_DT_RPATH, _DT_RUNPATH)
+        ]
 
 
 def _read_elf(path):
@@ -116,7 +120,9 @@ def _relocate_run_paths(path, base_dirs, dest_lib):
         if new == value.encode():
             continue
         if len(new) > len(value.encode()):
-            sys.exit("cannot relocate %s: the run path %r does not fit in place of %r" % (path, new.decode(), value))
+            sys.exit(
+                f"cannot relocate {path}: the run path {new.decode()!r} does not fit in place of {value!r}"
+            )
         # The string table entry is NUL-terminated: a shorter string padded with NULs
         # is read as the new value, and no other offset in the file moves.
         elf.data[offset : offset + len(value)] = new.ljust(len(value), b"\0")
@@ -135,14 +141,15 @@ def _copy_stdlib(source, dest):
         return [
             n
             for n in names
-            if n in _SKIPPED_ANYWHERE or (top and (n in _STDLIB_SKIPPED or n.startswith("config-")))
+            if n in _SKIPPED_ANYWHERE
+            or (top and (n in _STDLIB_SKIPPED or n.startswith("config-")))
         ]
 
     shutil.copytree(source, dest, ignore=skipped, symlinks=False)
 
 
 def main(dest):
-    version = "%d.%d" % sys.version_info[:2]
+    version = "{}.{}".format(*sys.version_info[:2])
     binary = os.path.realpath(sys.executable)
     dest = os.path.abspath(dest)
     dest_bin = os.path.join(dest, "bin")
@@ -166,7 +173,11 @@ def main(dest):
     base_dirs = sorted(named | {os.path.realpath(d) for d in named})
     # Only a dedicated prefix (pyenv, a source build) can be named in a run path; a
     # system python's libdir (/usr/lib/...) holds the system's own libraries.
-    base_dirs = [d for d in base_dirs if d not in ("/usr", "/usr/local", "/") and not d.startswith("/usr/lib")]
+    base_dirs = [
+        d
+        for d in base_dirs
+        if d not in ("/usr", "/usr/local", "/") and not d.startswith("/usr/lib")
+    ]
     for folder, _, names in os.walk(dest):
         for name in names:
             path = os.path.join(folder, name)

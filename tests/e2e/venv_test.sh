@@ -15,12 +15,12 @@ command -v bwrap >/dev/null ||
 export XDG_CACHE_HOME="$E2E_TMP/cache"
 cache="$XDG_CACHE_HOME/rules_keras"
 
-# A small lock: two packages, their entries (versions and hashes) taken from the
-# project's own lock.
+# A small lock: three packages (idna has a console script), their entries (versions and
+# hashes) taken from the project's own lock.
 ws="$E2E_TMP/ws"
 mkdir -p "$ws"
-awk '/^[^ #]/ { keep = ($1 ~ /^(absl-py|six)==/) } keep' "$REPO_ROOT/requirements_lock.txt" >"$ws/small_lock.txt"
-[ "$(grep -c '==' "$ws/small_lock.txt")" = 2 ] || fail "absl-py and six not found in requirements_lock.txt"
+awk '/^[^ #]/ { keep = ($1 ~ /^(absl-py|idna|six)==/) } keep' "$REPO_ROOT/requirements_lock.txt" >"$ws/small_lock.txt"
+[ "$(grep -c '==' "$ws/small_lock.txt")" = 3 ] || fail "absl-py, idna and six not found in requirements_lock.txt"
 cat >"$ws/WORKSPACE" <<WS
 workspace(name = "venv_e2e")
 local_repository(name = "rules_keras", path = "$REPO_ROOT")
@@ -30,6 +30,8 @@ local_repository(name = "remote_coverage_tools", path = "$REPO_ROOT/third_party/
 load("@rules_keras//rules:repositories.bzl", "rules_keras_dependencies")
 rules_keras_dependencies(requirements_lock = "//:small_lock.txt")
 WS
+# Debian's /etc/bazel/bazelrc keeps every sandbox folder; only the probe build below does.
+echo "build --nosandbox_debug" >"$ws/.bazelrc"
 cat >"$ws/BUILD" <<'BUILD'
 py_test(
     name = "packages_test",
@@ -103,6 +105,18 @@ for layout in venv hermetic; do
   [ -n "$tree" ] && [ -x "$cache/uv/$(sed -n 's/^uv==\([^ ]*\).*/\1/p' "$REPO_ROOT/rules/private/uv_lock.txt")/bin/uv" ] ||
     fail "the first output base did not install uv and the $layout tree into $cache"
 
+  if [ "$layout" = hermetic ]; then
+    # Built again from scratch, the tree has the same bytes: its files' digests (action
+    # input keys) are the same in every build, so on every machine with this Python.
+    digest_outputs "$tree" . >"$E2E_TMP/tree_sums_1"
+    mv "$tree" "$tree.first"
+    fetch_in "$layout" "$E2E_TMP/ob_${layout}_rebuilt"
+    digest_outputs "$tree" . >"$E2E_TMP/tree_sums_2"
+    diff "$E2E_TMP/tree_sums_1" "$E2E_TMP/tree_sums_2" >&2 ||
+      fail "two builds of the hermetic tree differ (above)"
+    echo "ok: two builds of the hermetic tree are byte-identical ($(wc -l <"$E2E_TMP/tree_sums_1") files)"
+  fi
+
   snapshot >"$E2E_TMP/before"
   fetch_in "$layout" "$second"
   echo "  second output base: toolchain ready in ${FETCH_S}s"
@@ -159,26 +173,28 @@ case "$out" in
 esac
 echo "ok: the copy runs with only its own folder and the base system"
 
-echo "--- a build action sees the packages through its inputs only"
-log="$E2E_TMP/probe.log"
-(cd "$ws" && bazel --output_base="$E2E_TMP/ob_hermetic_second" build \
-  --repo_env=RULES_KERAS_TOOLCHAIN_LAYOUT=hermetic --spawn_strategy=linux-sandbox \
-  --incompatible_strict_action_env --nolegacy_external_runfiles --sandbox_debug \
-  --execution_log_json_file="$E2E_TMP/probe.json" //:probe_output) >"$log" 2>&1 || {
-  tail -40 "$log" >&2
-  fail "building the probe action with the hermetic toolchain failed"
-}
-# The genrule is the build's only sandboxed action: its folder is the only one kept.
-sandbox=$(find "$E2E_TMP/ob_hermetic_second/sandbox/linux-sandbox" -mindepth 3 -maxdepth 3 \
-  -path '*/execroot/venv_e2e')
-[ "$(echo "$sandbox" | wc -w)" = 1 ] && [ -d "$sandbox" ] ||
-  fail "expected the probe action's one sandbox folder, found: $sandbox"
-# The action's input root as a remote worker stages it: real files, no symlinks.
-inputs="$E2E_TMP/input_root"
-cp -rL "$sandbox" "$inputs"
-echo "  input root: $(find "$inputs" -type f | wc -l) files"
-rm -f "$inputs"/bazel-out/*/bin/probe_output.txt
-command=$(python3 -c '
+# probe_isolated LAYOUT: builds the probe genrule with LAYOUT's toolchain in that
+# layout's second output base, then re-runs its command in bubblewrap with only a copy
+# of its sandbox input root (real files, as a remote worker stages them) and the base
+# system. Returns the command's status; the output is in $E2E_TMP/probe_LAYOUT.txt.
+probe_isolated() {
+  local layout=$1 base="$E2E_TMP/ob_$1_second" log="$E2E_TMP/probe_$1.log" sandbox inputs command
+  (cd "$ws" && bazel --output_base="$base" build \
+    --repo_env=RULES_KERAS_TOOLCHAIN_LAYOUT="$layout" --spawn_strategy=linux-sandbox \
+    --incompatible_strict_action_env --nolegacy_external_runfiles --sandbox_debug \
+    --execution_log_json_file="$E2E_TMP/probe_$layout.json" //:probe_output) >"$log" 2>&1 || {
+    tail -40 "$log" >&2
+    fail "building the probe action with the $layout toolchain failed"
+  }
+  # The genrule is the build's only sandboxed action: its folder is the only one kept.
+  sandbox=$(find "$base/sandbox/linux-sandbox" -mindepth 3 -maxdepth 3 -path '*/execroot/venv_e2e')
+  [ "$(echo "$sandbox" | wc -w)" = 1 ] && [ -d "$sandbox" ] ||
+    fail "expected the probe action's one sandbox folder, found: $sandbox"
+  inputs="$E2E_TMP/input_root_$layout"
+  cp -rL "$sandbox" "$inputs"
+  echo "  $layout: input root of $(find "$inputs" -type f | wc -l) files"
+  rm -f "$inputs"/bazel-out/*/bin/probe_output.txt
+  command=$(python3 -c '
 import json, sys
 decoder = json.JSONDecoder()
 text = open(sys.argv[1]).read()
@@ -191,9 +207,22 @@ while i < len(text):
     spawn, i = decoder.raw_decode(text, i)
     if spawn.get("mnemonic") == "Genrule":
         print(spawn["commandArgs"][-1])
-' "$E2E_TMP/probe.json")
-[ -n "$command" ] || fail "the execution log has no Genrule spawn"
-isolated "$inputs" /bin/bash -c "$command" || fail "the probe action failed when run isolated from its input root"
-cat "$inputs"/bazel-out/*/bin/probe_output.txt >"$E2E_TMP/probe_output.txt"
-expect_in "$E2E_TMP/probe_output.txt" "six $(sed -n 's/^six==\([^ ]*\).*/\1/p' "$ws/small_lock.txt") absl absl"
+' "$E2E_TMP/probe_$layout.json")
+  [ -n "$command" ] || fail "the execution log of the $layout build has no Genrule spawn"
+  isolated "$inputs" /bin/bash -c "$command" >"$E2E_TMP/probe_$layout.err" 2>&1 || return 1
+  cat "$inputs"/bazel-out/*/bin/probe_output.txt >"$E2E_TMP/probe_$layout.txt"
+}
+
+echo "--- a build action sees the packages through its inputs only"
+probe_isolated hermetic || {
+  cat "$E2E_TMP/probe_hermetic.err" >&2
+  fail "the probe action failed when run isolated from its input root"
+}
+expect_in "$E2E_TMP/probe_hermetic.txt" "six $(sed -n 's/^six==\([^ ]*\).*/\1/p' "$ws/small_lock.txt") absl absl"
 echo "ok: the action, isolated with its input root, imported the locked packages"
+# Negative control: the venv layout's action does not carry its Python, so the same
+# isolated run must fail; otherwise the check above proves nothing.
+if probe_isolated venv; then
+  fail "the venv layout's probe ran isolated: the isolation does not hide the output base"
+fi
+echo "ok: the venv layout's action fails isolated ($(tail -1 "$E2E_TMP/probe_venv.err"))"
