@@ -5,13 +5,16 @@
 # the cache's) and its py_test passes. For both toolchain layouts; the hermetic one is
 # also checked to be relocatable (no file names the output base or the cache, and it
 # runs from a copy with only its own folder and the base system visible) and isolated
-# (a build action re-run in bubblewrap from its input root alone imports the packages).
+# (a build action re-run in bubblewrap from its input root alone imports the packages,
+# and a real export run that way writes the build's bytes).
 source "$(dirname "$0")/lib.sh"
 
 command -v bwrap >/dev/null ||
   fail "bubblewrap is needed to run the hermetic toolchain isolated: apt-get install bubblewrap"
 
 # A cache folder of the script's own, empty at the start: the first output base is cold.
+# The last part uses the machine's own, which holds the project's full lock.
+machine_cache_home=${XDG_CACHE_HOME:-$HOME/.cache}
 export XDG_CACHE_HOME="$E2E_TMP/cache"
 cache="$XDG_CACHE_HOME/rules_keras"
 
@@ -153,7 +156,9 @@ moved="$E2E_TMP/moved"
 cp -a "$E2E_TMP/ob_hermetic_second/external/rules_keras_python" "$moved"
 
 # isolated DIR COMMAND...: COMMAND with DIR (read-write, as /root_of_inputs and the
-# working directory) and the base system (/usr, /lib, /lib64, /bin read-only) only.
+# working directory) and the base system (/usr, /lib, /lib64, /bin read-only) only; the
+# environment is ISOLATED_ENV (--setenv NAME VALUE ...) and PATH=/bin:/usr/bin.
+ISOLATED_ENV=()
 isolated() {
   local dir=$1 system=() path
   shift
@@ -162,7 +167,7 @@ isolated() {
   done
   bwrap --unshare-all --die-with-parent "${system[@]}" --proc /proc --dev /dev --tmpfs /tmp \
     --bind "$dir" /root_of_inputs --chdir /root_of_inputs --clearenv \
-    --setenv PATH /bin:/usr/bin --setenv HOME /tmp "$@"
+    --setenv PATH /bin:/usr/bin --setenv HOME /tmp "${ISOLATED_ENV[@]+"${ISOLATED_ENV[@]}"}" "$@"
 }
 out=$(isolated "$moved" ./python3 -c 'import os, sys, six, absl; print(sys.prefix, os.__file__, six.__file__)') ||
   fail "the copied hermetic toolchain does not run isolated"
@@ -172,6 +177,28 @@ case "$out" in
   *) fail "the copied toolchain's prefix, stdlib or packages are not under the copy: $out" ;;
 esac
 echo "ok: the copy runs with only its own folder and the base system"
+
+# spawn_command EXECUTION_LOG_JSON MNEMONIC: the first MNEMONIC spawn's environment, one
+# `--setenv NAME VALUE` a line, then its arguments, one a line.
+spawn_command() {
+  python3 -c '
+import json, sys
+decoder = json.JSONDecoder()
+text = open(sys.argv[1]).read()
+i = 0
+while i < len(text):
+    while i < len(text) and text[i].isspace():
+        i += 1
+    if i == len(text):
+        break
+    spawn, i = decoder.raw_decode(text, i)
+    if spawn.get("mnemonic") == sys.argv[2]:
+        for variable in spawn.get("environmentVariables", []):
+            print("--setenv", variable["name"], variable["value"])
+        print("\n".join(spawn["commandArgs"]))
+        break
+' "$1" "$2"
+}
 
 # probe_isolated LAYOUT: builds the probe genrule with LAYOUT's toolchain in that
 # layout's second output base, then re-runs its command in bubblewrap with only a copy
@@ -194,20 +221,7 @@ probe_isolated() {
   cp -rL "$sandbox" "$inputs"
   echo "  $layout: input root of $(find "$inputs" -type f | wc -l) files"
   rm -f "$inputs"/bazel-out/*/bin/probe_output.txt
-  command=$(python3 -c '
-import json, sys
-decoder = json.JSONDecoder()
-text = open(sys.argv[1]).read()
-i = 0
-while i < len(text):
-    while i < len(text) and text[i].isspace():
-        i += 1
-    if i == len(text):
-        break
-    spawn, i = decoder.raw_decode(text, i)
-    if spawn.get("mnemonic") == "Genrule":
-        print(spawn["commandArgs"][-1])
-' "$E2E_TMP/probe_$layout.json")
+  command=$(spawn_command "$E2E_TMP/probe_$layout.json" Genrule | tail -1)
   [ -n "$command" ] || fail "the execution log of the $layout build has no Genrule spawn"
   isolated "$inputs" /bin/bash -c "$command" >"$E2E_TMP/probe_$layout.err" 2>&1 || return 1
   cat "$inputs"/bazel-out/*/bin/probe_output.txt >"$E2E_TMP/probe_$layout.txt"
@@ -226,3 +240,44 @@ if probe_isolated venv; then
   fail "the venv layout's probe ran isolated: the isolation does not hide the output base"
 fi
 echo "ok: the venv layout's action fails isolated ($(tail -1 "$E2E_TMP/probe_venv.err"))"
+
+echo "--- a real export, re-run isolated from its input root, gives the same bytes"
+# The project's own lock and the machine's cache folder (TensorFlow is installed there
+# once per machine) in an output base of this script's own, kept across runs.
+export XDG_CACHE_HOME="$machine_cache_home"
+base=$(e2e_output_base venv_hermetic)
+flags=(--repo_env=RULES_KERAS_TOOLCHAIN_LAYOUT=hermetic --disk_cache= --noremote_accept_cached
+  --spawn_strategy=linux-sandbox --strategy=KerasSavedModel=linux-sandbox)
+run_logged export_clean "$base" clean "${flags[@]}"
+rm -rf "$base/sandbox"
+run_logged export "$base" build "${flags[@]}" --sandbox_debug \
+  --execution_log_json_file="$E2E_TMP/export.json" //models:my_export
+sandbox=$(find "$base/sandbox/linux-sandbox" -mindepth 3 -maxdepth 3 -path '*/execroot/rules_keras')
+[ "$(echo "$sandbox" | wc -w)" = 1 ] && [ -d "$sandbox" ] ||
+  fail "expected the export action's one sandbox folder, found: $sandbox"
+inputs="$E2E_TMP/export_input_root"
+cp -rL "$sandbox" "$inputs"
+echo "  input root: $(find "$inputs" -type f | wc -l) files, $(du -sh "$inputs" | cut -f1)"
+spawn_command "$E2E_TMP/export.json" KerasSavedModel >"$E2E_TMP/export_command"
+ISOLATED_ENV=()
+mapfile -t lines <"$E2E_TMP/export_command"
+command=()
+for line in "${lines[@]}"; do
+  if [[ "$line" == "--setenv "* ]]; then
+    read -r _ name value <<<"$line"
+    ISOLATED_ENV+=(--setenv "$name" "${value:-}")
+  else
+    command+=("$line")
+  fi
+done
+[ "${#command[@]}" -gt 0 ] || fail "the execution log has no KerasSavedModel spawn"
+# The outputs' folder: the flag file's (bazel-out/<configuration>/bin/models).
+output=$(dirname "${command[-1]#--flagfile=}")
+mkdir -p "$inputs/$output/my_export"
+isolated "$inputs" "${command[@]}" >"$E2E_TMP/export_isolated.log" 2>&1 || {
+  tail -30 "$E2E_TMP/export_isolated.log" >&2
+  fail "the export action failed when run isolated from its input root"
+}
+compare_outputs "$base/execroot/rules_keras" "$inputs" "$output/my_export" "$output/my_export.signatures.json" ||
+  fail "the isolated export's files differ from the build's"
+echo "ok: the export, with only its input root and the base system, wrote the build's bytes"
