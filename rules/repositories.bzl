@@ -15,8 +15,9 @@ def rules_keras_dependencies(
         name = DEFAULT_VENV_NAME,
         requirements_lock = DEFAULT_REQUIREMENTS_LOCK,
         python_interpreter = "",
+        toolchain_layout = "venv",
         register_toolchains = True):
-    """Declares rules_python and the Python venv the exporter runs in, as a toolchain.
+    """Declares rules_python and the Python the exporter runs in, as a toolchain.
 
     rules_python (every Python rule rules_keras uses is loaded from it) is declared
     only when the workspace has not declared it already: a workspace with its own,
@@ -29,6 +30,15 @@ def rules_keras_dependencies(
         monorepo may pass its own lock, as long as it holds those packages.
       python_interpreter: python3 to build the venv from (name on PATH or absolute
         path); empty means search PATH for Python 3.11 or 3.12.
+      toolchain_layout: how the toolchain holds its Python (docs/rules.md).
+        "venv" (the default): a venv that the interpreter wrapper finds by its real
+        path in the output base; actions do not declare its files, so local builds
+        stage nothing, but only a local build can run them. "hermetic": a relocatable
+        copy of the interpreter with the lock installed, whose ~11,300 files are
+        declared inputs of every Python action and test, as remote execution needs;
+        locally each sandboxed action then stages them. The
+        RULES_KERAS_TOOLCHAIN_LAYOUT environment variable (for example
+        `--repo_env=RULES_KERAS_TOOLCHAIN_LAYOUT=hermetic`) wins.
       register_toolchains: register `@<name>//:toolchain` as the Python toolchain.
         Pass False if the workspace already registers its own Python toolchain with
         TensorFlow installed.
@@ -46,6 +56,7 @@ def rules_keras_dependencies(
             name = name,
             requirements_lock = requirements_lock,
             python_interpreter = python_interpreter,
+            layout = toolchain_layout,
         )
     if register_toolchains:
         native.register_toolchains("@%s//:toolchain" % name)

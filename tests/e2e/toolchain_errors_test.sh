@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The venv repository rule fails with a clear message naming the lock file and pip's
-# error when the install fails, and naming what it tried when no python3 fits.
+# The venv repository rule fails with a clear message naming the lock file and the
+# installer's (uv's) error when the install fails, leaving nothing half-built in the
+# cache folder, and naming what it tried when no python3 fits.
 source "$(dirname "$0")/lib.sh"
+
+# A cache folder of the script's own: it starts empty, so uv is installed into it too.
+export XDG_CACHE_HOME="$E2E_TMP/cache"
 
 ws="$E2E_TMP/ws"
 mkdir -p "$ws"
@@ -15,7 +19,7 @@ load("@rules_keras//rules:repositories.bzl", "rules_keras_dependencies")
 rules_keras_dependencies(requirements_lock = "//:bad_lock.txt")
 WS
 touch "$ws/BUILD"
-# A real package with a wrong hash: pip downloads it and refuses it.
+# A real package with a wrong hash: uv downloads it and refuses it.
 cat >"$ws/bad_lock.txt" <<'LOCK'
 six==1.17.0 \
     --hash=sha256:0000000000000000000000000000000000000000000000000000000000000000
@@ -28,7 +32,12 @@ if bazel_in "$ws" fetch @rules_keras_python//:all >"$log" 2>&1; then
 fi
 expect_in "$log" "could not install the locked Python packages"
 expect_in "$log" "bad_lock.txt"
-expect_in "$log" "DO NOT MATCH THE HASHES"
+expect_in "$log" 'Hash mismatch for `six==1.17.0`'
+[ -x "$XDG_CACHE_HOME/rules_keras/uv/$(sed -n 's/^uv==\([^ ]*\).*/\1/p' "$REPO_ROOT/rules/private/uv_lock.txt")/bin/uv" ] ||
+  fail "uv was not installed into the cache folder $XDG_CACHE_HOME/rules_keras"
+left=$(find "$XDG_CACHE_HOME/rules_keras/pythons" -mindepth 1 -maxdepth 1 2>/dev/null)
+[ -z "$left" ] || fail "the failed install left behind: $left"
+echo "ok: nothing half-built left in the cache folder"
 
 echo "--- no suitable python3"
 fake="$E2E_TMP/fake/python3"

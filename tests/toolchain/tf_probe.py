@@ -16,8 +16,10 @@ def main() -> None:
     report = {
         "keras": keras.__version__,
         "matmul": float(product.numpy()[0, 0]),
-        # Relative to the output base, so the file is the same on every machine.
-        "python_prefix": sys.prefix[sys.prefix.index("external/") :],
+        # From the toolchain repository's name on, so the file is the same on every
+        # machine, whether the prefix is seen in the execroot (external/...), in a
+        # runfiles tree or in a remote input root.
+        "python_prefix": sys.prefix[sys.prefix.index("rules_keras_python") :],
         "tensorflow": tf.__version__,
     }
     with open(args.out, "w") as f:

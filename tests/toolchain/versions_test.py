@@ -1,6 +1,7 @@
-"""The test's interpreter is the Bazel-managed venv, holding exactly the lock's pins."""
+"""The test's interpreter is the toolchain's Python, holding exactly the lock's pins."""
 
 import importlib.metadata
+import os
 import sys
 
 import absl
@@ -24,9 +25,15 @@ class VersionsTest(absltest.TestCase):
             with self.subTest(package=name):
                 self.assertEqual(importlib.metadata.version(name), version)
 
-    def test_interpreter_is_the_toolchain_venv(self):
+    def test_interpreter_is_the_toolchain_python(self):
         self.assertIn("rules_keras_python", sys.prefix)
-        self.assertNotEqual(sys.prefix, sys.base_prefix)
+        if sys.prefix == sys.base_prefix:
+            # The hermetic layout: not a venv, so the standard library is the
+            # toolchain's own copy too.
+            self.assertTrue(os.__file__.startswith(sys.prefix), os.__file__)
+        else:
+            # The venv layout: a venv over the base interpreter.
+            self.assertNotIn("rules_keras_python", sys.base_prefix)
 
 
 if __name__ == "__main__":
