@@ -21,7 +21,7 @@ rules_python's pip.parse skips all of this and repoints
 """
 
 load("//rules/private:python_venv.bzl", "python_venv")
-load("//rules/private:venv_defaults.bzl", "DEFAULT_REQUIREMENTS_LOCK", "DEFAULT_VENV_NAME")
+load("//rules/private:venv_defaults.bzl", "DEFAULT_REQUIREMENTS_LOCK", "DEFAULT_TOOLCHAIN_LAYOUT", "DEFAULT_VENV_NAME")
 
 _install = tag_class(
     doc = "Declares a venv repository with a hash-locked requirements file installed.",
@@ -36,6 +36,11 @@ _install = tag_class(
         "requirements_lock": attr.label(
             default = DEFAULT_REQUIREMENTS_LOCK,
             doc = "Hash-locked requirements holding tensorflow-cpu, keras and absl-py.",
+        ),
+        "toolchain_layout": attr.string(
+            default = DEFAULT_TOOLCHAIN_LAYOUT,
+            doc = "\"venv\" or \"hermetic\" (for remote execution), as in " +
+                  "rules_keras_dependencies().",
         ),
     },
 )
@@ -55,6 +60,7 @@ def _venv_impl(module_ctx):
             name = name,
             requirements_lock = tag.requirements_lock,
             python_interpreter = tag.python_interpreter,
+            layout = tag.toolchain_layout,
         )
 
 venv = module_extension(

@@ -9,13 +9,13 @@ In a consumer's WORKSPACE, after declaring the `rules_keras` repository:
 load("@bazel_tools//tools/build_defs/repo:http.bzl", "http_archive")
 load("@bazel_tools//tools/build_defs/repo:utils.bzl", "maybe")
 load("//rules/private:python_venv.bzl", "python_venv")
-load("//rules/private:venv_defaults.bzl", "DEFAULT_REQUIREMENTS_LOCK", "DEFAULT_VENV_NAME")
+load("//rules/private:venv_defaults.bzl", "DEFAULT_REQUIREMENTS_LOCK", "DEFAULT_TOOLCHAIN_LAYOUT", "DEFAULT_VENV_NAME")
 
 def rules_keras_dependencies(
         name = DEFAULT_VENV_NAME,
         requirements_lock = DEFAULT_REQUIREMENTS_LOCK,
         python_interpreter = "",
-        toolchain_layout = "venv",
+        toolchain_layout = DEFAULT_TOOLCHAIN_LAYOUT,
         register_toolchains = True):
     """Declares rules_python and the Python the exporter runs in, as a toolchain.
 

@@ -21,6 +21,8 @@ Either is kept across builds, `bazel shutdown` and `bazel clean`, and linked aga
 safe: the next new output base or lock change rebuilds what it needs.
 """
 
+load(":venv_defaults.bzl", "DEFAULT_TOOLCHAIN_LAYOUT")
+
 # Keras 3.13 and later (3.15 is locked, with TensorFlow 2.21) require Python 3.11+.
 _SUPPORTED_PYTHONS = ["3.11", "3.12"]
 _CANDIDATES = ["python3", "python3.12", "python3.11"]
@@ -377,7 +379,7 @@ python_venv = repository_rule(
           "toolchain (`@NAME//:toolchain`) whose interpreter runs it.",
     attrs = {
         "layout": attr.string(
-            default = "venv",
+            default = DEFAULT_TOOLCHAIN_LAYOUT,
             values = _LAYOUTS,
             doc = "\"venv\": a venv the wrapper finds in the output base (not an " +
                   "action input). \"hermetic\": a relocatable Python whose files are " +

@@ -5,3 +5,6 @@ DEFAULT_VENV_NAME = "rules_keras_python"
 
 # rules_keras's own lock: tensorflow-cpu, Keras, absl-py and bazel-runfiles.
 DEFAULT_REQUIREMENTS_LOCK = Label("//:requirements_lock.txt")
+
+# How the toolchain holds its Python: "venv" or "hermetic" (rules/private/python_venv.bzl).
+DEFAULT_TOOLCHAIN_LAYOUT = "venv"
