@@ -30,22 +30,23 @@ local_repository(name = "rules_keras", path = "$REPO_ROOT")
 local_repository(name = "rules_cc", path = "$REPO_ROOT/third_party/rules_cc")
 local_repository(name = "rules_java", path = "$REPO_ROOT/third_party/rules_java")
 local_repository(name = "remote_coverage_tools", path = "$REPO_ROOT/third_party/remote_coverage_tools")
+local_repository(name = "rules_python", path = "$REPO_ROOT/third_party/rules_python")
 load("@rules_keras//rules:repositories.bzl", "rules_keras_dependencies")
 rules_keras_dependencies(requirements_lock = "//:small_lock.txt")
 WS
 # Debian's /etc/bazel/bazelrc keeps every sandbox folder; only the probe build below does.
 echo "build --nosandbox_debug" >"$ws/.bazelrc"
 cat >"$ws/BUILD" <<'BUILD'
+load("@rules_python//python:defs.bzl", "py_binary", "py_test")
+
 py_test(
     name = "packages_test",
     srcs = ["packages_test.py"],
-    python_version = "PY3",
 )
 
 py_binary(
     name = "probe",
     srcs = ["probe.py"],
-    python_version = "PY3",
 )
 
 genrule(
