@@ -89,14 +89,10 @@ class PositionEmbedding(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="zoo")
 class TransformerBlock(layers.Layer):
-    def __init__(self, embed_dim, num_heads, ff_dim, rate=0.1, **kwargs):
+    def __init__(self, embed_dim, num_heads, ff_dim, rate=0.1, causal=False, **kwargs):
         super().__init__(**kwargs)
-        self.embed_dim, self.num_heads, self.ff_dim, self.rate = (
-            embed_dim,
-            num_heads,
-            ff_dim,
-            rate,
-        )
+        self.embed_dim, self.num_heads, self.ff_dim = embed_dim, num_heads, ff_dim
+        self.rate, self.causal = rate, causal
         self.attention = layers.MultiHeadAttention(num_heads, embed_dim // num_heads)
         self.feed_forward = keras.Sequential(
             [layers.Dense(ff_dim, activation="gelu"), layers.Dense(embed_dim)]
@@ -107,7 +103,7 @@ class TransformerBlock(layers.Layer):
         self.dropout2 = layers.Dropout(rate)
 
     def call(self, inputs, training=False):
-        attended = self.attention(inputs, inputs)
+        attended = self.attention(inputs, inputs, use_causal_mask=self.causal)
         x = self.norm1(inputs + self.dropout1(attended, training=training))
         fed = self.feed_forward(x)
         return self.norm2(x + self.dropout2(fed, training=training))
@@ -119,17 +115,23 @@ class TransformerBlock(layers.Layer):
             "num_heads": self.num_heads,
             "ff_dim": self.ff_dim,
             "rate": self.rate,
+            "causal": self.causal,
         }
 
 
 MAX_SEQUENCE_LENGTH = 16
+VOCABULARY_SIZE = 64
+
+
+def _embed_tokens(token_ids):
+    tokens = layers.Embedding(input_dim=VOCABULARY_SIZE, output_dim=32)(token_ids)
+    return tokens + PositionEmbedding(MAX_SEQUENCE_LENGTH)(tokens)
 
 
 def tiny_encoder() -> keras.Model:
     """A 2-layer BERT-like classifier over token ids of any length up to 16."""
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    tokens = layers.Embedding(input_dim=64, output_dim=32)(token_ids)
-    x = tokens + PositionEmbedding(MAX_SEQUENCE_LENGTH)(tokens)
+    x = _embed_tokens(token_ids)
     for _ in range(2):
         x = TransformerBlock(embed_dim=32, num_heads=2, ff_dim=64)(x)
     x = layers.GlobalAveragePooling1D()(x)
@@ -145,5 +147,27 @@ def tiny_encoder() -> keras.Model:
 
 def tiny_encoder_batch():
     rng = np.random.default_rng(3)
-    tokens = rng.integers(1, 64, size=(3, 12)).astype("int32")
+    tokens = rng.integers(1, VOCABULARY_SIZE, size=(3, 12)).astype("int32")
     return tokens, np.array([0, 1, 1], dtype="int64")
+
+
+def tiny_causal_lm() -> keras.Model:
+    """A 2-layer GPT-like language model: next-token logits at every position."""
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    x = _embed_tokens(token_ids)
+    for _ in range(2):
+        x = TransformerBlock(embed_dim=32, num_heads=2, ff_dim=64, causal=True)(x)
+    logits = layers.Dense(VOCABULARY_SIZE, name="next_token")(x)
+    model = keras.Model(token_ids, logits)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy()],
+    )
+    return model
+
+
+def tiny_causal_lm_batch():
+    rng = np.random.default_rng(12)
+    text = rng.integers(1, VOCABULARY_SIZE, size=(2, 11)).astype("int32")
+    return text[:, :-1], text[:, 1:].astype("int64")
