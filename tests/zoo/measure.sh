@@ -27,7 +27,8 @@ for name in "$@"; do
     # "exporter: wrote DIR (MODES, verified (...); load 1.20 s, trace 3.40 s, ...)"
     phases=$(sed -n 's/^exporter: wrote .*; \(.*\))$/\1/p' "$tmp/out")
   else
-    phases="FAILED: $(grep -m1 'error:' "$tmp/out" | cut -c1-120)"
+    cause=$(grep -m1 '^exporter: error' "$tmp/out" || grep -E '^[A-Za-z.]*(Error|Exception):' "$tmp/out" | tail -1 || true)
+    phases="FAILED: ${cause:0:120}"
   fi
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; printf "%.1f", s}' "$tmp/time")
   rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$tmp/time")
