@@ -2,7 +2,16 @@
 
 load("//rules:defs.bzl", "keras_saved_model")
 
-def zoo_model(name, builder, data, deps, slow = False, custom_objects = {}, tolerance = None, size = "medium"):
+def zoo_model(
+        name,
+        builder,
+        data,
+        deps,
+        slow = False,
+        custom_objects = {},
+        allow_unsafe_deserialization = False,
+        tolerance = None,
+        size = "medium"):
     """Exports `builder` in every mode and checks it with zoo_check.py.
 
     Args:
@@ -12,6 +21,8 @@ def zoo_model(name, builder, data, deps, slow = False, custom_objects = {}, tole
       deps: the py_library holding both.
       slow: tag both targets `manual`, so `//...` skips them; the `all_slow` suite runs them.
       custom_objects: as in keras_saved_model.
+      allow_unsafe_deserialization: as in keras_saved_model (load_keras_model in the
+        test then runs Lambda code).
       tolerance: max abs difference between served and Keras outputs (default 1e-5).
       size: the test's size.
     """
@@ -19,6 +30,7 @@ def zoo_model(name, builder, data, deps, slow = False, custom_objects = {}, tole
     keras_saved_model(
         name = name,
         builder = builder,
+        allow_unsafe_deserialization = allow_unsafe_deserialization,
         custom_objects = custom_objects,
         modes = ["serve", "eval", "train"],
         tags = tags,

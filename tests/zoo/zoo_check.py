@@ -67,15 +67,22 @@ class ZooTest(rule_test.SavedModelTest):
         x, y = _import(_DATA.value)()
         rebuilt = sources.load_model(cls.source)
         model, model_interface = rebuilt.model, rebuilt.interface
-        cls.serve_feeds = _by_name(model_interface.inputs, x)
-        targets = _by_name(model_interface.outputs, y, signatures.TARGET_SUFFIX)
+        # Fed as the signatures declare them (a client sends those dtypes).
         eval_inputs = cls.manifest["signatures"]["eval"]["inputs"]
-        cls.train_feeds = {
+        cls.serve_feeds = {
             name: tf.constant(value, dtype=eval_inputs[name]["dtype"])
-            for name, value in {**cls.serve_feeds, **targets}.items()
+            for name, value in _by_name(model_interface.inputs, x).items()
+        }
+        targets = _by_name(model_interface.outputs, y, signatures.TARGET_SUFFIX)
+        cls.train_feeds = {
+            **cls.serve_feeds,
+            **{
+                name: tf.constant(value, dtype=eval_inputs[name]["dtype"])
+                for name, value in targets.items()
+            },
         }
         packed = model_interface.pack_inputs(
-            [tf.constant(cls.serve_feeds[d.name]) for d in model_interface.inputs]
+            [cls.serve_feeds[d.name] for d in model_interface.inputs]
         )
         cls.keras_outputs = {
             name: np.asarray(value)
@@ -97,7 +104,7 @@ class ZooTest(rule_test.SavedModelTest):
 
     def test_sample_batch_serves_like_keras(self):
         serve = self.loaded.signatures[signatures.SERVING_KEY]
-        served = serve(**{k: tf.constant(v) for k, v in self.serve_feeds.items()})
+        served = serve(**self.serve_feeds)
         self.assertEqual(set(served), set(self.keras_outputs))
         for name, want in self.keras_outputs.items():
             np.testing.assert_allclose(
