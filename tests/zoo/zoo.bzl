@@ -1,0 +1,65 @@
+"""zoo_model: one zoo model's export in every mode and its check."""
+
+load("@rules_python//python:defs.bzl", "py_test")
+load("//rules:defs.bzl", "keras_saved_model")
+
+def zoo_model(
+        name,
+        builder,
+        data,
+        deps,
+        slow = False,
+        custom_objects = {},
+        allow_unsafe_deserialization = False,
+        tolerance = None,
+        size = "medium"):
+    """Exports `builder` in every mode and checks it with zoo_check.py.
+
+    Args:
+      name: the export; its check is `<name>_test`.
+      builder: "module:function" returning the compiled keras.Model.
+      data: "module:function" returning a sample batch (x, y) for the model.
+      deps: the py_library holding both.
+      slow: tag both targets `manual`, so `//...` skips them; the `all_slow` suite runs them.
+      custom_objects: as in keras_saved_model.
+      allow_unsafe_deserialization: as in keras_saved_model (load_keras_model in the
+        test then runs Lambda code).
+      tolerance: max abs difference between served and Keras outputs (default 1e-5).
+      size: the test's size.
+    """
+    tags = ["manual"] if slow else []
+    keras_saved_model(
+        name = name,
+        builder = builder,
+        allow_unsafe_deserialization = allow_unsafe_deserialization,
+        custom_objects = custom_objects,
+        modes = ["serve", "eval", "train"],
+        tags = tags,
+        deps = deps,
+    )
+    args = [
+        "--saved_model=$(rootpath :%s)" % name,
+        "--data=" + data,
+    ]
+    if tolerance != None:
+        args.append("--tolerance=%s" % tolerance)
+    py_test(
+        name = name + "_test",
+        size = size,
+        srcs = [
+            "zoo_check.py",
+            "//rules/private:keras_saved_model_test_main.py",
+        ],
+        main = "zoo_check.py",
+        args = args,
+        data = [
+            ":" + name,
+            "//export:exporter",
+        ],
+        tags = tags,
+        deps = [
+            ":%s.deps" % name,
+            "//export:lib",
+            "//tests/export:testmodels",
+        ],
+    )
