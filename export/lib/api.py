@@ -41,7 +41,8 @@ class ExportResult:
     max_abs_diff: float | None  # from --verify, None when skipped
     notes: tuple[str, ...]
     # Wall seconds of each phase: load (build or load the model, checks), trace,
-    # write, verify. For benchmarks (bench/) and --timings_out.
+    # write, verify. The exporter prints them on success; bench/timed_exporter.py
+    # records them.
     timings: dict[str, float]
 
 
