@@ -53,7 +53,7 @@ MNEMONIC = "KerasSavedModel"
 # The peers' variant names: (a) and, for all modes, (a2).
 BARE, PLAIN_ALL = "a_bare", "a2_plain_all"
 
-# Targets from the issue.
+# The targets the project set for an export through rules_keras.
 SERVE_MAX_RATIO = 1.0  # serve only, with verify, vs the bare export, every model
 ALL_MODES_MAX_RATIO = 1.5  # serve+eval+train on MobileNetV2 vs the bare export
 RSS_MAX_RATIO = 1.2  # peak RSS vs the bare export

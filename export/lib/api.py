@@ -1,5 +1,5 @@
-"""Library entry points: export_saved_model (the seed's save_keras_model) and
-load_keras_model.
+"""Library entry points: export_saved_model (what TF 1.12's
+tf.contrib.saved_model.save_keras_model did, for Keras 3) and load_keras_model.
 
     from export.lib import api
     path = api.export_saved_model(api.ExportRequest(

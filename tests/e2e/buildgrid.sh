@@ -10,7 +10,7 @@
 #
 # BuildGrid comes from PyPI, pinned to BUILDGRID_VERSION, in a venv under
 # ${XDG_CACHE_HOME:-$HOME/.cache}/rules_keras/ (BUILDGRID_VENV overrides the path), made
-# once (about 35 s, 200 MB) and reused. The action cache lives in the server's memory (an
+# once (its cost: bench/README.md) and reused. The action cache lives in the server's memory (an
 # LRU cache): a restarted server starts empty; the CAS is on disk in DIR.
 set -euo pipefail
 
