@@ -196,6 +196,29 @@ class SurfaceTest(unittest.TestCase):
         self.assertEqual(named - self.public_attrs, set(), "not attributes of the rule")
         self.assertEqual(self.public_attrs - named, set(), "attributes without a flag")
 
+    def test_flag_table_agrees_with_the_error_translation(self):
+        # errors.BAZEL_ATTRIBUTES, where it exists, turns a flag in an error message into
+        # the attribute to set; the docs' table must name the same attribute first.
+        from export.lib import errors
+
+        translation = getattr(errors, "BAZEL_ATTRIBUTES", None)
+        if translation is None:
+            self.skipTest("this export/lib/errors.py has no BAZEL_ATTRIBUTES")
+        documented = {
+            _code_names(row[0])[0].lstrip("-"): _code_names(row[1])
+            for row in self.flag_rows
+        }
+        for flag, attribute in translation.items():
+            with self.subTest(flag=flag):
+                self.assertIn(flag, documented, "not in docs/rules.md's flag table")
+                self.assertEqual(documented[flag][:1], [attribute.name])
+        for flag in errors.FLAGS_THE_RULE_SETS:
+            with self.subTest(flag=flag):
+                self.assertIn(flag, documented, "not in docs/rules.md's flag table")
+                self.assertEqual(
+                    [a for a in documented[flag] if "<" not in a], [], "set by the rule"
+                )
+
     def test_every_request_field_has_a_flag_or_a_reason(self):
         fields = {f.name for f in dataclasses.fields(options.ExportRequest)}
         with_flag = {name for row in self.flag_rows for name in _code_names(row[2])}
