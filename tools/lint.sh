@@ -61,6 +61,12 @@ install_buildifier() {
       return 1
       ;;
   esac
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "lint: npm is needed once to fetch buildifier from the npm registry; install" \
+      "Node.js and npm (Debian: apt-get install nodejs npm), or put a buildifier" \
+      "$BUILDIFIER_VERSION binary at $buildifier" >&2
+    return 1
+  fi
   echo "lint: installing buildifier $BUILDIFIER_VERSION into ${buildifier%/*}" >&2
   local tmp
   tmp=$(mktemp -d)
