@@ -3,8 +3,8 @@
 docs/rules.md, keras_saved_model's attributes (read by an aspect at analysis time,
 tests/docs/surface.bzl), the macros' docstrings, the exporter's absl flags and
 ExportRequest's fields must name the same things; the Starlark copies of the modes'
-signature names, of the action's environment's role and of the `module:symbol` syntax
-must agree with the Python ones.
+signature names and of the `module:symbol` syntax must agree with the Python ones, and
+the action's environment must hold what the exporter relies on.
 """
 
 import dataclasses
