@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of rules_keras: `bazel test //...` (installing Bazel and TensorFlow
-# on a fresh machine, see ./bazelw), then the end-to-end scripts under tests/e2e/.
-# Ends with one "N passed, N failed" line. Extra arguments go to `bazel test`.
+# on a fresh machine, see ./bazelw), then the end-to-end scripts under tests/e2e/, then
+# the lint (tools/lint.sh: ruff and buildifier, one check). Every part runs whatever
+# the others gave. Ends with one "N passed, N failed" line. Extra arguments go to
+# `bazel test`.
 set -uo pipefail
 cd "$(dirname "$0")"
 
@@ -29,6 +31,15 @@ for script in tests/e2e/*_test.sh; do
     failed=$((failed + 1))
   fi
 done
+
+echo "=== tools/lint.sh"
+if tools/lint.sh; then
+  echo "=== tools/lint.sh: PASSED"
+  passed=$((passed + 1))
+else
+  echo "=== tools/lint.sh: FAILED"
+  failed=$((failed + 1))
+fi
 
 echo "${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]

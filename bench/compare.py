@@ -50,20 +50,10 @@ SLOW_MODELS = ("mobilenet_v2", "mobilenet_v2_128")
 MODES = {"serve": "serve", "all": "serve,eval,train"}
 MNEMONIC = "KerasSavedModel"
 
-# The KerasSavedModel action's environment (rules/private/keras_saved_model.bzl), for
-# (a) and (b) as well, so the three run TensorFlow the same way.
-ACTION_ENV = {
-    "CUDA_VISIBLE_DEVICES": "",
-    "KERAS_BACKEND": "tensorflow",
-    "PATH": "/bin:/usr/bin",
-    "PYTHONHASHSEED": "0",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-}
-
 # The peers' variant names: (a) and, for all modes, (a2).
 BARE, PLAIN_ALL = "a_bare", "a2_plain_all"
 
-# Targets from the issue.
+# The targets the project set for an export through rules_keras.
 SERVE_MAX_RATIO = 1.0  # serve only, with verify, vs the bare export, every model
 ALL_MODES_MAX_RATIO = 1.5  # serve+eval+train on MobileNetV2 vs the bare export
 RSS_MAX_RATIO = 1.2  # peak RSS vs the bare export
@@ -105,6 +95,22 @@ class Bazel:
             text=True,
         )
         return out.stdout.strip()
+
+    def action_env(self, target: str) -> dict[str, str]:
+        """The environment of `target`'s KerasSavedModel action, as Bazel has it."""
+        out = subprocess.run(
+            self.command(
+                "aquery", "--output=jsonproto", f"mnemonic({MNEMONIC}, {target})"
+            ),
+            cwd=WORKSPACE,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        (action,) = json.loads(out.stdout)["actions"]
+        return {
+            v["key"]: v.get("value", "") for v in action.get("environmentVariables", [])
+        }
 
     def build(self, targets: list[str], flags: list[str], log_path: str) -> int:
         with open(log_path, "ab") as out:
@@ -282,7 +288,9 @@ class Bench:
         self.python = os.path.join(
             self.output_base, "external/rules_keras_python/python3"
         )
-        env = dict(ACTION_ENV)
+        # The KerasSavedModel action's own environment, for (a) and (b) as well, so
+        # the three run TensorFlow the same way; KERAS_HOME outside the sandbox.
+        env = self.bazel.action_env("//bench:mlp_serve")
         env["KERAS_HOME"] = os.path.join(self.work, "keras_home")
         env["PYTHONPATH"] = WORKSPACE
         self.env = env

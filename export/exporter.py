@@ -253,9 +253,9 @@ def _serve_as_worker() -> int:
 def _freeze_imported_objects() -> None:
     """Keeps the garbage collector off the millions of objects TensorFlow's import made.
 
-    Keras's clear_session() runs gc.collect(), which otherwise walks them all (0.12 s
-    of a 1.2 s small export); in the worker, forked children also stop touching (and
-    so copying) the parent's pages.
+    Keras's clear_session() runs gc.collect(), which otherwise walks them all (a tenth
+    of a small export: bench/README.md); in the worker, forked children also stop
+    touching (and so copying) the parent's pages.
     """
     gc.freeze()
 
@@ -276,8 +276,8 @@ def run(argv: list[str] | None = None) -> None:
     try:
         app.run(main, argv=argv)
     except SystemExit as e:
-        # Everything is written and closed by now; skipping the interpreter's teardown of
-        # TensorFlow saves 0.6-2.7 s per export.
+        # Everything is written and closed by now; the interpreter's teardown of
+        # TensorFlow would only cost seconds per export (bench/README.md).
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(e.code if isinstance(e.code, int) else int(e.code is not None))

@@ -1,4 +1,6 @@
-"""Library behind //export:exporter.
+"""Library behind //export:exporter. Public API: `export.lib.api`; the rest is internal.
+
+See README.md here.
 
 Modules: `api` (export_saved_model), `loader` (load_keras_model), `options` (request and
 flag syntax), `sources` (model loading and checks), `interface` (a model's inputs and

@@ -1,5 +1,5 @@
-"""Library entry points: export_saved_model (the seed's save_keras_model) and
-load_keras_model.
+"""Library entry points: export_saved_model (what TF 1.12's
+tf.contrib.saved_model.save_keras_model did, for Keras 3) and load_keras_model.
 
     from export.lib import api
     path = api.export_saved_model(api.ExportRequest(
@@ -42,7 +42,8 @@ class ExportResult:
     max_abs_diff: float | None  # from --verify, None when skipped
     notes: tuple[str, ...]
     # Wall seconds of each phase: load (build or load the model, checks), trace,
-    # write, verify. For benchmarks (bench/) and --timings_out.
+    # write, verify. The exporter prints them on success; bench/timed_exporter.py
+    # records them.
     timings: dict[str, float]
 
 

@@ -1,4 +1,5 @@
-"""load_keras_model: rebuild the Keras model from an export (TF 1.12's counterpart).
+"""load_keras_model: rebuild the Keras model from an export (the counterpart of TF 1.12's
+tf.contrib.saved_model.load_keras_model).
 
 The architecture comes from `assets/saved_model.json`, the weights from the checkpoint in
 `variables/`, matched positionally: the export tracks `model.variables` in Keras's own

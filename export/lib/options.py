@@ -33,8 +33,11 @@ LABEL_DTYPES = (
     "string",
 )
 
-_DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-_NAME = re.compile(r"^[A-Za-z_][\w.\-]*$")
+# The syntax rules/private/symbol_reference.bzl checks too (tests/docs pins the two):
+# a dotted name of ASCII identifiers, and a custom-object name as a Keras config gives
+# it, `MyLayer` or the registered `my_package>MyLayer`.
+_DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$", re.ASCII)
+CUSTOM_OBJECT_NAME = re.compile(r"^([\w.\-]+>)?[A-Za-z_]\w*$", re.ASCII)
 
 
 @dataclasses.dataclass
@@ -130,11 +133,12 @@ def parse_import_path(flag: str, text: str, example: str) -> tuple[str, str]:
 def parse_custom_object(text: str) -> CustomObjectSpec:
     name, sep, target = text.partition("=")
     example = "--custom_objects=MyLayer=my_pkg.layers:MyLayer"
-    if not sep or not _NAME.match(name):
+    if not sep or not CUSTOM_OBJECT_NAME.match(name):
         raise ExportError(
             "--custom_objects",
             f"'{text}' is not of the form NAME=package.module:symbol",
-            f"write it like {example}, where NAME is the class name the model config uses",
+            f"write it like {example}, where NAME is the class name the model config uses"
+            " (or its registered name, my_package>MyLayer)",
         )
     module, attr = parse_import_path("--custom_objects", target, example)
     return CustomObjectSpec(name, module, attr)
@@ -147,11 +151,12 @@ def parse_custom_objects(
     if isinstance(values, Mapping):
         direct = dict(values)
         for name in direct:
-            if not isinstance(name, str) or not _NAME.match(name):
+            if not isinstance(name, str) or not CUSTOM_OBJECT_NAME.match(name):
                 raise ExportError(
                     "--custom_objects",
                     f"custom object name {name!r} is not a valid name",
-                    "use the class or function name the model config refers to",
+                    "use the class or function name the model config refers to, or its"
+                    " registered name (my_package>MyLayer)",
                 )
         return (), direct
     if isinstance(values, str):

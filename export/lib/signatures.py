@@ -4,8 +4,8 @@ TF 1.12's `save_keras_model` wrote one MetaGraph per mode, tagged `serve` (predi
 `eval` and `train`. `tf.saved_model.save` writes a single MetaGraph tagged `serve`;
 the modes become signatures in it instead:
 
-| seed MetaGraph tag | signature key here | inputs                      | outputs |
-|--------------------|--------------------|-----------------------------|---------|
+| TF 1.12 MetaGraph tag | signature key here | inputs                   | outputs |
+|-----------------------|--------------------|--------------------------|---------|
 | `serve`            | `serving_default`  | model inputs, by input name | model outputs, by output name |
 | `eval`             | `eval`             | inputs + `<output>_target`  | `loss` and each compiled metric |
 | `train`            | `train`            | inputs + `<output>_target`  | as eval; applies one optimizer step |
@@ -214,7 +214,7 @@ def build(
 
     # No autograph, as in Keras itself: model.export and fit/evaluate never convert the
     # model's call or train_step/test_step, so a model that trains with fit exports here
-    # too; converting this glue code would only cost time (about 0.2 s per export).
+    # too; converting this glue code would only cost time (bench/README.md).
     root.serve = tf.function(serve, input_signature=input_specs, autograph=False)
     if "eval" in modes:
         root.eval = tf.function(eval_step, input_signature=train_specs, autograph=False)
@@ -254,8 +254,8 @@ def build(
         captured_resources(model, functions.values(), root.tracked_variables())
     )
     # tf.saved_model.save traces tf.function attributes again; the traced concrete
-    # functions are saved as they are, so each graph is traced and stored once (MobileNetV2
-    # all modes: 9 functions instead of 13, the write 8.2 s -> 3.5 s).
+    # functions are saved as they are, so each graph is traced and stored once (fewer
+    # functions and a faster write, measured in bench/README.md).
     for mode in modes:
         setattr(root, mode, functions[SIGNATURE_KEYS[mode]])
     return BuiltSignatures(root, functions, signature_inputs)

@@ -349,8 +349,9 @@ def _model_json(
     _check_lambda_globals(json.loads(text), source)
     try:
         # A file was just deserialized by Keras; a builder's model is checked here, when
-        # it uses code from outside Keras (Keras tests the round trip of its own classes;
-        # MobileNetV2: 0.55 s saved). Code in a builder's own Lambda is trusted: it is the
+        # it uses code from outside Keras (Keras tests the round trip of its own classes,
+        # and the check costs a large model's load time again: bench/README.md). Code in
+        # a builder's own Lambda is trusted: it is the
         # builder's code.
         config = json.loads(text)
         if source.builder and _uses_code_outside_keras(config):

@@ -31,8 +31,8 @@ def verify(
 ) -> VerifyResult:
     """Compares the reloaded serving signature with the Keras model on seeded inputs.
 
-    The default batch of one keeps the eager Keras call's memory small (MobileNetV2:
-    peak RSS 782 MB instead of 880 MB at batch 2); keras_saved_model_test checks larger
+    The default batch of one keeps the eager Keras call's memory small (measured in
+    bench/README.md); keras_saved_model_test checks larger
     batches, and so the polymorphic batch dimension, in its own process.
     """
     samples = model_interface.samples

@@ -2,6 +2,7 @@
 
 load(":providers.bzl", "SavedModelInfo")
 load(":py.bzl", "PyInfo", "py_library")
+load(":symbol_reference.bzl", "is_custom_object_name", "is_symbol_reference")
 
 # The exporter's modes, in its order, and the signature each one writes.
 _SIGNATURE_OF_MODE = {"serve": "serving_default", "eval": "eval", "train": "train"}
@@ -19,22 +20,6 @@ _ACTION_ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "2",
 }
 
-def _is_dotted_name(text):
-    """True for a Python dotted name such as `models.my_model`."""
-    if not text:
-        return False
-    for part in text.split("."):
-        if not part or part[0].isdigit():
-            return False
-        if not part.replace("_", "a").isalnum():
-            return False
-    return True
-
-def _is_module_reference(text):
-    """True for `package.module:symbol`, the form of `builder` and custom objects."""
-    parts = text.split(":")
-    return len(parts) == 2 and _is_dotted_name(parts[0]) and _is_dotted_name(parts[1])
-
 def _fail_attr(attr, message):
     # Bazel names the rule and the target before the message, and `attr` as
     # "attribute <attr>:".
@@ -45,15 +30,17 @@ def _validate(ctx):
         _fail_attr("builder", "set exactly one model source: `builder` (a " +
                               "\"module:function\" string returning a keras.Model, with " +
                               "its py_library in `deps`) or `src` (a .keras or .h5 file).")
-    if ctx.attr.builder and not _is_module_reference(ctx.attr.builder):
+    if ctx.attr.builder and not is_symbol_reference(ctx.attr.builder):
         _fail_attr("builder", "%r is not of the form \"package.module:function\"; " % ctx.attr.builder +
                               "for example builder = \"models.my_model:build\" for a function " +
                               "`build` in models/my_model.py.")
     for name, reference in ctx.attr.custom_objects.items():
-        if not _is_dotted_name(name) or "." in name:
+        if not is_custom_object_name(name):
             _fail_attr("custom_objects", "key %r is not a Python identifier; use " % name +
-                                         "the name the model's config gives the object.")
-        if not _is_module_reference(reference):
+                                         "the name the model's config gives the object " +
+                                         "(its class name, or a registered name such as " +
+                                         "\"my_package>MyLayer\").")
+        if not is_symbol_reference(reference):
             _fail_attr("custom_objects", "value %r for %r is not of the form " % (reference, name) +
                                          "\"package.module:symbol\"; for example " +
                                          "{\"MyLayer\": \"models.layers:MyLayer\"}.")
@@ -243,26 +230,75 @@ def _keras_saved_model_impl(ctx):
 
 keras_saved_model_rule = rule(
     implementation = _keras_saved_model_impl,
-    doc = "Exports a Keras model as a TensorFlow SavedModel; see defs.bzl.",
+    doc = "Exports a Keras model as a TensorFlow SavedModel in one build action. " +
+          "Use the keras_saved_model macro, which also makes the `<name>.deps` library.",
     attrs = {
-        "allow_unsafe_deserialization": attr.bool(default = False),
-        "as_text": attr.bool(default = False),
-        "builder": attr.string(),
-        "custom_objects": attr.string_dict(),
+        "allow_unsafe_deserialization": attr.bool(
+            default = False,
+            doc = "Load a `src` holding Python code (Lambda layers), which runs when " +
+                  "the file is loaded; refused otherwise.",
+        ),
+        "as_text": attr.bool(
+            default = False,
+            doc = "Write `saved_model.pbtxt` (text proto) instead of `saved_model.pb`.",
+        ),
+        "builder": attr.string(
+            doc = "`\"package.module:function\"`: a function taking no arguments and " +
+                  "returning a keras.Model, compiled or not; its py_library goes in " +
+                  "`deps`. Exactly one of `builder` and `src`.",
+        ),
+        "custom_objects": attr.string_dict(
+            doc = "Name the model's config uses (class name, or registered " +
+                  "`package>Name`) to `\"package.module:symbol\"`, for classes and " +
+                  "functions Keras does not know.",
+        ),
         "deps": attr.label_list(
             providers = [PyInfo],
             cfg = "exec",
-            doc = "Python libraries the builder and custom objects import.",
+            doc = "py_library targets the builder or the model's custom objects import.",
         ),
-        "label_specs": attr.string_dict(),
-        "modes": attr.string_list(),
-        "private_stamp_detect": attr.bool(default = False),
-        "seed": attr.int(default = 0),
-        "src": attr.label(allow_single_file = [".keras", ".h5"]),
-        "stamp": attr.int(default = 0),
-        "verify": attr.bool(default = True),
-        "version": attr.int(default = 1),
-        "weights": attr.label(allow_single_file = [".h5"]),
+        "label_specs": attr.string_dict(
+            doc = "Output name to `\"SHAPE:DTYPE\"` (e.g. `\"None,10:float32\"`, " +
+                  "`\"None:int64\"`) of the `<output>_target` input of the eval and " +
+                  "train signatures, where the guess from the loss is wrong.",
+        ),
+        "modes": attr.string_list(
+            doc = "Among `serve`, `eval` (needs a loss) and `train` (needs a loss and an " +
+                  "optimizer); `serve` is always written. Default: every mode the " +
+                  "model supports.",
+        ),
+        "private_stamp_detect": attr.bool(
+            default = False,
+            doc = "Set by the macro: whether the build runs with --stamp.",
+        ),
+        "seed": attr.int(
+            default = 0,
+            doc = "Random seed set before the builder runs (weight initialisation); " +
+                  "also seeds the verification inputs.",
+        ),
+        "src": attr.label(
+            allow_single_file = [".keras", ".h5"],
+            doc = "A `.keras` model file (legacy `.h5` best effort). Exactly one of " +
+                  "`builder` and `src`.",
+        ),
+        "stamp": attr.int(
+            default = 0,
+            doc = "0: use `version`; 1: the build time (BUILD_TIMESTAMP of the " +
+                  "workspace status); -1: follow --stamp. As in rules_pkg.",
+        ),
+        "verify": attr.bool(
+            default = True,
+            doc = "In the action, reload the SavedModel and compare its serving outputs " +
+                  "with the Keras model's on seeded random inputs.",
+        ),
+        "version": attr.int(
+            default = 1,
+            doc = "The version folder under `<name>/`; 0 or more.",
+        ),
+        "weights": attr.label(
+            allow_single_file = [".h5"],
+            doc = "A `.weights.h5` file loaded into the model once it is built.",
+        ),
         "_exporter": attr.label(
             default = Label("//export:exporter"),
             executable = True,
@@ -276,11 +312,64 @@ def keras_saved_model(
         builder = None,
         src = None,
         deps = [],
+        weights = None,
+        custom_objects = None,
+        modes = None,
+        label_specs = None,
+        as_text = None,
+        version = None,
+        stamp = None,
+        seed = None,
+        allow_unsafe_deserialization = None,
+        verify = None,
         visibility = None,
         tags = None,
         testonly = None,
         **kwargs):
-    """See defs.bzl for the documentation of this macro."""
+    """Exports a Keras model as a TensorFlow SavedModel in one build action.
+
+    The output is a folder `<name>/` in TF Serving's layout, holding `<version>/` with
+    `saved_model.pb` (or `.pbtxt`), `variables/`, `assets/saved_model.json` (the Keras
+    config) and `fingerprint.pb`. It is byte-identical for the same inputs and seed.
+    Signatures: `serving_default` always; `eval` when the model is compiled with a
+    loss; `train` (one optimizer step) when it also has an optimizer.
+
+    Besides `<name>`, the macro makes `<name>.deps`, a py_library of the exporter's
+    library plus `deps`, which keras_saved_model_test reuses. The action runs the
+    shared `@rules_keras//export:exporter` with those deps' folders on its Python
+    path, as a persistent worker by default (`--strategy=KerasSavedModel=sandboxed`
+    turns workers off). Provides `DefaultInfo` (the folder) and `SavedModelInfo`.
+
+    Arguments left unset (None) take the rule's default, given in brackets.
+
+    Args:
+      name: the target, and the name of the output folder.
+      builder: "package.module:function" returning a keras.Model (compiled or not);
+        its py_library goes in `deps`. Exactly one of `builder` and `src`.
+      src: a `.keras` (or legacy `.h5`) model file label.
+      deps: py_library targets the builder (or the model's custom objects) imports.
+      weights: a `.weights.h5` label loaded into the model after it is built.
+      custom_objects: dict of name to "package.module:symbol", for objects the model's
+        config names (by class name, or registered "package>Name") but Keras does not
+        know.
+      modes: list among "serve", "eval", "train" [every mode the model supports].
+      label_specs: dict of output name to "SHAPE:DTYPE" (e.g. "None,10:float32",
+        "None:int64") for the eval/train targets, where the guess from the loss is
+        wrong.
+      as_text: write `saved_model.pbtxt` instead of `saved_model.pb` [False].
+      version: the version folder, an int >= 0 [1].
+      stamp: 0 uses `version`; 1 uses the build time (BUILD_TIMESTAMP); -1 follows
+        `--stamp`, as in rules_pkg [0].
+      seed: random seed for weight initialisation [0].
+      allow_unsafe_deserialization: load `src` files with Lambda code [False: they
+        are refused].
+      verify: reload the SavedModel in the action and compare its outputs with the
+        Keras model's [True].
+      visibility: as usual, also applied to the `<name>.deps` library.
+      tags: as usual, also applied to the `<name>.deps` library.
+      testonly: as usual, also applied to the `<name>.deps` library.
+      **kwargs: further common attributes of the rule (e.g. `deprecation`).
+    """
 
     # The exporter's library plus the user's: what the action imports, and what
     # keras_saved_model_test needs to rebuild the model.
@@ -296,6 +385,16 @@ def keras_saved_model(
         builder = builder,
         src = src,
         deps = [":%s.deps" % name],
+        weights = weights,
+        custom_objects = custom_objects,
+        modes = modes,
+        label_specs = label_specs,
+        as_text = as_text,
+        version = version,
+        stamp = stamp,
+        seed = seed,
+        allow_unsafe_deserialization = allow_unsafe_deserialization,
+        verify = verify,
         private_stamp_detect = select({
             str(Label("//rules/private:stamp_detect")): True,
             "//conditions:default": False,

@@ -31,7 +31,23 @@ def keras_saved_model_test(
         tolerance = None,
         deps = [],
         **kwargs):
-    """See defs.bzl for the documentation of this macro."""
+    """A py_test that loads a keras_saved_model export in its own process and checks it.
+
+    It checks that the expected signatures exist, that the serving outputs equal the
+    Keras model's (rebuilt from the same builder or src, seed and weights) on seeded
+    random inputs, or the outputs stored in `golden`, and that `load_keras_model`
+    round-trips to the same predictions.
+
+    Args:
+      name: the test.
+      saved_model: label of a keras_saved_model target.
+      golden: optional `.npz` holding `input:<name>` and `output:<name>` arrays for
+        the serving signature; its outputs are compared instead of the rebuilt model's.
+      signatures: signature names that must exist, besides those the export lists.
+      tolerance: max abs difference allowed (default 1e-5).
+      deps: extra py_library deps for the test (the export's own deps are included).
+      **kwargs: passed to py_test (size, tags, timeout, ...).
+    """
     _model_files(
         name = name + ".model_files",
         saved_model = saved_model,

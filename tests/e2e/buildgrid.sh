@@ -15,7 +15,7 @@
 #
 # BuildGrid comes from PyPI, pinned to BUILDGRID_VERSION (with psycopg2-binary for the
 # scheduler's database), in a venv under ${XDG_CACHE_HOME:-$HOME/.cache}/rules_keras/
-# (BUILDGRID_VENV overrides the path), made once (about 35 s, 200 MB) and reused. The
+# (BUILDGRID_VENV overrides the path), made once (its cost: bench/README.md) and reused. The
 # action cache lives in the server's memory (an LRU cache): a restarted server starts
 # empty; the CAS is on disk in DIR. start-execution installs Debian's postgresql-15 and
 # bubblewrap when they are missing (as root, like ./bazelw).

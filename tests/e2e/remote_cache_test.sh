@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 5: exports are served by a real REAPI remote cache. Starts BuildGrid (from PyPI,
+# Exports are served by a real REAPI remote cache. Starts BuildGrid (from PyPI,
 # see buildgrid.sh) on 127.0.0.1 with a free port; a build and test with
 # --remote_cache=grpc://... in a fresh output base fills it; after `bazel clean` the same
 # build runs no KerasSavedModel action (remoteCacheHit for all in the execution log) and

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 5: exports are reproducible, cacheable across output bases, and built by a
+# Exports are reproducible, cacheable across output bases, and built by a
 # hermetic action. Two fresh output bases A and B on this workspace (each makes its own
 # TensorFlow venv, at a different path):
 #   1. hermetic: aquery shows the KerasSavedModel action has `block-network` and no

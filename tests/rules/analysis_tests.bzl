@@ -155,7 +155,11 @@ def _test_model_files_impl(ctx):
 test_model_files_test = analysistest.make(_test_model_files_impl)
 
 def keras_saved_model_analysis_test_suite(name):
-    """Declares the targets under test (manual: they are not meant to build) and tests."""
+    """Declares the targets under test (manual: they are not meant to build) and tests.
+
+    Args:
+      name: the test_suite of every analysis test.
+    """
     failures = {
         "bad_custom_object": ("custom_objects", "value \"models.layers.ChannelScale\" for \"ChannelScale\" is not of the form", dict(
             builder = "tests.rules.fake:build",
