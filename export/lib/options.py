@@ -118,7 +118,7 @@ class ResolvedRequest:
     manifest_out: str | None
 
 
-def parse_import_path(flag: str, text: str, example: str) -> tuple[str, str]:
+def parse_symbol_reference(flag: str, text: str, example: str) -> tuple[str, str]:
     """Splits `package.module:attr` (attr may be dotted) into its two halves."""
     module, sep, attr = (text or "").partition(":")
     if not sep or not _DOTTED.match(module) or not _DOTTED.match(attr):
@@ -140,7 +140,7 @@ def parse_custom_object(text: str) -> CustomObjectSpec:
             f"write it like {example}, where NAME is the class name the model config uses"
             " (or its registered name, my_package>MyLayer)",
         )
-    module, attr = parse_import_path("--custom_objects", target, example)
+    module, attr = parse_symbol_reference("--custom_objects", target, example)
     return CustomObjectSpec(name, module, attr)
 
 
@@ -327,7 +327,7 @@ def resolve(request: ExportRequest) -> ResolvedRequest:
             "pass either --builder=package.module:function or --model_file=PATH.keras",
         )
     if request.builder:
-        parse_import_path(
+        parse_symbol_reference(
             "--builder", request.builder, "--builder=my_pkg.models:build_model"
         )
     if (

@@ -127,7 +127,7 @@ def load_model(source: options.ModelSource) -> LoadedModel:
 def _from_builder(
     source: options.ModelSource, custom_objects: dict[str, Any]
 ) -> keras.Model:
-    module_name, attr = options.parse_import_path(
+    module_name, attr = options.parse_symbol_reference(
         "--builder", source.builder, "--builder=my_pkg.models:build_model"
     )
     builder = import_symbol("--builder", module_name, attr, source.builder)
