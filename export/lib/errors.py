@@ -89,7 +89,7 @@ def one_line(text: str) -> str:
     return " ".join(strip_ansi(str(text)).split())
 
 
-def describe(exc: BaseException, limit: int = _MAX_CAUSE_CHARS) -> str:
+def describe_exception(exc: BaseException, limit: int = _MAX_CAUSE_CHARS) -> str:
     """Returns `Type: message` of an exception in one line, without its noise.
 
     Configs and long value dumps are elided and lines that only echo the call's

@@ -48,7 +48,7 @@ class TensorDesc:
 class SampleValues:
     """What sample inputs hold where a signature alone does not say.
 
-    One choice, made once per model by `describe`, serves every concrete input the
+    One choice, made once per model by `describe_model`, serves every concrete input the
     exporter and its tests make (the eval/train probes, --verify, keras_saved_model_test).
     unknown_dim: the size given to every unknown non-batch dimension.
     vocabularies: input name -> the values its lookup layer knows (str or int tokens).
@@ -107,7 +107,7 @@ def is_subclassed(model: keras.Model) -> bool:
     return not hasattr(model, "_inputs_struct")
 
 
-def describe(model: keras.Model) -> ModelInterface:
+def describe_model(model: keras.Model) -> ModelInterface:
     """Describes inputs/outputs; calls a subclassed model once (creating its variables)."""
     if is_subclassed(model):
         return _describe_subclassed(model)
@@ -179,7 +179,7 @@ def _describe_subclassed(model: keras.Model) -> ModelInterface:
     except Exception as e:  # noqa: BLE001 - user code: report whatever it raised
         raise InterfaceError(
             f"calling the subclassed model {type(model).__name__} on zeros shaped like its"
-            f" recorded input shape {shapes!r} failed ({errors.describe(e)})",
+            f" recorded input shape {shapes!r} failed ({errors.describe_exception(e)})",
             "make call() accept one tensor, a list or a dict of tensors of that shape",
             errors.format_traceback(e),
         ) from None

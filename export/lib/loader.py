@@ -44,7 +44,7 @@ def load_keras_model(
     )
     if interface.is_subclassed(model):
         # Re-created subclassed models are built but have not created all variables.
-        interface.describe(model)
+        interface.describe_model(model)
 
     prefix = os.path.join(export_dir, "variables", "variables")
     saved = [name for name, _ in tf.train.list_variables(prefix)]

@@ -34,7 +34,7 @@ import keras
 import tensorflow as tf
 
 from export.lib import interface, options
-from export.lib.errors import ExportError, describe, format_traceback
+from export.lib.errors import ExportError, describe_exception, format_traceback
 
 SERVING_KEY = "serving_default"
 SIGNATURE_KEYS = {"serve": SERVING_KEY, "eval": "eval", "train": "train"}
@@ -245,7 +245,7 @@ def build(
             )
             raise ExportError(
                 "--builder/--model_file",
-                f"tracing {what} for the '{key}' signature failed: {describe(e)}",
+                f"tracing {what} for the '{key}' signature failed: {describe_exception(e)}",
                 fix,
                 format_traceback(e),
             ) from None
@@ -286,7 +286,7 @@ def _log_tensors(step_name: str, logs) -> dict[str, tf.Tensor]:
             raise ExportError(
                 "--builder/--model_file",
                 f"the model's {step_name} returned the log '{key}' as"
-                f" {type(value).__name__} ({describe(e)}), which is not a tensor",
+                f" {type(value).__name__} ({describe_exception(e)}), which is not a tensor",
                 f"make every value {step_name} returns a number or a tensor (nested dicts"
                 " of them are flattened as Keras's fit does)",
             ) from None
@@ -426,7 +426,7 @@ def _training_state_error(
         return ExportError(
             "--builder/--model_file",
             f"the model failed on a sample batch of its declared inputs ({shown}) before"
-            f" its loss could run: {describe(e)}",
+            f" its loss could run: {describe_exception(e)}",
             "make the model accept any batch of its declared input shape (give fixed"
             " sizes, or sizes it accepts, to the dimensions it cannot take freely)",
             format_traceback(e),
@@ -446,7 +446,7 @@ def _training_state_error(
         )
         return ExportError(
             "--label_spec",
-            f"the compiled loss and metrics fail on labels {shown} ({describe(error)})"
+            f"the compiled loss and metrics fail on labels {shown} ({describe_exception(error)})"
             f" but run on labels {_labels_text(candidate)}",
             f"state the labels, e.g. {flags}",
             format_traceback(error),
@@ -455,7 +455,7 @@ def _training_state_error(
         "--builder/--model_file",
         f"the model's compiled loss or metrics (its test_step) failed on its own outputs"
         f" with labels {shown}, and with labels shaped like the outputs too, so the labels"
-        f" are not the cause: {describe(error)}",
+        f" are not the cause: {describe_exception(error)}",
         "fix the loss, metric or test_step the traceback below points at",
         format_traceback(error),
     )

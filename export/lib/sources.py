@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from export.lib import interface, options
-from export.lib.errors import ExportError, describe, format_traceback
+from export.lib.errors import ExportError, describe_exception, format_traceback
 
 _MISSING_CLASS = re.compile(
     r"Could not locate (?:class|function) '([^']+)'|Unknown \w+: '([^']+)'"
@@ -54,21 +54,21 @@ def import_symbol(flag: str, module_name: str, attr: str, text: str) -> Any:
         if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
             raise ExportError(
                 flag,
-                f"cannot import module '{module_name}' of '{text}' ({describe(e)})",
+                f"cannot import module '{module_name}' of '{text}' ({describe_exception(e)})",
                 "check the spelling and that the module is on the Python path (under Bazel: a"
                 " py_library in the rule's deps)",
             ) from None
         raise ExportError(
             flag,
             f"importing module '{module_name}' of '{text}' failed because it imports a module"
-            f" that is missing ({describe(e)})",
+            f" that is missing ({describe_exception(e)})",
             "make that dependency available (under Bazel: add it to the deps); traceback below",
             format_traceback(e),
         ) from None
     except Exception as e:  # noqa: BLE001 - user code: report whatever it raised
         raise ExportError(
             flag,
-            f"importing module '{module_name}' of '{text}' raised {describe(e)}",
+            f"importing module '{module_name}' of '{text}' raised {describe_exception(e)}",
             "fix the error in that module (traceback below)",
             format_traceback(e),
         ) from None
@@ -114,7 +114,7 @@ def load_model(source: options.ModelSource) -> LoadedModel:
             " model.build(input_shape) or the model itself on a batch in the builder",
         )
     try:
-        model_interface = interface.describe(model)
+        model_interface = interface.describe_model(model)
     except interface.InterfaceError as e:
         raise ExportError(source.flag, e.cause, e.fix, e.details) from None
     if source.weights:
@@ -143,7 +143,7 @@ def _from_builder(
     except Exception as e:  # noqa: BLE001 - user code: report whatever it raised
         raise ExportError(
             "--builder",
-            f"the builder '{source.builder}' raised {describe(e)}",
+            f"the builder '{source.builder}' raised {describe_exception(e)}",
             "fix the builder (its traceback follows); it is called with no arguments",
             format_traceback(e),
         ) from None
@@ -260,13 +260,13 @@ def _file_error(
     if isinstance(e, (OSError, zipfile.BadZipFile, EOFError)):
         return ExportError(
             "--model_file",
-            f"'{name}' cannot be read ({describe(e)}); it is corrupt or not a Keras file",
+            f"'{name}' cannot be read ({describe_exception(e)}); it is corrupt or not a Keras file",
             "re-save the model with model.save('model.keras')",
         )
     kind = "legacy .h5 file (best effort)" if legacy else ".keras file"
     return ExportError(
         "--model_file",
-        f"loading the {kind} '{name}' failed: {describe(e)}",
+        f"loading the {kind} '{name}' failed: {describe_exception(e)}",
         "re-save the model with Keras 3 as .keras, or export from its code with --builder",
     )
 
@@ -291,12 +291,12 @@ def _load_weights(model: keras.Model, source: options.ModelSource) -> None:
     except OSError as e:
         raise ExportError(
             "--weights",
-            f"'{name}' cannot be read ({describe(e)}); it is corrupt or not an HDF5 file",
+            f"'{name}' cannot be read ({describe_exception(e)}); it is corrupt or not an HDF5 file",
             "re-save it with model.save_weights('name.weights.h5')",
         ) from None
     except Exception as e:  # noqa: BLE001 - Keras raises ValueError and others
         # Keras appends the variable's whole value; the shapes before it say enough.
-        cause = describe(e).split(" Target variable:")[0]
+        cause = describe_exception(e).split(" Target variable:")[0]
         raise ExportError(
             "--weights",
             f"the weights in '{name}' do not fit the model '{model.name}': {cause}",
@@ -341,7 +341,7 @@ def _model_json(
         text = model.to_json()
     except Exception as e:  # noqa: BLE001 - NotImplementedError, TypeError...
         # Keras appends a long code example; the fix below says the same in one line.
-        cause = describe(e).split(" Please implement")[0].split(" Example:")[0]
+        cause = describe_exception(e).split(" Please implement")[0].split(" Example:")[0]
         raise ExportError(
             source.flag, f"the model cannot be serialized to JSON: {cause}", fix
         ) from None
@@ -384,7 +384,7 @@ def _model_json(
             ) from None
         raise ExportError(
             source.flag,
-            f"the model cannot be re-created from its own config: {describe(e)}",
+            f"the model cannot be re-created from its own config: {describe_exception(e)}",
             fix,
         ) from None
     return text

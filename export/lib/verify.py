@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from export.lib import interface, signatures
-from export.lib.errors import ExportError, describe, format_traceback
+from export.lib.errors import ExportError, describe_exception, format_traceback
 
 _FIX_BUG = (
     "this is likely an exporter bug, please report it; --noverify skips the check"
@@ -50,7 +50,7 @@ def verify(
         raise ExportError(
             "--verify",
             f"calling the Keras model on seeded sample inputs ({shown}) to compare it with"
-            f" the SavedModel failed: {describe(e)}",
+            f" the SavedModel failed: {describe_exception(e)}",
             "make the model accept a batch of its declared input shape (unknown"
             f" dimensions get size {samples.unknown_dim} here), or pass --noverify to skip"
             " the comparison",
@@ -67,7 +67,7 @@ def verify(
         raise ExportError(
             "--verify",
             f"reloading the written SavedModel and calling '{signatures.SERVING_KEY}' failed:"
-            f" {describe(e)}",
+            f" {describe_exception(e)}",
             _FIX_BUG,
             format_traceback(e),
         ) from None

@@ -19,7 +19,7 @@ from google.protobuf import text_format
 from tensorflow.core.protobuf import fingerprint_pb2, saved_model_pb2
 
 from export.lib import layer_state
-from export.lib.errors import ExportError, describe, format_traceback
+from export.lib.errors import ExportError, describe_exception, format_traceback
 
 ASSETS_DIR = "assets"
 MODEL_JSON = "saved_model.json"
@@ -77,7 +77,7 @@ def write(
     except Exception as e:  # noqa: BLE001 - TensorFlow saving the model's objects
         raise ExportError(
             "--builder/--model_file",
-            f"TensorFlow could not save the traced model: {describe(e)}",
+            f"TensorFlow could not save the traced model: {describe_exception(e)}",
             "keep every TensorFlow object the model's call uses (variables, lookup tables)"
             " as an attribute of one of its layers; the traceback below names the object",
             format_traceback(e),

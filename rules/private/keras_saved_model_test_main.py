@@ -146,7 +146,7 @@ class SavedModelTest(absltest.TestCase):
         model = load_keras_model(
             self.export_dir, custom_objects, safe_mode=self.source.safe_mode
         )
-        model_interface = interface.describe(model)
+        model_interface = interface.describe_model(model)
         arrays = interface.random_for(
             model_interface.inputs, _INPUT_SEED, 3, model_interface.samples
         )

@@ -44,7 +44,7 @@ def keras_load(task: dict) -> dict[str, np.ndarray]:
         task["path"], custom_objects=custom, safe_mode=task.get("safe_mode", True)
     )
     arrays = load_arrays(task["inputs"])
-    desc = interface.describe(model)
+    desc = interface.describe_model(model)
     inputs = desc.pack_inputs([tf.constant(arrays[d.name]) for d in desc.inputs])
     result = {k: np.asarray(v) for k, v in desc.name_outputs(model(inputs)).items()}
     for i, variable in enumerate(model.variables):

@@ -390,14 +390,14 @@ class ErrorTest(absltest.TestCase):
 
 
 class DescribeTest(absltest.TestCase):
-    """errors.describe on Keras's own exceptions: the cause kept, the noise dropped."""
+    """errors.describe_exception on Keras's own exceptions: the cause kept, the noise dropped."""
 
     def test_colour_codes_and_argument_echo_are_dropped(self):
         layer = keras.layers.Lambda(lambda t: t * undefined_name)  # noqa: F821
         with self.assertRaises(Exception) as cm:
             layer(keras.Input((3,)))
         self.assertIn("\x1b[", str(cm.exception))  # Keras's bold, or nothing to test
-        text = errors.describe(cm.exception)
+        text = errors.describe_exception(cm.exception)
         self.assertNotIn("\x1b", text)
         self.assertNotIn("•", text)
         self.assertIn("We could not automatically infer the shape", text)
@@ -410,14 +410,14 @@ class DescribeTest(absltest.TestCase):
                 custom_objects={"KerasIoStyle": testmodels.KerasIoStyle},
             )
         self.assertGreater(len(str(cm.exception)), errors._MAX_CAUSE_CHARS)
-        text = errors.describe(cm.exception)
+        text = errors.describe_exception(cm.exception)
         self.assertLessEqual(len(text), errors._MAX_CAUSE_CHARS)
         self.assertIn("could not be deserialized properly", text)
         self.assertIn("got an unexpected keyword argument 'trainable'", text)
         self.assertNotIn("'registered_name'", text)
 
     def test_long_message_keeps_both_ends(self):
-        text = errors.describe(ValueError("start " + "x" * 2000 + " end"), limit=100)
+        text = errors.describe_exception(ValueError("start " + "x" * 2000 + " end"), limit=100)
         self.assertLessEqual(len(text), 100)
         self.assertTrue(text.startswith("ValueError: start"), text)
         self.assertTrue(text.endswith(" end"), text)
