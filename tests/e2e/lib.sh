@@ -137,8 +137,8 @@ process_summary() {
 }
 
 # The exports the cache and reproducibility scripts build, and their tests.
-CACHE_EXPORTS=(//models:my_export //tests/models:custom_layer_export //tests/models:mlp_export)
-CACHE_TESTS=(//models:my_export_test //tests/models:custom_layer_export_test //tests/models:mlp_export_test)
+CACHE_EXPORTS=(//models:my_export //tests/e2e_targets:custom_layer_export //tests/e2e_targets:mlp_export)
+CACHE_TESTS=(//models:my_export_test //tests/e2e_targets:custom_layer_export_test //tests/e2e_targets:mlp_export_test)
 
 # export_stats NAME: checks nothing; prints the KerasSavedModel figures of the build
 # logged as NAME ($E2E_TMP/NAME.json and .log) and sets SPAWNS HITS MISSES RUNNERS.

@@ -21,9 +21,9 @@ source "$(dirname "$0")/lib.sh"
 
 exports=("${CACHE_EXPORTS[@]}")
 tests=("${CACHE_TESTS[@]}")
-negative=//tests/models:nondeterministic_export
-lambdas=//tests/models:lambda_export
-probe=//tests/models:network_probe_export
+negative=//tests/e2e_targets:nondeterministic_export
+lambdas=//tests/e2e_targets:lambda_export
+probe=//tests/e2e_targets:network_probe_export
 
 base_a=$(e2e_output_base reproducible_a)
 base_b=$(e2e_output_base reproducible_b)

@@ -1,12 +1,12 @@
 """A small tabular classifier built around the custom GatedDense layer.
 
-Exported by //tests/models:custom_layer_export with
-custom_objects = {"GatedDense": "tests.models.layers:GatedDense"}.
+Exported by //tests/e2e_targets:custom_layer_export with
+custom_objects = {"GatedDense": "tests.e2e_targets.layers:GatedDense"}.
 """
 
 import keras
 
-from tests.models.layers import GatedDense
+from tests.e2e_targets.layers import GatedDense
 
 
 def build() -> keras.Model:

@@ -1,4 +1,4 @@
-"""A custom layer for tests/models: the export only reloads with it as a custom object."""
+"""A custom layer for tests/e2e_targets: the export only reloads with it as a custom object."""
 
 import keras
 

@@ -1,6 +1,6 @@
 """A builder that fails when its build action can reach the network.
 
-//tests/models:network_probe_export uses it to show that the export action runs without
+//tests/e2e_targets:network_probe_export uses it to show that the export action runs without
 network: under --spawn_strategy=linux-sandbox (the action carries `block-network`) it
 succeeds; under a strategy that leaves the network open it fails with "network
 reachable". tests/e2e/reproducible_test.sh runs both.

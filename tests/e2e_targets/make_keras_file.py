@@ -1,11 +1,11 @@
-"""Writes tests/models/mlp.keras, the `src` of //tests/models:mlp_export.
+"""Writes tests/e2e_targets/mlp.keras, the `src` of //tests/e2e_targets:mlp_export.
 
 The file is committed; it was made once with the toolchain's Keras. To regenerate it
 (only needed when its model should change), run from the workspace root:
 
-    ./bazelw run //tests/models:make_keras_file
+    ./bazelw run //tests/e2e_targets:make_keras_file
 
-which writes tests/models/mlp.keras in the source tree (or pass another path). A .keras
+which writes tests/e2e_targets/mlp.keras in the source tree (or pass another path). A .keras
 file is a zip that records the time it was saved, so a regenerated file differs from the
 committed one in bytes even when the weights are equal; the exports made from one file
 are byte-identical.
@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
                 file=sys.stderr,
             )
             return 2
-        out = os.path.join(workspace, "tests", "models", "mlp.keras")
+        out = os.path.join(workspace, "tests", "e2e_targets", "mlp.keras")
     build().save(out)
     print(f"wrote {out}")
     return 0

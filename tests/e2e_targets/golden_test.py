@@ -1,7 +1,7 @@
 """keras_saved_model_test's golden check passes on the true golden and fails on a wrong one.
 
-Runs the test program of keras_saved_model_test (as //tests/models:mlp_export_golden_test
-does) against //tests/models:mlp_export twice: with mlp_golden.npz, and with a copy whose
+Runs the test program of keras_saved_model_test (as //tests/e2e_targets:mlp_export_golden_test
+does) against //tests/e2e_targets:mlp_export twice: with mlp_golden.npz, and with a copy whose
 outputs are shifted by 1e-3, which must fail naming the output.
 """
 
@@ -14,7 +14,7 @@ from absl.testing import absltest
 
 _WORKSPACE = os.path.join(os.environ["TEST_SRCDIR"], os.environ["TEST_WORKSPACE"])
 _MAIN = os.path.join(_WORKSPACE, "rules", "private", "keras_saved_model_test_main.py")
-_GOLDEN = os.path.join(_WORKSPACE, "tests", "models", "mlp_golden.npz")
+_GOLDEN = os.path.join(_WORKSPACE, "tests", "e2e_targets", "mlp_golden.npz")
 
 
 def _run_check(golden: str) -> subprocess.CompletedProcess:
@@ -24,7 +24,7 @@ def _run_check(golden: str) -> subprocess.CompletedProcess:
         [
             sys.executable,
             _MAIN,
-            "--saved_model=tests/models/mlp_export",
+            "--saved_model=tests/e2e_targets/mlp_export",
             f"--golden={golden}",
         ],
         cwd=_WORKSPACE,
