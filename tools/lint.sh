@@ -107,9 +107,9 @@ status=0
 "$ruff" check --quiet . || status=1
 "$ruff" format --check --quiet . || status=1
 
-# Findings other than those tools/buildifier_allowed_warnings.txt lets pass.
-"$buildifier" --mode=check --lint=warn --format=json "${starlark[@]}" |
-  python3 tools/buildifier_report.py tools/buildifier_allowed_warnings.txt || status=1
+# Any file to reformat or lint warning fails; a rule that must stay native says why
+# next to a `# buildifier: disable=...` comment.
+"$buildifier" --mode=check --lint=warn "${starlark[@]}" || status=1
 
 if [ "$status" -eq 0 ]; then
   echo "lint: ruff and buildifier found nothing"

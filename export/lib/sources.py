@@ -341,7 +341,9 @@ def _model_json(
         text = model.to_json()
     except Exception as e:  # noqa: BLE001 - NotImplementedError, TypeError...
         # Keras appends a long code example; the fix below says the same in one line.
-        cause = describe_exception(e).split(" Please implement")[0].split(" Example:")[0]
+        cause = (
+            describe_exception(e).split(" Please implement")[0].split(" Example:")[0]
+        )
         raise ExportError(
             source.flag, f"the model cannot be serialized to JSON: {cause}", fix
         ) from None

@@ -284,7 +284,9 @@ class SymbolSyntaxTest(unittest.TestCase):
     def test_symbol_references(self):
         for text, verdict in self.verdicts["symbol_references"].items():
             try:
-                options.parse_symbol_reference("--builder", text, "--builder=pkg.mod:build")
+                options.parse_symbol_reference(
+                    "--builder", text, "--builder=pkg.mod:build"
+                )
                 python = "good"
             except ExportError:
                 python = "bad"

@@ -417,7 +417,9 @@ class DescribeTest(absltest.TestCase):
         self.assertNotIn("'registered_name'", text)
 
     def test_long_message_keeps_both_ends(self):
-        text = errors.describe_exception(ValueError("start " + "x" * 2000 + " end"), limit=100)
+        text = errors.describe_exception(
+            ValueError("start " + "x" * 2000 + " end"), limit=100
+        )
         self.assertLessEqual(len(text), 100)
         self.assertTrue(text.startswith("ValueError: start"), text)
         self.assertTrue(text.endswith(" end"), text)
