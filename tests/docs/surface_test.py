@@ -31,14 +31,27 @@ _COMMON_ARGS = {"name", "visibility", "tags", "testonly"}
 # Flags the docs and docstrings may name besides the exporter's: Bazel's, absl's,
 # saved_model_cli's, and `--flag` itself in prose.
 _OTHER_FLAGS = {
+    # Placeholders in errors.py's description of flag-to-attribute translation.
     "flag",
+    "name",
+    "noflag",
+    # absl's, saved_model_cli's and bench/compare.py's.
     "flagfile",
     "helpfull",
+    "quick",
+    "repeat",
     "signature_def",
-    "stamp",
-    "strategy",
     "tag_set",
     "verbosity",
+    # pip's.
+    "require-hashes",
+    # Bazel's, named where the docs say how to build.
+    "experimental_sandbox_async_tree_delete_idle_threads",
+    "nolegacy_external_runfiles",
+    "repo_env",
+    "sandbox_base",
+    "stamp",
+    "strategy",
     "worker_sandboxing",
 }
 
@@ -248,7 +261,7 @@ class SurfaceTest(unittest.TestCase):
         unknown = {}
         for path in paths:
             # `--name` in backticks, quotes or prose; not `---` table rules.
-            for name in re.findall(r"(?<![-\w])--([a-z][a-z_]*)", _read(path)):
+            for name in re.findall(r"(?<![-\w])--([a-z][a-z_-]*[a-z_])", _read(path)):
                 if name not in known:
                     unknown.setdefault(path, set()).add(name)
         self.assertEqual(unknown, {}, "flags that the exporter does not define")
