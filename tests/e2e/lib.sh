@@ -26,6 +26,22 @@ e2e_cleanup() {
 }
 trap e2e_cleanup EXIT
 
+# write_workspace DIR NAME DEPENDENCIES_ARGS: a WORKSPACE in DIR using this checkout as
+# @rules_keras with the offline stand-ins of Bazel 4.2.3 (third_party/README.md), then
+# rules_keras_dependencies(DEPENDENCIES_ARGS).
+write_workspace() {
+  local dir=$1 name=$2 args=$3 repo
+  {
+    echo "workspace(name = \"$name\")"
+    echo "local_repository(name = \"rules_keras\", path = \"$REPO_ROOT\")"
+    for repo in rules_cc rules_java remote_coverage_tools rules_python; do
+      echo "local_repository(name = \"$repo\", path = \"$REPO_ROOT/third_party/$repo\")"
+    done
+    echo 'load("@rules_keras//rules:repositories.bzl", "rules_keras_dependencies")'
+    echo "rules_keras_dependencies($args)"
+  } >"$dir/WORKSPACE"
+}
+
 # at_exit COMMAND: run COMMAND (a string, eval'd) when the script exits, however it exits.
 at_exit() {
   E2E_AT_EXIT+=("$1")

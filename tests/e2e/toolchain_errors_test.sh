@@ -9,15 +9,7 @@ export XDG_CACHE_HOME="$E2E_TMP/cache"
 
 ws="$E2E_TMP/ws"
 mkdir -p "$ws"
-cat >"$ws/WORKSPACE" <<WS
-workspace(name = "toolchain_errors")
-local_repository(name = "rules_keras", path = "$REPO_ROOT")
-local_repository(name = "rules_cc", path = "$REPO_ROOT/third_party/rules_cc")
-local_repository(name = "rules_java", path = "$REPO_ROOT/third_party/rules_java")
-local_repository(name = "rules_python", path = "$REPO_ROOT/third_party/rules_python")
-load("@rules_keras//rules:repositories.bzl", "rules_keras_dependencies")
-rules_keras_dependencies(requirements_lock = "//:bad_lock.txt")
-WS
+write_workspace "$ws" toolchain_errors 'requirements_lock = "//:bad_lock.txt"'
 touch "$ws/BUILD"
 # A real package with a wrong hash: uv downloads it and refuses it.
 cat >"$ws/bad_lock.txt" <<'LOCK'

@@ -24,16 +24,7 @@ ws="$E2E_TMP/ws"
 mkdir -p "$ws"
 awk '/^[^ #]/ { keep = ($1 ~ /^(absl-py|idna|six)==/) } keep' "$REPO_ROOT/requirements_lock.txt" >"$ws/small_lock.txt"
 [ "$(grep -c '==' "$ws/small_lock.txt")" = 3 ] || fail "absl-py, idna and six not found in requirements_lock.txt"
-cat >"$ws/WORKSPACE" <<WS
-workspace(name = "venv_e2e")
-local_repository(name = "rules_keras", path = "$REPO_ROOT")
-local_repository(name = "rules_cc", path = "$REPO_ROOT/third_party/rules_cc")
-local_repository(name = "rules_java", path = "$REPO_ROOT/third_party/rules_java")
-local_repository(name = "remote_coverage_tools", path = "$REPO_ROOT/third_party/remote_coverage_tools")
-local_repository(name = "rules_python", path = "$REPO_ROOT/third_party/rules_python")
-load("@rules_keras//rules:repositories.bzl", "rules_keras_dependencies")
-rules_keras_dependencies(requirements_lock = "//:small_lock.txt")
-WS
+write_workspace "$ws" venv_e2e 'requirements_lock = "//:small_lock.txt"'
 # Debian's /etc/bazel/bazelrc keeps every sandbox folder; only the probe build below does.
 echo "build --nosandbox_debug" >"$ws/.bazelrc"
 cat >"$ws/BUILD" <<'BUILD'
