@@ -263,6 +263,11 @@ def _build_venv(rctx, python, uv, cache, staging, tree, lock, lock_label):
     # built in (at import Python names the file it actually read).
     _uv_install(rctx, uv, cache, staging, tree + "/bin/python3", lock, lock_label, ["--compile-bytecode"])
 
+    # Console scripts and activate scripts name the folder they were installed in, which
+    # is renamed once the tree is complete: they would name an interpreter that is gone.
+    # Tools run as `python -m` (saved_model_cli: tensorflow.python.tools.saved_model_cli).
+    rctx.execute(["find", tree + "/bin", "-mindepth", "1", "!", "-name", "python*", "-delete"])
+
 def _build_hermetic(rctx, python, uv, cache, staging, tree, lock, lock_label):
     minor = _python_version(rctx, python)
     _run_or_fail(

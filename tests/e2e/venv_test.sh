@@ -126,6 +126,16 @@ for layout in venv hermetic; do
     fail "$six_py is not a hard link of the cache's $cached_six"
   echo "ok: the output base's files are hard links of the cache's"
 
+  # The tree is built in a staging folder and renamed: a script whose #! line names an
+  # interpreter by the folder it was installed in (idna's console script) breaks.
+  for script in "$repo/$layout"/bin/*; do
+    [ -f "$script" ] && [ ! -L "$script" ] || continue
+    head -c 2 "$script" | grep -q '^#!' || continue
+    interpreter=$(head -n 1 "$script" | cut -c3- | cut -d' ' -f1)
+    [ -x "$interpreter" ] || fail "$script names the interpreter $interpreter, which does not exist"
+  done
+  echo "ok: no script of the toolchain names a missing interpreter"
+
   log="$E2E_TMP/test_$layout.log"
   (cd "$ws" && bazel --output_base="$second" test --repo_env=RULES_KERAS_TOOLCHAIN_LAYOUT="$layout" \
     --spawn_strategy=linux-sandbox --incompatible_strict_action_env --nolegacy_external_runfiles \

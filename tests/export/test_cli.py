@@ -17,9 +17,7 @@ TIMESTAMP = 1700000123
 
 
 def saved_model_cli() -> list[str]:
-    beside = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    if os.access(beside, os.X_OK):
-        return [beside]
+    # As `python -m`: rules_keras's toolchains keep no console scripts.
     return [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
 
 
