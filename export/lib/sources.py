@@ -348,14 +348,13 @@ def _model_json(
             source.flag, f"the model cannot be serialized to JSON: {cause}", fix
         ) from None
     text = _portable_lambda_code(text)
-    _check_lambda_globals(json.loads(text), source)
+    config = json.loads(text)
+    _check_lambda_globals(config, source)
     try:
         # A file was just deserialized by Keras; a builder's model is checked here, when
         # it uses code from outside Keras (Keras tests the round trip of its own classes,
         # and the check costs a large model's load time again: bench/README.md). Code in
-        # a builder's own Lambda is trusted: it is the
-        # builder's code.
-        config = json.loads(text)
+        # a builder's own Lambda is trusted: it is the builder's code.
         if source.builder and _uses_code_outside_keras(config):
             keras.saving.deserialize_keras_object(
                 config, custom_objects=custom_objects, safe_mode=False
@@ -423,6 +422,8 @@ def _portable_lambda_code(text: str) -> str:
     was written in (under Bazel a sandbox or execroot path). Only that path changes: the
     code runs the same, and tracebacks name the module's file as imported.
     """
+    if '"__lambda__"' not in text:
+        return text  # no lambda: no JSON to parse
     for holder in _lambda_codes(json.loads(text)):
         code = _decode_code(holder["code"])
         portable = _with_filename(code, _import_relative_path(code.co_filename))
