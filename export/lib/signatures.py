@@ -420,18 +420,16 @@ def _training_state_error(
     try:
         outputs = model(x, training=False)
     except Exception as e:  # noqa: BLE001 - user model code
-        shown = ", ".join(
-            f"{d.name}: {list(d.shape)} {d.dtype}" for d in model_interface.inputs
-        )
         return ExportError(
             "--builder/--model_file",
-            f"the model failed on a sample batch of its declared inputs ({shown}) before"
+            "the model failed on a sample batch of its declared inputs"
+            f" {_descs_text(model_interface.inputs)} before"
             f" its loss could run: {describe_exception(e)}",
             "make the model accept any batch of its declared input shape (give fixed"
             " sizes, or sizes it accepts, to the dimensions it cannot take freely)",
             format_traceback(e),
         )
-    shown = _labels_text(targets)
+    shown = _descs_text(targets)
     for candidate, sample in _label_alternatives(model_interface, outputs, targets):
         y = model_interface.pack_targets(
             [tf.constant(z) for z in interface.zeros_for(sample)]
@@ -447,7 +445,7 @@ def _training_state_error(
         return ExportError(
             "--label_spec",
             f"the compiled loss and metrics fail on labels {shown} ({describe_exception(error)})"
-            f" but run on labels {_labels_text(candidate)}",
+            f" but run on labels {_descs_text(candidate)}",
             f"state the labels, e.g. {flags}",
             format_traceback(error),
         )
@@ -469,7 +467,8 @@ def _runs(step, data) -> bool:
     return True
 
 
-def _labels_text(descs) -> str:
+def _descs_text(descs) -> str:
+    """`(name: [shape] dtype, ...)` of inputs or labels, as the errors show them."""
     return "(" + ", ".join(f"{d.name}: {list(d.shape)} {d.dtype}" for d in descs) + ")"
 
 

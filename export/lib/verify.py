@@ -32,8 +32,8 @@ def verify(
     """Compares the reloaded serving signature with the Keras model on seeded inputs.
 
     The default batch of one keeps the eager Keras call's memory small (measured in
-    bench/README.md); keras_saved_model_test checks larger
-    batches, and so the polymorphic batch dimension, in its own process.
+    bench/README.md); keras_saved_model_test checks larger batches, and so the
+    polymorphic batch dimension, in its own process.
     """
     samples = model_interface.samples
     arrays = interface.random_for(model_interface.inputs, seed, batch, samples)
