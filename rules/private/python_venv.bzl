@@ -229,6 +229,10 @@ def _install_uv(rctx, python, cache, lock_label):
     _publish(rctx, staging, folder, "uv")
     return uv
 
+def _uv_environment(cache):
+    # uv's own download cache, beside the trees it fills, shared by every output base.
+    return {"UV_CACHE_DIR": "%s/uv-cache" % cache}
+
 def _uv_install(rctx, uv, cache, staging, target_python, lock, lock_label, extra = []):
     rctx.report_progress("Installing %s" % lock_label)
     _run_or_fail(
@@ -245,7 +249,7 @@ def _uv_install(rctx, uv, cache, staging, target_python, lock, lock_label, extra
         ] + extra + ["-r", lock],
         "install the locked Python packages",
         lock_label,
-        environment = {"UV_CACHE_DIR": "%s/uv-cache" % cache},
+        environment = _uv_environment(cache),
         staging = staging,
     )
 
@@ -255,7 +259,7 @@ def _build_venv(rctx, python, uv, cache, staging, tree, lock, lock_label):
         [uv, "venv", "--quiet", "--python", python, tree],
         "create a venv with %s" % python,
         lock_label,
-        environment = {"UV_CACHE_DIR": "%s/uv-cache" % cache},
+        environment = _uv_environment(cache),
         staging = staging,
     )
 
