@@ -64,7 +64,7 @@ class RoundTripTest(absltest.TestCase):
             # Its train_step returns the compiled metrics as a nested dict.
             "guide_train_step": {
                 "builder": f"{M}:guide_train_step",
-                "custom_objects": [f"GuideStep={M}:GuideStep"],
+                "custom_objects": ["CustomModel=tests.zoo.training:CustomModel"],
             },
             # No compiled loss: serve and train only; the labels are stated.
             "low_level_train_step": {
@@ -86,7 +86,9 @@ class RoundTripTest(absltest.TestCase):
             "custom_train_step": {
                 "custom_objects": {"ClippedStep": f"{M}:ClippedStep"}
             },
-            "guide_train_step": {"custom_objects": {"GuideStep": f"{M}:GuideStep"}},
+            "guide_train_step": {
+                "custom_objects": {"CustomModel": "tests.zoo.training:CustomModel"}
+            },
             "low_level_train_step": {
                 "custom_objects": {"LowLevelStep": f"{M}:LowLevelStep"}
             },

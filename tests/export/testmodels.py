@@ -9,6 +9,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from tests.zoo import training
+
 MODULE = __name__
 
 
@@ -141,33 +143,12 @@ def custom_train_step() -> keras.Model:
     return model
 
 
-class GuideStep(keras.Model):
-    """The train_step of the Keras 3 guide "Customizing what happens in fit() with
-    TensorFlow": it updates every metric itself and returns
-    {m.name: m.result() for m in self.metrics}, where the compiled metrics' results come
-    as one nested dict under "compile_metrics"."""
-
-    def train_step(self, data):
-        x, y = data
-        with tf.GradientTape() as tape:
-            y_pred = self(x, training=True)
-            loss = self.compute_loss(y=y, y_pred=y_pred)
-        trainable_vars = self.trainable_variables
-        gradients = tape.gradient(loss, trainable_vars)
-        self.optimizer.apply(gradients, trainable_vars)
-        for metric in self.metrics:
-            if metric.name == "loss":
-                metric.update_state(loss)
-            else:
-                metric.update_state(y, y_pred)
-        return {m.name: m.result() for m in self.metrics}
-
-
 def guide_train_step() -> keras.Model:
     inputs = keras.Input((4,), name="x")
     hidden = layers.Dense(8, activation="relu", name="hidden")(inputs)
     probs = layers.Dense(3, activation="softmax", name="probs")(hidden)
-    model = GuideStep(inputs, probs, name="guide_train_step")
+    # The Keras 3 guide's own train_step, as the zoo writes it.
+    model = training.CustomModel(inputs, probs, name="guide_train_step")
     model.compile(
         optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
     )
