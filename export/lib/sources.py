@@ -6,17 +6,11 @@ and `keras.utils.set_random_seed(seed)` so the same inputs give the same weights
 layer names in every fresh process.
 """
 
-import base64
-import builtins
 import dataclasses
-import dis
 import importlib
 import json
-import marshal
 import os
 import re
-import sys
-import types
 import warnings
 import zipfile
 from typing import Any
@@ -24,7 +18,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from export.lib import interface, options
+from export.lib import interface, lambda_code, options
 from export.lib.errors import ExportError, describe_exception, format_traceback
 
 _MISSING_CLASS = re.compile(
@@ -347,7 +341,7 @@ def _model_json(
         raise ExportError(
             source.flag, f"the model cannot be serialized to JSON: {cause}", fix
         ) from None
-    text = _portable_lambda_code(text)
+    text = lambda_code.portable_lambda_code(text)
     config = json.loads(text)
     _check_lambda_globals(config, source)
     try:
@@ -391,106 +385,15 @@ def _model_json(
     return text
 
 
-def _lambda_codes(config: Any):
-    """Yields every Python lambda Keras serialized in the config, as the dict that holds
-    its base64 `code` (Lambda functions, output shapes, masks)."""
-    if isinstance(config, dict):
-        inner = config.get("config")
-        if (
-            config.get("class_name") == "__lambda__"
-            and isinstance(inner, dict)
-            and isinstance(inner.get("code"), str)
-        ):
-            yield inner
-        for value in config.values():
-            yield from _lambda_codes(value)
-    elif isinstance(config, list):
-        for value in config:
-            yield from _lambda_codes(value)
-
-
-def _decode_code(text: str) -> types.CodeType:
-    # Keras writes marshal.dumps(function.__code__) with the "base64" codec.
-    return marshal.loads(base64.decodebytes(text.encode("ascii")))
-
-
-def _portable_lambda_code(text: str) -> str:
-    """Rewrites each lambda's bytecode in the model JSON with a source path relative to
-    the import path, so the JSON has the same bytes wherever the checkout is.
-
-    Keras marshals a lambda's code object, which carries the absolute path of the file it
-    was written in (under Bazel a sandbox or execroot path). Only that path changes: the
-    code runs the same, and tracebacks name the module's file as imported.
-    """
-    if '"__lambda__"' not in text:
-        return text  # no lambda: no JSON to parse
-    for holder in _lambda_codes(json.loads(text)):
-        code = _decode_code(holder["code"])
-        portable = _with_filename(code, _import_relative_path(code.co_filename))
-        if portable is code:
-            continue
-        encoded = base64.encodebytes(marshal.dumps(portable)).decode("ascii")
-        # Replace the JSON string itself: the rest of Keras's JSON keeps its bytes.
-        text = text.replace(json.dumps(holder["code"]), json.dumps(encoded))
-    return text
-
-
-def _with_filename(code: types.CodeType, filename: str) -> types.CodeType:
-    """The code object and every one nested in it (inner lambdas, comprehensions) with
-    co_filename set to `filename`; `code` itself when nothing changes."""
-    consts = tuple(
-        _with_filename(c, filename) if isinstance(c, types.CodeType) else c
-        for c in code.co_consts
-    )
-    if code.co_filename == filename and all(
-        a is b for a, b in zip(consts, code.co_consts, strict=True)
-    ):
-        return code
-    return code.replace(co_filename=filename, co_consts=consts)
-
-
-def _import_relative_path(filename: str) -> str:
-    """`pkg/mod.py` for the file of module pkg.mod, else the path relative to the
-    deepest sys.path entry that holds it, else the file's base name."""
-    for name, module in list(sys.modules.items()):
-        if getattr(module, "__file__", None) == filename:
-            relative = name.replace(".", os.sep)
-            if os.path.basename(filename).startswith("__init__."):
-                relative = os.path.join(relative, "__init__")
-            return relative + os.path.splitext(filename)[1]
-    if not os.path.isabs(filename):
-        return filename
-    best = None
-    for entry in sys.path:
-        root = os.path.abspath(entry or os.curdir)
-        inside = filename.startswith(root.rstrip(os.sep) + os.sep)
-        if inside and (best is None or len(root) > len(best)):
-            best = root
-    return os.path.relpath(filename, best) if best else os.path.basename(filename)
-
-
-def _global_names(code: types.CodeType) -> set[str]:
-    """Names the code (and code nested in it) looks up as globals, builtins excepted."""
-    names = {
-        ins.argval
-        for ins in dis.get_instructions(code)
-        if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME") and isinstance(ins.argval, str)
-    }
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _global_names(const)
-    return {n for n in names if not hasattr(builtins, n)}
-
-
 def _check_lambda_globals(config: Any, source: options.ModelSource) -> None:
     """Refuses lambdas that use their module's globals: Keras saves a lambda's bytecode
     without its module, and re-creates it with Keras's own globals, where those names
     are undefined (load_keras_model fails, and before that Keras cannot even infer the
     Lambda's output shape)."""
-    for layer in _layers_with_lambdas(config):
+    for layer in lambda_code.layers_with_lambdas(config):
         names = set()
-        for holder in _lambda_codes(layer.get("config", {})):
-            names |= _global_names(_decode_code(holder["code"]))
+        for holder in lambda_code.lambda_codes(layer.get("config", {})):
+            names |= lambda_code.global_names(lambda_code.decode_code(holder["code"]))
         if names:
             name = layer.get("config", {}).get("name", "?")
             shown = ", ".join(sorted(names))
@@ -505,21 +408,6 @@ def _check_lambda_globals(config: Any, source: options.ModelSource) -> None:
                 " plain value can go in as Lambda(lambda t, v: ..., arguments={'v':"
                 " ...}) instead of a global",
             )
-
-
-def _layers_with_lambdas(config: Any):
-    """Yields the serialized layers whose own config holds a Python lambda."""
-    if isinstance(config, dict):
-        if config.get("class_name") == "Lambda" and any(
-            True for _ in _lambda_codes(config.get("config", {}))
-        ):
-            yield config
-            return
-        for value in config.values():
-            yield from _layers_with_lambdas(value)
-    elif isinstance(config, list):
-        for value in config:
-            yield from _layers_with_lambdas(value)
 
 
 def _uses_code_outside_keras(config: Any) -> bool:
