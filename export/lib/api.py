@@ -39,7 +39,7 @@ class ExportResult:
     version: int
     modes: tuple[str, ...]
     manifest: dict
-    max_abs_diff: float | None  # from --verify, None when skipped
+    max_abs_diff: float | None  # from verify, None when skipped
     notes: tuple[str, ...]
     # Wall seconds of each phase: load (build or load the model, checks), trace,
     # write, verify. The exporter prints them on success; bench/timed_exporter.py

@@ -34,7 +34,12 @@ import keras
 import tensorflow as tf
 
 from export.lib import interface, options
-from export.lib.errors import ExportError, describe_exception, format_traceback
+from export.lib.errors import (
+    ExportError,
+    describe_exception,
+    format_traceback,
+    setting,
+)
 
 SERVING_KEY = "serving_default"
 SIGNATURE_KEYS = {"serve": SERVING_KEY, "eval": "eval", "train": "train"}
@@ -106,10 +111,15 @@ def choose_modes(
                 else "the model was compiled without an optimizer"
             )
             raise ExportError(
-                "--modes",
+                "modes",
                 f"'{mode}' was requested but {why}, so it only supports {','.join(available)}",
-                "compile the model in the builder (model.compile(optimizer=..., loss=...)) or"
-                f" drop '{mode}' from --modes",
+                [
+                    (
+                        "compile the model in the builder (model.compile(optimizer=...,"
+                        f" loss=...)) or drop '{mode}' from "
+                    ),
+                    setting("modes"),
+                ],
             )
     return requested
 
@@ -119,12 +129,12 @@ def label_descs(
     model_interface: interface.ModelInterface,
     given: Mapping[str, options.LabelSpec],
 ) -> tuple[interface.TensorDesc, ...]:
-    """One target per output: from --label_spec, else guessed from the output's loss."""
+    """One target per output: from label_specs, else guessed from the output's loss."""
     names = [o.name for o in model_interface.outputs]
     unknown = sorted(set(given) - set(names))
     if unknown:
         raise ExportError(
-            "--label_spec",
+            "label_specs",
             f"{', '.join(unknown)} is not an output of the model (its outputs: {', '.join(names)})",
             "name the label spec after the model output it belongs to",
         )
@@ -134,7 +144,7 @@ def label_descs(
         target = output.name + TARGET_SUFFIX
         if target in input_names:
             raise ExportError(
-                "--label_spec",
+                "label_specs",
                 f"the target name '{target}' clashes with a model input of the same name",
                 "rename that model input",
             )
@@ -239,12 +249,17 @@ def build(
             fix = (
                 "make the model callable on a batch of its declared input shape"
                 if mode == "serve"
-                else f"make {step} run in a tf.function, as Keras's fit and evaluate run it"
-                " (tensor ops, no Python conditions on tensor values), or drop"
-                f" '{mode}' from --modes"
+                else [
+                    (
+                        f"make {step} run in a tf.function, as Keras's fit and evaluate run"
+                        " it (tensor ops, no Python conditions on tensor values), or drop"
+                        f" '{mode}' from "
+                    ),
+                    setting("modes"),
+                ]
             )
             raise ExportError(
-                "--builder/--model_file",
+                ("builder", "src"),
                 f"tracing {what} for the '{key}' signature failed: {describe_exception(e)}",
                 fix,
                 format_traceback(e),
@@ -270,7 +285,7 @@ def _log_tensors(step_name: str, logs) -> dict[str, tf.Tensor]:
     """
     if not isinstance(logs, Mapping):
         raise ExportError(
-            "--builder/--model_file",
+            ("builder", "src"),
             f"the model's {step_name} returned {type(logs).__name__}, not a dict of logs",
             f"return a dict of metric names to scalar tensors from {step_name}, as Keras's"
             " fit expects (e.g. {m.name: m.result() for m in self.metrics})",
@@ -284,7 +299,7 @@ def _log_tensors(step_name: str, logs) -> dict[str, tf.Tensor]:
             flat[str(key)] = tf.convert_to_tensor(value)
         except (TypeError, ValueError) as e:
             raise ExportError(
-                "--builder/--model_file",
+                ("builder", "src"),
                 f"the model's {step_name} returned the log '{key}' as"
                 f" {type(value).__name__} ({describe_exception(e)}), which is not a tensor",
                 f"make every value {step_name} returns a number or a tensor (nested dicts"
@@ -324,7 +339,7 @@ def captured_resources(model, functions, tracked_variables) -> list:
         kinds = sorted({type(m).__name__ for m in makers if m is not None})
         what = ", ".join(kinds) if kinds else "a lookup table, tf.Variable or the like"
         raise ExportError(
-            "--builder/--model_file",
+            ("builder", "src"),
             f"the model's functions use {len(missing)} TensorFlow resource(s) ({what})"
             " that no layer of the model holds, so the SavedModel cannot save them",
             "create each such object inside a layer (in __init__ or build) and keep it as"
@@ -352,7 +367,7 @@ def _check_files(resource) -> None:
     for path in _files_of(resource):
         if not os.path.isfile(path):
             raise ExportError(
-                "--builder/--model_file",
+                ("builder", "src"),
                 f"the file '{path}' that a lookup table of the model was built from (a"
                 " vocabulary file) no longer exists, so the SavedModel cannot include it",
                 "keep the file in place until the export is done (not in a temporary"
@@ -421,7 +436,7 @@ def _training_state_error(
         outputs = model(x, training=False)
     except Exception as e:  # noqa: BLE001 - user model code
         return ExportError(
-            "--builder/--model_file",
+            ("builder", "src"),
             "the model failed on a sample batch of its declared inputs"
             f" {_descs_text(model_interface.inputs)} before"
             f" its loss could run: {describe_exception(e)}",
@@ -436,21 +451,20 @@ def _training_state_error(
         )
         if not _runs(model.test_step, (x, y)):
             continue
-        flags = " ".join(
-            f"--label_spec={d.name.removesuffix(TARGET_SUFFIX)}="
-            + ",".join(str(n) for n in d.shape)
+        specs = {
+            d.name.removesuffix(TARGET_SUFFIX): ",".join(str(n) for n in d.shape)
             + f":{d.dtype}"
             for d in candidate
-        )
+        }
         return ExportError(
-            "--label_spec",
+            "label_specs",
             f"the compiled loss and metrics fail on labels {shown} ({describe_exception(error)})"
             f" but run on labels {_descs_text(candidate)}",
-            f"state the labels, e.g. {flags}",
+            ["state the labels, e.g. ", setting("label_specs", specs)],
             format_traceback(error),
         )
     return ExportError(
-        "--builder/--model_file",
+        ("builder", "src"),
         f"the model's compiled loss or metrics (its test_step) failed on its own outputs"
         f" with labels {shown}, and with labels shaped like the outputs too, so the labels"
         f" are not the cause: {describe_exception(error)}",

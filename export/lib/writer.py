@@ -19,7 +19,12 @@ from google.protobuf import text_format
 from tensorflow.core.protobuf import fingerprint_pb2, saved_model_pb2
 
 from export.lib import layer_state
-from export.lib.errors import ExportError, describe_exception, format_traceback
+from export.lib.errors import (
+    ExportError,
+    describe_exception,
+    format_traceback,
+    setting,
+)
 
 ASSETS_DIR = "assets"
 MODEL_JSON = "saved_model.json"
@@ -50,9 +55,9 @@ def begin(output_dir: str, version: int) -> Staging:
         os.mkdir(tmp_dir)
     except OSError as e:
         raise ExportError(
-            "--output_dir",
+            "output_dir",
             f"cannot create a folder in '{output_dir}' ({e.strerror or e})",
-            "choose a writable --output_dir",
+            ["choose a writable ", setting("output_dir")],
         ) from None
     return Staging(tmp_dir, output_dir, created)
 
@@ -70,13 +75,13 @@ def write(
         tf.saved_model.save(root, tmp_dir, signatures=functions)
     except OSError as e:
         raise ExportError(
-            "--output_dir",
+            "output_dir",
             f"writing the SavedModel into '{tmp_dir}' failed ({e.strerror or e})",
-            "choose a writable --output_dir with enough free space",
+            ["choose a writable ", setting("output_dir"), " with enough free space"],
         ) from None
     except Exception as e:  # noqa: BLE001 - TensorFlow saving the model's objects
         raise ExportError(
-            "--builder/--model_file",
+            ("builder", "src"),
             f"TensorFlow could not save the traced model: {describe_exception(e)}",
             "keep every TensorFlow object the model's call uses (variables, lookup tables)"
             " as an attribute of one of its layers; the traceback below names the object",
@@ -120,10 +125,15 @@ def _convert_to_text(export_dir: str) -> None:
 def commit(staging: Staging, final_dir: str) -> None:
     if os.path.lexists(final_dir):
         raise ExportError(
-            "--output_dir",
+            "output_dir",
             f"the version folder '{final_dir}' appeared while exporting and is never"
             " overwritten",
-            "make sure only one export writes to this --output_dir and --version",
+            [
+                "make sure only one export writes to this ",
+                setting("output_dir"),
+                " and ",
+                setting("version"),
+            ],
         )
     os.rename(staging.tmp_dir, final_dir)
     staging.committed = True
@@ -160,7 +170,7 @@ def write_manifest(path: str, manifest: dict) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise ExportError(
-            "--manifest_out",
+            "manifest_out",
             f"cannot write '{path}' ({e.strerror or e})",
             "choose a writable path for the manifest",
         ) from None
