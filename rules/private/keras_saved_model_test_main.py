@@ -16,8 +16,9 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import absltest
 
-from export.lib import interface, options, settings, signatures, sources, verify
+from export.lib import interface, options, signatures, sources, verify
 from export.lib.loader import load_keras_model
+from rules.private import export_info
 
 _SAVED_MODEL = flags.DEFINE_string(
     "saved_model", None, "The keras_saved_model folder (runfiles path).", required=True
@@ -32,19 +33,7 @@ _TOLERANCE = flags.DEFINE_float(
     "tolerance", 1e-5, "Largest absolute difference allowed."
 )
 
-# The keys of `<name>.export.json`, written (and documented) by keras_saved_model.bzl's
-# _export_info: the target's label and every setting a user sets, files as runfiles
-# paths.
-_EXPORT_INFO_KEYS = {"label"} | {s.name for s in settings.SETTINGS if s.is_attribute}
-
-# Inputs that differ from the exporter's own verification inputs (seed 0).
-_INPUT_SEED = 20261123
-
-
-def _runfile(path: str) -> str:
-    return os.path.normpath(
-        os.path.join(os.environ["TEST_SRCDIR"], os.environ["TEST_WORKSPACE"], path)
-    )
+_INPUT_SEED = export_info.INPUT_SEED
 
 
 def _read_json(path: str) -> dict:
@@ -57,13 +46,7 @@ class SavedModelTest(absltest.TestCase):
     def setUpClass(cls):
         super().setUpClass()
         base_dir = _SAVED_MODEL.value
-        cls.info = _read_json(base_dir + ".export.json")
-        if set(cls.info) != _EXPORT_INFO_KEYS:
-            raise AssertionError(
-                f"{base_dir}.export.json has the keys {sorted(cls.info)}, this test reads"
-                f" {sorted(_EXPORT_INFO_KEYS)}: update both keras_saved_model.bzl and"
-                " keras_saved_model_test_main.py"
-            )
+        cls.info = export_info.read(base_dir)
         cls.manifest = _read_json(base_dir + ".signatures.json")
         versions = glob.glob(os.path.join(base_dir, "*", "saved_model.pb*"))
         if len(versions) != 1:
@@ -76,18 +59,7 @@ class SavedModelTest(absltest.TestCase):
 
     @classmethod
     def _model_source(cls) -> options.ModelSource:
-        info = cls.info
-        specs, _ = options.parse_custom_objects(
-            [f"{name}={ref}" for name, ref in info["custom_objects"].items()]
-        )
-        return options.ModelSource(
-            builder=info["builder"],
-            src=info["src"] and _runfile(info["src"]),
-            weights=info["weights"] and _runfile(info["weights"]),
-            custom_objects=specs,
-            allow_unsafe_deserialization=info["allow_unsafe_deserialization"],
-            seed=info["seed"],
-        )
+        return export_info.model_source(cls.info)
 
     def test_expected_signatures_exist(self):
         expected = {signatures.SIGNATURE_KEYS[mode] for mode in self.info["modes"]}

@@ -48,6 +48,7 @@ def zoo_model(
         size = size,
         srcs = [
             "zoo_check.py",
+            "//rules/private:export_info.py",
             "//rules/private:keras_saved_model_test_main.py",
         ],
         main = "zoo_check.py",
