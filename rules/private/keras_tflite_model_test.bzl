@@ -18,8 +18,9 @@ def _tflite_files_impl(ctx):
     return [DefaultInfo(files = depset([paths]), runfiles = ctx.runfiles(files = files))]
 
 # The .tflite file, its manifest and the export it came from (with the `src` and
-# `weights` the test rebuilds the Keras model from), and a JSON of their runfiles paths.
-_tflite_files = rule(
+# `weights` the test rebuilds the Keras model from), and a JSON of their runfiles paths:
+# the test's --tflite_files. (The zoo's checks take it too.)
+tflite_files = rule(
     implementation = _tflite_files_impl,
     attrs = {"tflite_model": attr.label(mandatory = True, providers = [TfliteModelInfo])},
 )
@@ -43,7 +44,7 @@ def keras_tflite_model_test(name, tflite_model, tolerance = None, deps = [], **k
       deps: extra py_library deps for the test (the export's own deps are included).
       **kwargs: passed to py_test (size, tags, timeout, ...).
     """
-    _tflite_files(
+    tflite_files(
         name = name + ".files",
         tflite_model = tflite_model,
         testonly = True,

@@ -9,7 +9,7 @@ signature has the SavedModel's inputs and outputs, and that its manifest describ
 """
 
 import json
-import os
+import unittest
 
 import numpy as np
 import tensorflow as tf
@@ -19,12 +19,12 @@ from absl.testing import absltest
 from export.lib import interface, sources, tflite
 from rules.private import export_info
 
-_FILES = flags.DEFINE_string(
+_FILES = flags.DEFINE_multi_string(
     "tflite_files",
-    None,
-    "JSON (written by keras_tflite_model_test) of the runfiles paths of the .tflite"
-    " file, its manifest and the export it was converted from.",
-    required=True,
+    [],
+    "JSON (written by keras_tflite_model_test) of the runfiles paths of a .tflite file,"
+    " its manifest and the export it was converted from. Repeatable: conversions of"
+    " one export.",
 )
 _TOLERANCE = flags.DEFINE_float(
     "tflite_tolerance",
@@ -103,74 +103,84 @@ class TfliteModelTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        files = read_json(_FILES.value)
-        with open(files["tflite"], "rb") as f:
-            cls.model = tflite.describe(f.read())
-        cls.manifest = read_json(files["manifest"])
-        base_dir = files["saved_model"]
+        if not _FILES.value:
+            raise unittest.SkipTest("no keras_tflite_model given (--tflite_files)")
+        cls.conversions = []
+        for path in _FILES.value:
+            files = read_json(path)
+            with open(files["tflite"], "rb") as f:
+                model = tflite.describe(f.read())
+            cls.conversions.append((files, model, read_json(files["manifest"])))
+        exports = {files["saved_model"] for files, _, _ in cls.conversions}
+        if len(exports) != 1:
+            raise AssertionError(f"conversions of several exports: {sorted(exports)}")
+        base_dir = exports.pop()
         cls.signatures = read_json(base_dir + ".signatures.json")["signatures"]
-        cls.export_dir = tflite.find_saved_model(base_dir)
         source = export_info.model_source(export_info.read(base_dir))
         # The Keras model only gives the sample inputs; it is dropped before the
         # SavedModel loads, so the two are never in memory together.
         model_interface = sources.load_model(source).interface
+        arrays = interface.random_for(
+            model_interface.inputs,
+            export_info.INPUT_SEED,
+            BATCH,
+            model_interface.samples,
+        )
         cls.feeds = {
-            desc.name: array
-            for desc, array in zip(
-                model_interface.inputs,
-                interface.random_for(
-                    model_interface.inputs,
-                    export_info.INPUT_SEED,
-                    BATCH,
-                    model_interface.samples,
-                ),
-                strict=True,
-            )
+            d.name: a for d, a in zip(model_interface.inputs, arrays, strict=True)
         }
+        serve = tf.saved_model.load(tflite.find_saved_model(base_dir)).signatures[
+            tflite.SERVING_KEY
+        ]
+        served = serve(**{k: tf.constant(v) for k, v in cls.feeds.items()})
+        cls.served = {name: value.numpy() for name, value in served.items()}
 
     def test_manifest_describes_the_file(self):
-        written = dict(self.manifest)
-        optimization = written["optimization"]
-        self.assertEqual(written, self.model.manifest(optimization))
+        for files, model, manifest in self.conversions:
+            with self.subTest(tflite=files["tflite"]):
+                self.assertEqual(manifest, model.manifest(manifest["optimization"]))
 
     def test_signature_is_the_saved_models(self):
         serving = self.signatures[tflite.SERVING_KEY]
-        for kind, tensors in (
-            ("inputs", self.model.inputs),
-            ("outputs", self.model.outputs),
-        ):
-            with self.subTest(kind=kind):
-                self.assertEqual(
-                    {t.name: {"dtype": t.dtype, "shape": list(t.shape)} for t in tensors},
-                    serving[kind],
-                )
+        for files, model, _ in self.conversions:
+            for kind, tensors in (("inputs", model.inputs), ("outputs", model.outputs)):
+                with self.subTest(tflite=files["tflite"], kind=kind):
+                    self.assertEqual(
+                        {
+                            t.name: {"dtype": t.dtype, "shape": list(t.shape)}
+                            for t in tensors
+                        },
+                        serving[kind],
+                    )
 
     def test_outputs_equal_the_saved_model(self):
-        reason = flex_delegate_error(self.model)
-        if reason:
-            self.fail(reason)
-        served = tf.saved_model.load(self.export_dir).signatures[tflite.SERVING_KEY](
-            **{name: tf.constant(value) for name, value in self.feeds.items()}
-        )
-        served = {name: value.numpy() for name, value in served.items()}
-        got = run_tflite(self.model.content, self.feeds)
-        optimization = self.manifest["optimization"]
-        bound = (
-            _TOLERANCE.value
-            if _TOLERANCE.value is not None
-            else TOLERANCES[optimization]
-        )
-        differences = max_differences(served, got)
-        print(f"max |TFLite - SavedModel| / max(1, |SavedModel|): {differences}")
-        for name, difference in differences.items():
-            self.assertLessEqual(
-                difference,
-                bound,
-                f"output '{name}': TFLite ({optimization}) differs from the SavedModel by"
-                f" {difference:.3g} of its scale, more than {bound:g}",
-            )
+        for files, model, manifest in self.conversions:
+            with self.subTest(tflite=files["tflite"]):
+                reason = flex_delegate_error(model)
+                if reason:
+                    self.fail(reason)
+                optimization = manifest["optimization"]
+                bound = (
+                    _TOLERANCE.value
+                    if _TOLERANCE.value is not None
+                    else TOLERANCES[optimization]
+                )
+                differences = max_differences(
+                    self.served, run_tflite(model.content, self.feeds)
+                )
+                print(
+                    f"{files['tflite']} ({optimization}): max |TFLite - SavedModel| /"
+                    f" max(1, |SavedModel|) = {differences}"
+                )
+                for name, difference in differences.items():
+                    self.assertLessEqual(
+                        difference,
+                        bound,
+                        f"output '{name}': TFLite ({optimization}) differs from the"
+                        f" SavedModel by {difference:.3g} of its scale, more than"
+                        f" {bound:g}",
+                    )
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     absltest.main()
