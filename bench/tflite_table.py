@@ -41,7 +41,7 @@ def _convert(export: str, optimization: str, select: bool, out: str) -> tuple:
     ]
     env = {**os.environ, "PYTHONPATH": _ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"}
     start = time.monotonic()
-    proc = subprocess.run(command, env=env, capture_output=True, text=True)
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     seconds = time.monotonic() - start
     error = [l for l in proc.stderr.splitlines() if "tflite_converter: error:" in l]
     return proc.returncode == 0, seconds, error[0] if error else proc.stderr[-300:]
@@ -89,7 +89,7 @@ def main() -> None:
             select = False
             if not ok:
                 select = True
-                ok, seconds, error2 = _convert(export, optimization, True, out)
+                ok, seconds, error = _convert(export, optimization, True, out)
             row = {"model": name, "optimization": optimization, "seconds": seconds}
             if not ok:
                 row["error"] = error

@@ -51,7 +51,9 @@ def main(argv: list[str]) -> int:
 def _export() -> int:
     """One export from the parsed flags, its output held back under --quiet."""
     return (
-        program.quietly(_export_from_flags) if _FLAGS["quiet"].value else _export_from_flags()
+        program.quietly(_export_from_flags)
+        if _FLAGS["quiet"].value
+        else _export_from_flags()
     )
 
 

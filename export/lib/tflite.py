@@ -113,11 +113,9 @@ def convert(saved_model: str, optimization: str, allow_select_tf_ops: bool):
         if needed:
             raise ExportError(
                 "allow_select_tf_ops",
-                [
-                    "the model needs TensorFlow ops that TFLite's builtin ops do not"
-                    f" cover: {', '.join(needed)} (only SELECT_TF_OPS runs them, through"
-                    " TFLite's Flex delegate, which the app must then link)",
-                ],
+                "the model needs TensorFlow ops that TFLite's builtin ops do not"
+                f" cover: {', '.join(needed)} (only SELECT_TF_OPS runs them, through"
+                " TFLite's Flex delegate, which the app must then link)",
                 [
                     "set ",
                     setting("allow_select_tf_ops", True),
@@ -300,5 +298,7 @@ def write(model: TfliteModel, tflite_out: str, manifest_out: str | None, **manif
             if os.path.exists(tmp):
                 os.remove(tmp)
             raise ExportError(
-                name, f"cannot write '{path}' ({e.strerror or e})", "choose a writable path"
+                name,
+                f"cannot write '{path}' ({e.strerror or e})",
+                "choose a writable path",
             ) from None

@@ -17,7 +17,15 @@ ACTION_ENV = {
 }
 
 def attribute(setting, rule_name):
-    """The attribute of `rule_name` for a setting of a settings table."""
+    """The attribute for a setting of a settings table.
+
+    Args:
+      setting: an entry of export/settings.bzl or export/tflite_settings.bzl.
+      rule_name: the rule it is for, named when the type is one it cannot take.
+
+    Returns:
+      The attr.* of the setting's type, default, values and doc.
+    """
     kind, doc, default = setting["type"], setting["doc"], setting["default"]
     if kind == "string":
         return attr.string(default = default or "", values = setting.get("values", []), doc = doc)
@@ -36,7 +44,13 @@ def attribute(setting, rule_name):
 def add_flag(args, setting, value):
     """Passes one setting's attribute value to the program as its flag, if set.
 
-    Returns the file to add to the action's inputs, or None.
+    Args:
+      args: the action's Args.
+      setting: an entry of a settings table.
+      value: the attribute's value (a File for a label).
+
+    Returns:
+      The file to add to the action's inputs, or None.
     """
     name, kind = setting["name"], setting["type"]
     if kind == "bool":
@@ -63,8 +77,17 @@ def display_label(label):
     return "%s//%s:%s" % (repo, label.package, label.name)
 
 def deps_of(target):
-    """The `<name>.deps` library that keras_saved_model (or keras_tflite_model, as an
-    alias of its export's) made next to `target`, a label string as a BUILD file has it."""
+    """The label of the `<name>.deps` library made next to `target`.
+
+    keras_saved_model makes it (its exporter library and deps); keras_tflite_model
+    makes an alias of its export's.
+
+    Args:
+      target: a label string as a BUILD file has it.
+
+    Returns:
+      The label string of `<name>.deps`.
+    """
     name = target.split("//")[-1]
     if ":" in name or "//" not in target:
         return target + ".deps"

@@ -80,7 +80,9 @@ def max_differences(
     """Per numeric output: max |got - served| / max(1, max |served|). Raises
     AssertionError on different names, shapes, or unequal non-numeric outputs."""
     if set(served) != set(got):
-        raise AssertionError(f"TFLite returns {sorted(got)}, the SavedModel {sorted(served)}")
+        raise AssertionError(
+            f"TFLite returns {sorted(got)}, the SavedModel {sorted(served)}"
+        )
     result = {}
     for name in sorted(served):
         want, have = np.asarray(served[name]), np.asarray(got[name])

@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 import unittest
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 
 from absl import flags
 
@@ -285,7 +285,6 @@ class SurfaceTest(unittest.TestCase):
         self.assertEqual(env["TF_CPP_MIN_LOG_LEVEL"], "2")
         self.assertNotIn("PYTHONPATH", env)
 
-
     # keras_tflite_model: its table (export/tflite_settings.bzl), the converter's flags.
 
     def test_tflite_attributes_are_the_tflite_user_settings(self):
@@ -297,7 +296,9 @@ class SurfaceTest(unittest.TestCase):
         self.assertEqual(self.surface["tflite_action_env"], self.surface["action_env"])
 
     def test_tflite_docs_table_lists_every_attribute_with_its_type(self):
-        rows = _table(_markdown_section(self.docs, "## keras_tflite_model"), "attribute")
+        rows = _table(
+            _markdown_section(self.docs, "## keras_tflite_model"), "attribute"
+        )
         documented = {name for row in rows for name in _code_names(row[0])}
         self.assertEqual(documented - _COMMON_ARGS, self.tflite_attrs)
         for row in rows:
@@ -309,9 +310,7 @@ class SurfaceTest(unittest.TestCase):
     def test_tflite_macro_documents_what_it_takes(self):
         params, documented = _starlark_function(self.tflite_bzl, "keras_tflite_model")
         self.assertEqual(documented, params, "Args: must follow the parameters")
-        self.assertLessEqual(
-            set(params) - {"kwargs"}, _COMMON_ARGS | {"saved_model"}
-        )
+        self.assertLessEqual(set(params) - {"kwargs"}, _COMMON_ARGS | {"saved_model"})
 
     def test_tflite_test_macro_documents_every_argument(self):
         params, documented = _starlark_function(
@@ -333,9 +332,7 @@ class SurfaceTest(unittest.TestCase):
 
     def test_docs_list_every_converter_flag_that_is_not_an_attribute(self):
         rows = _table(_markdown_section(self.docs, "### The converter's flags"), "flag")
-        documented = {
-            name.lstrip("-") for row in rows for name in _code_names(row[0])
-        }
+        documented = {name.lstrip("-") for row in rows for name in _code_names(row[0])}
         self.assertEqual(
             documented,
             {s.name for s in settings.TFLITE_SETTINGS if not s.is_attribute},

@@ -148,7 +148,9 @@ class TfliteTest(absltest.TestCase):
         for op in model.subgraphs[0].operators:
             custom = model.operatorCodes[op.opcodeIndex].customCode
             if custom and custom.startswith(b"Flex"):
-                vector = flexbuffers.GetRoot(bytearray(bytes(op.customOptions))).AsVector
+                vector = flexbuffers.GetRoot(
+                    bytearray(bytes(op.customOptions))
+                ).AsVector
                 node = node_def_pb2.NodeDef.FromString(
                     bytes(flexbuffers.String(vector[1]._Indirect(), 1).Bytes)
                 )
@@ -190,7 +192,9 @@ class TfliteTest(absltest.TestCase):
     def test_a_bad_optimization_is_refused_before_converting(self):
         out = os.path.join(self.create_tempdir().full_path, "m.tflite")
         proc = self._convert_in_fresh_process(
-            f"--saved_model={self.mlp_export}", "--optimization=int8", f"--tflite_out={out}"
+            f"--saved_model={self.mlp_export}",
+            "--optimization=int8",
+            f"--tflite_out={out}",
         )
         self.assertEqual(proc.returncode, 1)
         self.assertIn("optimization", proc.stderr)
