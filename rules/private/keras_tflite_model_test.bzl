@@ -39,8 +39,8 @@ def keras_tflite_model_test(name, tflite_model, tolerance = None, deps = [], **k
       name: the test.
       tflite_model: label of a keras_tflite_model target.
       tolerance: largest difference allowed, as a fraction of each output's largest
-        magnitude (at least 1); default by `optimization`: `none` 1e-4, `float16`
-        2e-2, `dynamic_range` 0.15 (docs/rules.md says why).
+        magnitude (at least 1); default by `optimization`: `none` 1e-5,
+        `float16` 5e-3, `dynamic_range` 5e-2 (docs/rules.md says why).
       deps: extra py_library deps for the test (the export's own deps are included).
       **kwargs: passed to py_test (size, tags, timeout, ...).
     """

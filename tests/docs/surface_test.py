@@ -8,6 +8,7 @@ the modes' signature names and of the `module:symbol` syntax must agree with the
 ones, and the action's environment must hold what the exporter relies on.
 """
 
+import ast
 import dataclasses
 import json
 import os
@@ -337,6 +338,26 @@ class SurfaceTest(unittest.TestCase):
             documented,
             {s.name for s in settings.TFLITE_SETTINGS if not s.is_attribute},
         )
+
+
+    def test_tflite_bounds_are_the_tests(self):
+        main = _read("rules/private/keras_tflite_model_test_main.py")
+        (assignment,) = [
+            node
+            for node in ast.parse(main).body
+            if isinstance(node, ast.Assign)
+            and getattr(node.targets[0], "id", None) == "TOLERANCES"
+        ]
+        bounds = ast.literal_eval(assignment.value)
+        self.assertEqual(set(bounds), set(settings.get("optimization").values))
+        rows = _table(
+            _markdown_section(self.docs, "## keras_tflite_model_test"), "`optimization`"
+        )
+        self.assertEqual(
+            {_code_names(row[0])[0]: float(row[1]) for row in rows}, bounds
+        )
+        in_docstring = re.findall(r"`(\w+)` ([0-9][0-9.e-]*)", self.tflite_test_bzl)
+        self.assertEqual({name: float(x) for name, x in in_docstring}, bounds)
 
 
 def _converter_flags() -> set[str]:
