@@ -339,7 +339,6 @@ class SurfaceTest(unittest.TestCase):
             {s.name for s in settings.TFLITE_SETTINGS if not s.is_attribute},
         )
 
-
     def test_tflite_bounds_are_the_tests(self):
         main = _read("rules/private/keras_tflite_model_test_main.py")
         (assignment,) = [
