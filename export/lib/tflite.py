@@ -109,7 +109,7 @@ def convert(saved_model: str, optimization: str, allow_select_tf_ops: bool):
     try:
         content = _convert(export_dir, optimization, allow_select_tf_ops)
     except ConverterError as e:
-        needed = () if allow_select_tf_ops else _select_tf_ops_needed(export_dir, e)
+        needed = () if allow_select_tf_ops else _select_tf_ops_needed(export_dir)
         if needed:
             raise ExportError(
                 "allow_select_tf_ops",
@@ -167,7 +167,7 @@ def _convert(export_dir: str, optimization: str, allow_select_tf_ops: bool) -> b
     return bytes(converter.convert())
 
 
-def _select_tf_ops_needed(export_dir: str, error: Exception) -> tuple[str, ...]:
+def _select_tf_ops_needed(export_dir: str) -> tuple[str, ...]:
     """The TensorFlow ops a failed builtins-only conversion needed, or () when it failed
     for another reason.
 
@@ -177,7 +177,6 @@ def _select_tf_ops_needed(export_dir: str, error: Exception) -> tuple[str, ...]:
     """
     from tensorflow.lite.python.convert_phase import ConverterError
 
-    del error  # its text is not parsed: the second conversion says what it needed
     try:
         content = _convert(export_dir, "none", allow_select_tf_ops=True)
     except ConverterError:
