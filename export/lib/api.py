@@ -97,11 +97,11 @@ def export_resolved(resolved: options.ResolvedRequest) -> ExportResult:
         staging = writer.begin(resolved.output_dir, resolved.version)
         with _timed(timings, "write"):
             writer.write(
-                staging.tmp_dir,
+                staging,
                 built.root,
                 built.functions,
                 loaded.model_json,
-                resolved.as_text,
+                resolved,
                 model=model,
             )
         max_diff = None
