@@ -9,8 +9,8 @@ So the name records its owner: `.tmp-<version>-<pid>-<start>-<boot>-<pid namespa
 The pid alone would not do: pids are reused (hence the process's start time), and a pid
 means nothing on another machine sharing the folder, after a reboot (the boot id) or in
 another PID namespace, such as another container (the namespace's inode). A folder
-whose owner this process cannot check is kept, with a note on stderr. Linux only (it
-reads /proc), as TensorFlow's own export is here.
+whose owner this process cannot check is kept, with a note on stderr; without a /proc
+of its own PID namespace (not Linux, or a foreign /proc), a process checks none.
 """
 
 import dataclasses
@@ -38,8 +38,11 @@ class Owner:
 
     @classmethod
     def this_process(cls) -> "Owner":
+        """This process; its start is 0 when /proc cannot tell (then no owner can be
+        checked, and no other process can check this one)."""
         pid = os.getpid()
-        return cls(pid, _start_ticks(pid) or 0, _boot_id(), _pid_namespace())
+        start = _start_ticks(pid) if _proc_counts_our_pids() else None
+        return cls(pid, start or 0, _boot_id(), _pid_namespace())
 
     @classmethod
     def of_staging(cls, name: str) -> "Owner | None":
@@ -57,10 +60,8 @@ class Owner:
     def is_running(self) -> bool | None:
         """Whether the owner still runs; None when this process cannot see its pid."""
         me = Owner.this_process()
-        if not me.start or (self.boot, self.pid_namespace) != (
-            me.boot,
-            me.pid_namespace,
-        ):
+        same_pids = (self.boot, self.pid_namespace) == (me.boot, me.pid_namespace)
+        if not (same_pids and me.start and self.start):
             return None
         # The same pid with another start time is another process: the pid was reused.
         return _start_ticks(self.pid) == self.start
@@ -83,6 +84,16 @@ def _start_ticks(pid: int) -> int | None:
     if fields[0] in ("Z", "X"):  # killed, not yet reaped by its parent
         return None
     return int(fields[19])  # field 22 of proc(5)
+
+
+def _proc_counts_our_pids() -> bool:
+    """Whether /proc numbers processes as this process does: a /proc mounted for
+    another PID namespace would show other processes under the same numbers."""
+    try:
+        with open("/proc/self/stat", encoding="utf-8") as f:
+            return int(f.read().split(maxsplit=1)[0]) == os.getpid()
+    except (OSError, ValueError):
+        return False
 
 
 def _boot_id() -> str:

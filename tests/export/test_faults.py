@@ -18,6 +18,7 @@ A quota cannot be set in a user namespace: `test_write_errors_are_told_by_the_sy
 feeds the classifier TensorFlow's own error types with the message its writer makes.
 """
 
+import dataclasses
 import errno
 import os
 import resource
@@ -266,6 +267,7 @@ class InterruptTest(absltest.TestCase):
         self.tmp = self.create_tempdir().full_path
         self.out = os.path.join(self.tmp, "out")
         self.children: list[subprocess.Popen] = []
+        self.me = staging_owner.Owner.this_process()
 
     def tearDown(self):
         for child in self.children:
@@ -280,6 +282,13 @@ class InterruptTest(absltest.TestCase):
         )
         self.children.append(child)
         return child
+
+    def staging_folder(self, **owner) -> str:
+        """Makes a staging folder named for this process with `owner`'s changes."""
+        name = dataclasses.replace(self.me, **owner).staging_name(1)
+        path = os.path.join(self.out, name)
+        os.makedirs(os.path.join(path, "variables"))
+        return path
 
     def staging_of(self, child: subprocess.Popen) -> str:
         """Waits until `child` has made its staging folder; returns its path."""
@@ -325,32 +334,23 @@ class InterruptTest(absltest.TestCase):
         live_staging = self.staging_of(live)
         live.send_signal(signal.SIGSTOP)
         try:
-            # A folder named for this (live) process's pid with another start time:
-            # a killed exporter whose pid was reused since. And one counted on another
-            # machine, which no pid here says anything about.
-            me = staging_owner.Owner.this_process()
-            reused = os.path.join(
-                self.out,
-                staging_owner.Owner(
-                    me.pid, me.start + 1, me.boot, me.pid_namespace
-                ).staging_name(1),
-            )
-            elsewhere = os.path.join(
-                self.out,
-                staging_owner.Owner(
-                    me.pid, me.start, "fedcba987654", me.pid_namespace
-                ).staging_name(1),
-            )
-            os.makedirs(os.path.join(reused, "variables"))
-            os.makedirs(os.path.join(elsewhere, "variables"))
+            # Folders as other exporters would have left them. Named for this (live)
+            # process's pid with another start time: one whose pid was reused since.
+            reused = self.staging_folder(start=self.me.start + 1)
+            # Counted on another machine (or before a reboot): no pid here says
+            # anything about it. And from an exporter that could not read its start.
+            elsewhere = self.staging_folder(boot="fedcba987654")
+            unchecked = self.staging_folder(start=0)
 
             proc = testutil.run_exporter([BUILDER, f"--output_dir={self.out}"])
             self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
-            self.assertIn(f"note: kept '{elsewhere}'", proc.stderr)
+            for kept in (elsewhere, unchecked):
+                self.assertIn(f"note: kept '{kept}'", proc.stderr)
+            self.assertFalse(os.path.exists(reused))
             self.assertEqual(
                 sorted(os.listdir(self.out)),
                 sorted(
-                    ["1", os.path.basename(live_staging), os.path.basename(elsewhere)]
+                    ["1", *map(os.path.basename, (live_staging, elsewhere, unchecked))]
                 ),
             )
         finally:
@@ -359,7 +359,7 @@ class InterruptTest(absltest.TestCase):
         self.assertEqual(live.returncode, 0, stderr[-3000:])
         self.assertEqual(
             sorted(os.listdir(self.out)),
-            sorted(["1", "2", os.path.basename(elsewhere)]),
+            sorted(["1", "2", *map(os.path.basename, (elsewhere, unchecked))]),
         )
 
 
