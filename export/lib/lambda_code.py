@@ -284,9 +284,8 @@ def recreate(config: Any) -> dict[str, types.FunctionType]:
                 f"{found.owner} uses {_names(missing)} from module '{found.module}'"
                 f" ({getattr(module, '__file__', 'no file')}), which does not define"
                 f" {'it' if len(missing) == 1 else 'them'}",
-                "the module has changed since the export: define"
-                f" {_names(missing)} in it again, or export the model again from the"
-                " current code",
+                f"define {_names(missing)} in '{found.module}' (if the module changed"
+                " since the model was exported, export it again from the current code)",
             )
         name = f"<lambda {len(functions)} of the exported model>"
         functions[name] = found.function(vars(module))

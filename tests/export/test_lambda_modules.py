@@ -334,7 +334,8 @@ class LambdaModulesTest(absltest.TestCase):
         for words in (
             "the Lambda layer 'log_price' uses PRICE_SCALE from module 'shop_features'",
             "which does not define it",
-            "export the model again",
+            "define PRICE_SCALE in 'shop_features'",
+            "export it again from the current code",
         ):
             self.assertIn(words, error)
 
