@@ -334,7 +334,7 @@ class LambdaModulesTest(absltest.TestCase):
         for words in (
             "the Lambda layer 'log_price' uses PRICE_SCALE from module 'shop_features'",
             "which does not define it",
-            "define PRICE_SCALE in 'shop_features'",
+            "PRICE_SCALE in 'shop_features'",
             "export it again from the current code",
         ):
             self.assertIn(words, error)
