@@ -77,7 +77,7 @@ def _export() -> int:
     """One export from the parsed flags, its output held back under --quiet but for
     its notes (what the export could not do as asked), which a successful build shows."""
     if not _FLAGS["quiet"].value:
-        return _export_from_flags([])
+        return _export_from_flags()
     notes: list[str] = []
     code = _quietly(lambda: _export_from_flags(notes))
     for note in notes:
@@ -85,9 +85,9 @@ def _export() -> int:
     return code
 
 
-def _export_from_flags(notes: list[str]) -> int:
-    """One export from the parsed flags; returns the process exit code and adds the
-    export's notes to `notes` (printed already, as Python warnings, unless --quiet)."""
+def _export_from_flags(notes: list[str] | None = None) -> int:
+    """One export from the parsed flags; returns the process exit code. The export's
+    notes (printed as Python warnings, which --quiet holds back) go to `notes`."""
     request = settings.request_from_flags(options.ExportRequest, _FLAGS)
     # Front of the path, in the order given, as absolute paths: a worker's requests
     # come relative to its working directory.
@@ -127,7 +127,8 @@ def _export_from_flags(notes: list[str]) -> int:
         file=sys.stderr,
     )
     print(result.path)
-    notes.extend(result.notes)
+    if notes is not None:
+        notes.extend(result.notes)
     return 0
 
 

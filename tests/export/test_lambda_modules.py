@@ -182,20 +182,27 @@ class LambdaModulesTest(absltest.TestCase):
                 os.path.join(cls.tmp, f"{name}_in.npz"), inputs
             )
             for kind in ("serve", "keras"):
-                tasks.append(cls._task(kind, name, in_file, safe_mode=False))
+                tasks.append(
+                    cls._task(kind, name, in_file, allow_unsafe_deserialization=True)
+                )
             if name == "signed_log":
                 tasks.append(cls._fit_task(loaded.model))
         # Loads that must fail, in this order: the module is missing from the path, then
         # found but renamed its constant.
         tasks += [
-            cls._task("keras_error", "script", safe_mode=False),
-            cls._task("keras_error", "configured", safe_mode=False),
-            cls._task("keras_error", "shop", out="shop_missing", safe_mode=False),
+            cls._task("keras_error", "script", allow_unsafe_deserialization=True),
+            cls._task("keras_error", "configured", allow_unsafe_deserialization=True),
+            cls._task(
+                "keras_error",
+                "shop",
+                out="shop_missing",
+                allow_unsafe_deserialization=True,
+            ),
             cls._task(
                 "keras_error",
                 "shop",
                 out="shop_renamed",
-                safe_mode=False,
+                allow_unsafe_deserialization=True,
                 import_path=[cls.renamed],
             ),
         ]
@@ -231,7 +238,9 @@ class LambdaModulesTest(absltest.TestCase):
         batch = testutil.save_arrays(
             os.path.join(cls.tmp, "fit_in.npz"), {"x": x, "y": y}
         )
-        return cls._task("keras_fit", "signed_log", batch, safe_mode=False)
+        return cls._task(
+            "keras_fit", "signed_log", batch, allow_unsafe_deserialization=True
+        )
 
     def _child(self, name, kind):
         return testutil.load_arrays(os.path.join(self.tmp, f"{name}_{kind}.npz"))
