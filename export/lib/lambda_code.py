@@ -196,13 +196,12 @@ def _module_of_file(filename: str) -> str | None:
     `__main__` under any other name it has (multiprocessing adds `__mp_main__`); the
     same file imported as a module of its own is preferred to it."""
     main = sys.modules.get("__main__")
-    names = sorted(
+    names = {
         "__main__" if module is main else name
         for name, module in list(sys.modules.items())
         if getattr(module, "__file__", None) == filename
-    )
-    names.sort(key=lambda name: name == "__main__")
-    return names[0] if names else None
+    }
+    return min(names, key=lambda name: (name == "__main__", name), default=None)
 
 
 def _import_relative_path(filename: str, module: str | None) -> str:
