@@ -277,6 +277,17 @@ class SurfaceTest(unittest.TestCase):
         self.assertEqual(self.surface["signature_of_mode"], signatures.SIGNATURE_KEYS)
         self.assertEqual(tuple(signatures.SIGNATURE_KEYS), options.MODES)
 
+    def test_lib_readme_lists_the_public_api(self):
+        from export.lib import api  # imports TensorFlow
+
+        readme = _read("export/lib/README.md")
+        public = readme.split("**Public:**", 1)[1].split("(its `__all__`)", 1)[0]
+        self.assertEqual(
+            sorted(re.findall(r"`(\w+)`", public)),
+            sorted(api.__all__),
+            "export/lib/README.md's public names and api.__all__ differ",
+        )
+
     def test_action_environment(self):
         env = self.surface["action_env"]
         # What the exporter relies on; the bench reads the whole environment from the
