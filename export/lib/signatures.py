@@ -25,13 +25,15 @@ the model's own `test_step`/`train_step`, resetting the metrics first so each ca
 one batch.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import keras
 import tensorflow as tf
+from tensorflow.python.framework import ops as tf_ops
 
 from export.lib import interface, options
 from export.lib.errors import (
@@ -274,6 +276,28 @@ def build(
     for mode in modes:
         setattr(root, mode, functions[SIGNATURE_KEYS[mode]])
     return BuiltSignatures(root, functions, signature_inputs)
+
+
+@contextlib.contextmanager
+def custom_gradients_scoped() -> Iterator[None]:
+    """Forgets, on exit, the custom gradients that TensorFlow registered inside.
+
+    Tracing a tf.custom_gradient (Keras's train_step has one: the optimizer's
+    all-reduce of the gradients) registers its gradient function in TensorFlow's
+    global gradient registry for the life of the process, and through its closure the
+    traced train function and every variable that function captures: without this,
+    the model and its optimizer could never be freed. Each entry's name is unique to
+    the traced graph that uses it, which needs it only until the SavedModel is
+    written: loading a SavedModel registers the gradients it saved under new names.
+    """
+    # TensorFlow has no public way to remove a registration.
+    registry = tf_ops.gradient_registry._registry
+    before = set(registry)
+    try:
+        yield
+    finally:
+        for name in set(registry) - before:
+            del registry[name]
 
 
 def _log_tensors(step_name: str, logs) -> dict[str, tf.Tensor]:
