@@ -5,8 +5,14 @@ the export was made from; this test rebuilds the Keras model from it (through th
 export's own deps) and compares it with the SavedModel, as a user would. The model file
 and weights come through the test's `<name>.model_files` target: the export's runfiles
 leave them out.
+
+At most one copy of the model is in memory at a time (the rebuilt or re-loaded Keras
+model, or the loaded SavedModel): each test computes what it compares from one, drops
+it, and only then loads the other, so that a model of a few GB can be tested where it
+can be exported.
 """
 
+import gc
 import glob
 import json
 import os
@@ -71,8 +77,12 @@ class SavedModelTest(absltest.TestCase):
                 f"expected one version folder in {base_dir}: {versions}"
             )
         cls.export_dir = os.path.dirname(versions[0])
-        cls.loaded = tf.saved_model.load(cls.export_dir)
         cls.source = cls._model_source()
+
+    def tearDown(self):
+        # Whatever a test loaded is gone before the next one loads its own.
+        gc.collect()
+        super().tearDown()
 
     @classmethod
     def _model_source(cls) -> options.ModelSource:
@@ -93,27 +103,28 @@ class SavedModelTest(absltest.TestCase):
         expected = {signatures.SIGNATURE_KEYS[mode] for mode in self.info["modes"]}
         expected |= set(self.manifest["signatures"]) | set(_EXPECT_SIGNATURE.value)
         expected.add(signatures.SERVING_KEY)
-        self.assertContainsSubset(expected, set(self.loaded.signatures))
+        loaded = tf.saved_model.load(self.export_dir)
+        self.assertContainsSubset(expected, set(loaded.signatures))
 
     def test_serving_outputs_equal_the_keras_model(self):
         if _GOLDEN.value:
             self._check_golden(_GOLDEN.value)
             return
         rebuilt = sources.load_model(self.source)
-        result = verify.verify(
-            self.export_dir,
-            rebuilt.model,
-            rebuilt.interface,
-            seed=_INPUT_SEED,
-            atol=_TOLERANCE.value,
-            rtol=0.0,
-            batch=3,
+        reference = verify.keras_reference(
+            rebuilt.model, rebuilt.interface, seed=_INPUT_SEED, batch=3
+        )
+        del rebuilt
+        gc.collect()
+        result = verify.compare(
+            self.export_dir, reference, atol=_TOLERANCE.value, rtol=0.0
         )
         self.assertNotEmpty(result.outputs)
 
     def _check_golden(self, path: str):
         golden = np.load(path)
-        serve = self.loaded.signatures[signatures.SERVING_KEY]
+        loaded = tf.saved_model.load(self.export_dir)
+        serve = loaded.signatures[signatures.SERVING_KEY]
         inputs = {
             key.removeprefix("input:"): tf.constant(golden[key])
             for key in golden.files
@@ -142,19 +153,23 @@ class SavedModelTest(absltest.TestCase):
         arrays = interface.random_for(
             model_interface.inputs, _INPUT_SEED, 3, model_interface.samples
         )
-        keras_outputs = model_interface.name_outputs(
-            model(model_interface.pack_inputs(arrays), training=False)
-        )
-        serve = self.loaded.signatures[signatures.SERVING_KEY]
-        served = serve(
-            **{
-                d.name: tf.constant(a)
-                for d, a in zip(model_interface.inputs, arrays, strict=True)
-            }
-        )
+        inputs = {
+            d.name: a for d, a in zip(model_interface.inputs, arrays, strict=True)
+        }
+        keras_outputs = {
+            name: np.asarray(value)
+            for name, value in model_interface.name_outputs(
+                model(model_interface.pack_inputs(arrays), training=False)
+            ).items()
+        }
+        del model, model_interface
+        gc.collect()
+        loaded = tf.saved_model.load(self.export_dir)
+        serve = loaded.signatures[signatures.SERVING_KEY]
+        served = serve(**{name: tf.constant(a) for name, a in inputs.items()})
         self.assertEqual(set(keras_outputs), set(served))
-        for name, value in keras_outputs.items():
-            want, got = np.asarray(value), served[name].numpy()
+        for name, want in keras_outputs.items():
+            got = served[name].numpy()
             if np.issubdtype(want.dtype, np.number):
                 np.testing.assert_allclose(want, got, rtol=0, atol=_TOLERANCE.value)
             else:  # strings, e.g. a StringLookup(invert=True) output
