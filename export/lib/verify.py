@@ -96,7 +96,10 @@ def compare(
     expected = reference.outputs
     try:
         tf.saved_model.experimental.read_fingerprint(export_dir)
-        loaded = tf.saved_model.load(export_dir)
+        # Loading registers the saved gradients of the train function globally, which
+        # would keep the loaded SavedModel alive after this returns.
+        with signatures.custom_gradients_scoped():
+            loaded = tf.saved_model.load(export_dir)
         serve = loaded.signatures[signatures.SERVING_KEY]
         got = serve(**{name: tf.constant(a) for name, a in reference.inputs.items()})
     except Exception as e:  # noqa: BLE001 - anything here means a broken export

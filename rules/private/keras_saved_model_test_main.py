@@ -79,10 +79,12 @@ class SavedModelTest(absltest.TestCase):
         cls.export_dir = os.path.dirname(versions[0])
         cls.source = cls._model_source()
 
-    def tearDown(self):
-        # Whatever a test loaded is gone before the next one loads its own.
-        gc.collect()
-        super().tearDown()
+    def setUp(self):
+        super().setUp()
+        # Whatever a test loaded is gone before the next one loads its own: cleanups
+        # run last first, so TensorFlow forgets the loaded gradients, then collects.
+        self.addCleanup(gc.collect)
+        self.enter_context(signatures.custom_gradients_scoped())
 
     @classmethod
     def _model_source(cls) -> options.ModelSource:

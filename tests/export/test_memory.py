@@ -101,6 +101,31 @@ class MemoryTest(absltest.TestCase):
                     " when --verify loaded the SavedModel",
                 )
 
+    def test_nothing_verify_loaded_outlives_the_export(self):
+        real_load = tf.saved_model.load
+        handles = []
+
+        def load_and_watch(*args, **kwargs):
+            loaded = real_load(*args, **kwargs)
+            handles.extend(weakref.ref(v.handle) for v in loaded.model_variables)
+            return loaded
+
+        with mock.patch.object(tf.saved_model, "load", load_and_watch):
+            api.export_saved_model(
+                api.ExportRequest(
+                    builder=f"{_MODULE}:classifier",
+                    output_dir=self.tmp,
+                    modes="serve,eval,train",
+                )
+            )
+        gc.collect()
+        self.assertNotEmpty(handles)
+        self.assertEqual(
+            [r for r in handles if r() is not None],
+            [],
+            "variables of the SavedModel that --verify loaded are still alive",
+        )
+
     def test_each_variable_is_stored_once(self):
         model = classifier()
         model_bytes = _variable_bytes(interface.tf_variables(model.variables))
