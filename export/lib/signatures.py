@@ -46,6 +46,8 @@ from export.lib.errors import (
 SERVING_KEY = "serving_default"
 SIGNATURE_KEYS = {"serve": SERVING_KEY, "eval": "eval", "train": "train"}
 TARGET_SUFFIX = "_target"
+# How tf.custom_gradient names the gradient it registers for a traced graph.
+_CUSTOM_GRADIENT_PREFIX = "CustomGradient-"
 
 
 class ExportModule(tf.Module):
@@ -286,9 +288,11 @@ def custom_gradients_scoped() -> Iterator[None]:
     all-reduce of the gradients) registers its gradient function in TensorFlow's
     global gradient registry for the life of the process, and through its closure the
     traced train function and every variable that function captures: without this,
-    the model and its optimizer could never be freed. Each entry's name is unique to
-    the traced graph that uses it, which needs it only until the SavedModel is
-    written: loading a SavedModel registers the gradients it saved under new names.
+    the model and its optimizer could never be freed; loading a SavedModel does the
+    same for the gradients it saved. Each such entry's name is made up for the one
+    graph that uses it (`CustomGradient-<uid>`), which needs it only while it lives.
+    Gradients registered by name for an op type (a user module's
+    tf.RegisterGradient("MyOp"), imported meanwhile) stay.
     """
     # TensorFlow has no public way to remove a registration.
     registry = tf_ops.gradient_registry._registry
@@ -297,7 +301,8 @@ def custom_gradients_scoped() -> Iterator[None]:
         yield
     finally:
         for name in set(registry) - before:
-            del registry[name]
+            if name.startswith(_CUSTOM_GRADIENT_PREFIX):
+                del registry[name]
 
 
 def _log_tensors(step_name: str, logs) -> dict[str, tf.Tensor]:

@@ -58,6 +58,16 @@ def watched_classifier() -> keras.Model:
     return model
 
 
+# An op type's gradient, registered by name the way a module of custom ops does.
+_OP_GRADIENT = "RulesKerasTestSquare"
+
+
+def registers_an_op_gradient() -> keras.Model:
+    """classifier(), after registering a gradient (as importing a custom op would)."""
+    tf.RegisterGradient(_OP_GRADIENT)(lambda op, grad: 2.0 * op.inputs[0] * grad)
+    return classifier()
+
+
 def _variable_bytes(variables) -> int:
     return sum(int(np.prod(v.shape)) * v.dtype.size for v in variables)
 
@@ -125,6 +135,22 @@ class MemoryTest(absltest.TestCase):
             [],
             "variables of the SavedModel that --verify loaded are still alive",
         )
+
+    def test_gradients_registered_by_op_name_stay(self):
+        api.export_saved_model(
+            api.ExportRequest(
+                builder=f"{_MODULE}:registers_an_op_gradient",
+                output_dir=self.tmp,
+                modes="serve,eval,train",
+            )
+        )
+        with tf.Graph().as_default() as graph:
+            x = tf.constant(3.0)
+            with graph.gradient_override_map({"Identity": _OP_GRADIENT}):
+                y = tf.identity(x)
+            (grad,) = tf.gradients(y, x)
+            with tf.compat.v1.Session(graph=graph) as session:
+                self.assertEqual(session.run(grad), 6.0)
 
     def test_each_variable_is_stored_once(self):
         model = classifier()
