@@ -29,6 +29,7 @@ import os
 import platform
 import select
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -185,10 +186,9 @@ class Code:
     def __init__(self, name: str, root: str, env: dict):
         self.name = name
         self.root = root
-        # The models always come from this workspace's bench/; a baseline folder holds
-        # only export/ and rules/, so its exporter is imported first.
-        path = [root, WORKSPACE] if root != WORKSPACE else [WORKSPACE]
-        self.env = dict(env, PYTHONPATH=os.pathsep.join(path))
+        # root holds only export/ and rules/: its exporter is imported first, the
+        # models (and the bench's own scripts) come from this workspace's bench/.
+        self.env = dict(env, PYTHONPATH=os.pathsep.join([root, WORKSPACE]))
         self.worker: Worker | None = None
 
 
@@ -216,7 +216,17 @@ class Bench:
         )
         env = bazel.action_env("//bench:mlp_serve")
         env["KERAS_HOME"] = os.path.join(self.work, "keras_home")
-        self.codes = [Code("after", WORKSPACE, env)]
+        # Copies of the exporter (export/ and rules/), so that editing the workspace
+        # during a run changes nothing measured: the workspace as it is (uncommitted
+        # changes included) and, with --baseline, the revision given.
+        after = os.path.join(self.work, "after")
+        for folder in ("export", "rules"):
+            shutil.copytree(
+                os.path.join(WORKSPACE, folder),
+                os.path.join(after, folder),
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )
+        self.codes = [Code("after", after, env)]
         if self.args.baseline:
             root = os.path.join(self.work, "baseline")
             os.makedirs(root)
@@ -707,6 +717,8 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    # A stopped run still closes its workers, and prints and saves what it measured.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     bench = Bench(args)
     started = datetime.datetime.now().astimezone()
     try:
