@@ -68,6 +68,25 @@ print(json.dumps({"model": size(model.variables),
 """
 
 
+# The rule's attributes and their defaults, as export/settings.bzl declares them.
+_ATTRIBUTE_DEFAULTS = """
+import json
+from export.lib import settings
+print(json.dumps({s.name: s.default for s in settings.SETTINGS if s.is_attribute}))
+"""
+# `<name>.export.json` before export/settings.bzl (a --baseline of that time).
+_EXPORT_INFO_BEFORE = {
+    "builder": None,
+    "custom_objects": {},
+    "label_specs": {},
+    "model_file": None,
+    "modes": [],
+    "safe_mode": True,
+    "seed": 0,
+    "weights": None,
+}
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -190,6 +209,24 @@ class Code:
         # models (and the bench's own scripts) come from this workspace's bench/.
         self.env = dict(env, PYTHONPATH=os.pathsep.join([root, WORKSPACE]))
         self.worker: Worker | None = None
+        self._export_info: dict | None = None
+
+    def export_info_defaults(self, python: str) -> dict:
+        """`<name>.export.json` of a keras_saved_model target left at its defaults, as
+        this version's keras_saved_model_test reads it: the rule's attributes from
+        export/settings.bzl, or the fixed keys of the versions before that table."""
+        if self._export_info is None:
+            out = subprocess.run(
+                [python, "-c", _ATTRIBUTE_DEFAULTS],
+                env=self.env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            self._export_info = (
+                json.loads(out.stdout) if out.returncode == 0 else _EXPORT_INFO_BEFORE
+            )
+        return self._export_info
 
 
 class Bench:
@@ -421,17 +458,12 @@ class Bench:
     def run_test(self, code: Code, model: str, size: str, kind: str, rep: int) -> dict:
         """keras_saved_model_test's program on the export run_exporter kept."""
         base = self._export_dir(code, model, size, kind)
-        info = {
-            "builder": self._builder(model, size),
-            "custom_objects": {},
-            "label": f"//bench:{model}_{size}_{kind}",
-            "label_specs": {},
-            "model_file": None,
-            "modes": MODES[kind].split(","),
-            "safe_mode": True,
-            "seed": 0,
-            "weights": None,
-        }
+        info = dict(
+            code.export_info_defaults(self.python),
+            label=f"//bench:{model}_{size}_{kind}",
+            builder=self._builder(model, size),
+            modes=MODES[kind].split(","),
+        )
         result = {"exit_code": 1, "wall_s": None, "error": "no export to test"}
         if os.path.isdir(os.path.join(base, "1")):
             with open(base + ".export.json", "w", encoding="utf-8") as f:
