@@ -42,6 +42,13 @@ sys.path.insert(0, BENCH_DIR)
 from compare import Bazel, run_child
 
 MODELS = {"mlp": "wide_mlp", "transformer": "transformer"}
+# The custom_objects a keras_saved_model target of each model names (the rule passes
+# them to the exporter and to keras_saved_model_test).
+CUSTOM_OBJECTS = {
+    "transformer": {
+        "TokenAndPositionEmbedding": "bench.models:TokenAndPositionEmbedding"
+    },
+}
 SIZES = ("67mb", "268mb", "1gb")
 MODES = {"serve": "serve", "all": "serve,eval,train"}
 LARGEST = "1gb"
@@ -219,6 +226,7 @@ class Code:
             out = subprocess.run(
                 [python, "-c", _ATTRIBUTE_DEFAULTS],
                 env=self.env,
+                cwd=self.root,  # `python -c` imports from its working folder first
                 capture_output=True,
                 text=True,
                 check=False,
@@ -287,6 +295,7 @@ class Bench:
                     ),
                 ],
                 env=self.codes[-1].env,
+                cwd=self.codes[-1].root,
                 capture_output=True,
                 text=True,
                 check=True,
@@ -312,6 +321,7 @@ class Bench:
                 out = subprocess.run(
                     [self.python, "-c", _COUNT_VARIABLES, builder],
                     env=self.codes[-1].env,
+                    cwd=self.codes[-1].root,
                     capture_output=True,
                     text=True,
                     check=True,
@@ -356,6 +366,13 @@ class Bench:
             )
         return result
 
+    @staticmethod
+    def _custom_object_flags(model: str) -> list[str]:
+        return [
+            f"--custom_objects={name}={ref}"
+            for name, ref in CUSTOM_OBJECTS.get(model, {}).items()
+        ]
+
     def run_keras(self, model: str, size: str, rep: int) -> dict:
         out = os.path.join(self.work, f"keras-{model}-{size}")
         timings = out + ".timings.json"
@@ -396,6 +413,7 @@ class Bench:
             self.python,
             os.path.join(BENCH_DIR, "timed_exporter.py"),
             f"--builder={self._builder(model, size)}",
+            *self._custom_object_flags(model),
             f"--output_dir={base}",
             f"--manifest_out={base}.signatures.json",
             f"--modes={MODES[kind]}",
@@ -436,6 +454,7 @@ class Bench:
         result = code.worker.run(
             [
                 f"--builder={self._builder(model, size)}",
+                *self._custom_object_flags(model),
                 f"--output_dir={out}",
                 f"--modes={MODES[kind]}",
                 "--seed=0",
@@ -462,6 +481,7 @@ class Bench:
             code.export_info_defaults(self.python),
             label=f"//bench:{model}_{size}_{kind}",
             builder=self._builder(model, size),
+            custom_objects=CUSTOM_OBJECTS.get(model, {}),
             modes=MODES[kind].split(","),
         )
         result = {"exit_code": 1, "wall_s": None, "error": "no export to test"}
