@@ -75,7 +75,8 @@ def _restore_one_by_one(
 
     tf.train.Checkpoint.read would read every saved value before assigning any, and so
     hold a second copy of the model and its optimizer until the last one is assigned
-    (6.9 GB instead of 3.6 GB for 1 GB of weights and Adam's slots: bench/README.md).
+    (peak RSS 7.0 GB instead of 4.6 GB for 1 GB of weights and Adam's slots:
+    bench/README.md).
     """
     reader = tf.train.load_checkpoint(prefix)
     shapes = reader.get_variable_to_shape_map()
