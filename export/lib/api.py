@@ -14,7 +14,7 @@ import dataclasses
 import sys
 import time
 
-from export.lib import options, signatures, sources, verify, writer
+from export.lib import options, serving, signatures, sources, verify, writer
 from export.lib.errors import ExportError
 from export.lib.loader import load_keras_model
 from export.lib.options import ExportRequest, LabelSpec
@@ -80,6 +80,10 @@ def export_resolved(resolved: options.ResolvedRequest) -> ExportResult:
     modes = signatures.choose_modes(model, resolved.modes)
     with _timed(timings, "trace"):
         built = signatures.build(model, loaded.interface, modes, resolved.label_specs)
+    notes = list(loaded.warnings)
+    notes += serving.check_batchable(
+        built.inputs, resolved.request.require_batchable_inputs
+    )
     manifest = {
         "version": resolved.version,
         "source": resolved.source.description,
@@ -104,6 +108,13 @@ def export_resolved(resolved: options.ResolvedRequest) -> ExportResult:
                 resolved.as_text,
                 model=model,
             )
+            if resolved.request.warmup_requests:
+                serving.write_warmup_requests(
+                    staging.tmp_dir,
+                    loaded.interface,
+                    resolved.source.seed,
+                    resolved.request.warmup_requests,
+                )
         max_diff = None
         if resolved.verify:
             with _timed(timings, "verify"):
@@ -130,6 +141,6 @@ def export_resolved(resolved: options.ResolvedRequest) -> ExportResult:
         modes=modes,
         manifest=manifest,
         max_abs_diff=max_diff,
-        notes=tuple(loaded.warnings),
+        notes=tuple(notes),
         timings=timings,
     )

@@ -388,6 +388,34 @@ class ErrorTest(absltest.TestCase):
             builder=f"{M}:noisy",
         )
 
+    def test_more_warmup_requests_than_tf_serving_reads(self):
+        self.assertExportError(
+            "--warmup_requests",
+            [
+                "'1001' is not a number of requests from 0 to 1000",
+                "TF Serving reads at most 1000 warmup records",
+                "--warmup_requests=4",
+            ],
+            builder=f"{M}:mlp",
+            warmup_requests=1001,
+        )
+
+    def test_an_input_without_a_batch_dimension_when_batching_is_required(self):
+        self.assertExportError(
+            "--require_batchable_inputs",
+            [
+                (
+                    "TF Serving's batcher cannot batch the input(s) 'features' (shape"
+                    " [1, 4], in serving_default)"
+                ),
+                "the first dimension, which must be dynamic (None)",
+                "keras.Input(shape=...)",
+                "--norequire_batchable_inputs",
+            ],
+            builder=f"{M}:fixed_batch",
+            require_batchable_inputs=True,
+        )
+
 
 class DescribeTest(absltest.TestCase):
     """errors.describe_exception on Keras's own exceptions: the cause kept, the noise dropped."""
