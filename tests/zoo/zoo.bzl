@@ -11,6 +11,8 @@ def zoo_model(
         slow = False,
         custom_objects = {},
         allow_unsafe_deserialization = False,
+        contract = None,
+        warmup_requests = 0,
         tolerance = None,
         size = "medium"):
     """Exports `builder` in every mode and checks it with zoo_check.py.
@@ -24,6 +26,8 @@ def zoo_model(
       custom_objects: as in keras_saved_model.
       allow_unsafe_deserialization: as in keras_saved_model (load_keras_model in the
         test then runs Lambda code).
+      contract: as in keras_saved_model: the checked-in serving contract.
+      warmup_requests: as in keras_saved_model (the test replays them).
       tolerance: max abs difference between served and Keras outputs (default 1e-5).
       size: the test's size.
     """
@@ -32,8 +36,10 @@ def zoo_model(
         name = name,
         builder = builder,
         allow_unsafe_deserialization = allow_unsafe_deserialization,
+        contract = contract,
         custom_objects = custom_objects,
         modes = ["serve", "eval", "train"],
+        warmup_requests = warmup_requests,
         tags = tags,
         deps = deps,
     )
