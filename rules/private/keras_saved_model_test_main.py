@@ -16,7 +16,15 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import absltest
 
-from export.lib import interface, options, settings, signatures, sources, verify
+from export.lib import (
+    interface,
+    options,
+    serving,
+    settings,
+    signatures,
+    sources,
+    verify,
+)
 from export.lib.loader import load_keras_model
 
 _SAVED_MODEL = flags.DEFINE_string(
@@ -39,6 +47,12 @@ _EXPORT_INFO_KEYS = {"label"} | {s.name for s in settings.SETTINGS if s.is_attri
 
 # Inputs that differ from the exporter's own verification inputs (seed 0).
 _INPUT_SEED = 20261123
+# The labels fed to eval and train along with those inputs.
+_LABEL_SEED = _INPUT_SEED + 1
+_BATCH = 3
+_TRAIN_KEY = signatures.SIGNATURE_KEYS["train"]
+# The SignatureDef TensorFlow adds to hold the init op (no client calls it).
+_INIT_OP_KEY = "__saved_model_init_op"
 
 
 def _runfile(path: str) -> str:
@@ -50,6 +64,75 @@ def _runfile(path: str) -> str:
 def _read_json(path: str) -> dict:
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+class TFServingSession:
+    """An export loaded the way TF Serving loads it, in a graph and session of its own.
+
+    TF Serving does not call tf.saved_model.load: its C++ SavedModelBundle loads the
+    MetaGraph tagged `serve` into a session, runs its init op (which fills lookup
+    tables) and runs a SignatureDef by the tensor names it holds.
+    tf.compat.v1.saved_model.loader.load is that same C++ loader.
+    """
+
+    def __init__(self, export_dir: str):
+        self.graph = tf.Graph()
+        self.session = tf.compat.v1.Session(graph=self.graph)
+        with self.graph.as_default():
+            meta_graph = tf.compat.v1.saved_model.loader.load(
+                self.session, [tf.saved_model.SERVING], export_dir
+            )
+            # Every variable the graph holds, read by its handle.
+            self._variable_reads = [
+                tf.raw_ops.ReadVariableOp(
+                    resource=op.outputs[0], dtype=op.get_attr("dtype")
+                )
+                for op in self.graph.get_operations()
+                if op.type == "VarHandleOp"
+            ]
+        # Without the SignatureDef that only holds the init op (the loader ran it).
+        self.signatures = {
+            key: signature
+            for key, signature in meta_graph.signature_def.items()
+            if key != _INIT_OP_KEY
+        }
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def run(self, key: str, feeds: dict) -> dict[str, np.ndarray]:
+        """Runs the SignatureDef `key` on `feeds` (by input name), as TF Serving does."""
+        signature = self.signatures[key]
+        if set(feeds) != set(signature.inputs):
+            raise AssertionError(
+                f"'{key}' takes {sorted(signature.inputs)}, the feeds are {sorted(feeds)}"
+            )
+        return self.session.run(
+            {name: info.name for name, info in signature.outputs.items()},
+            feed_dict={signature.inputs[k].name: value for k, value in feeds.items()},
+        )
+
+    def variable_values(self) -> list[np.ndarray]:
+        return self.session.run(self._variable_reads)
+
+
+def _assert_outputs_equal(want: dict, got: dict, atol: float, what: str) -> None:
+    if set(want) != set(got):
+        raise AssertionError(f"{what}: outputs {sorted(got)}, expected {sorted(want)}")
+    for name in sorted(want):
+        expected, actual = np.asarray(want[name]), np.asarray(got[name])
+        if np.issubdtype(expected.dtype, np.number):
+            np.testing.assert_allclose(
+                actual, expected, rtol=0, atol=atol, err_msg=f"{what}: {name}"
+            )
+        else:  # strings, e.g. a StringLookup(invert=True) output
+            np.testing.assert_array_equal(actual, expected, err_msg=f"{what}: {name}")
 
 
 class SavedModelTest(absltest.TestCase):
@@ -73,6 +156,32 @@ class SavedModelTest(absltest.TestCase):
         cls.export_dir = os.path.dirname(versions[0])
         cls.loaded = tf.saved_model.load(cls.export_dir)
         cls.source = cls._model_source()
+
+    # The Keras model rebuilt from what the export was made from: made once, when a
+    # test first needs it.
+    _rebuilt: sources.LoadedModel | None = None
+
+    @classmethod
+    def _keras(cls) -> sources.LoadedModel:
+        if cls._rebuilt is None:
+            cls._rebuilt = sources.load_model(cls.source)
+        return cls._rebuilt
+
+    # The export loaded as TF Serving loads it, shared by the checks that change no
+    # variable (train gets a session of its own).
+    _session: TFServingSession | None = None
+
+    @classmethod
+    def _serving_session(cls) -> TFServingSession:
+        if cls._session is None:
+            cls._session = TFServingSession(cls.export_dir)
+        return cls._session
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls._session is not None:
+            cls._session.close()
+        super().tearDownClass()
 
     @classmethod
     def _model_source(cls) -> options.ModelSource:
@@ -99,7 +208,7 @@ class SavedModelTest(absltest.TestCase):
         if _GOLDEN.value:
             self._check_golden(_GOLDEN.value)
             return
-        rebuilt = sources.load_model(self.source)
+        rebuilt = self._keras()
         result = verify.verify(
             self.export_dir,
             rebuilt.model,
@@ -159,6 +268,133 @@ class SavedModelTest(absltest.TestCase):
                 np.testing.assert_allclose(want, got, rtol=0, atol=_TOLERANCE.value)
             else:  # strings, e.g. a StringLookup(invert=True) output
                 np.testing.assert_array_equal(want, got, err_msg=name)
+
+    def _sample_feeds(self, signature) -> dict[str, np.ndarray]:
+        """Seeded inputs for a SignatureDef: the model's inputs from its sample values
+        (strings from its vocabularies), the others (labels) shaped and typed as the
+        signature declares them."""
+        model_interface = self._keras().interface
+        samples = model_interface.samples
+        arrays = interface.random_for(
+            model_interface.inputs, _INPUT_SEED, _BATCH, samples
+        )
+        feeds = {d.name: a for d, a in zip(model_interface.inputs, arrays, strict=True)}
+        labels = [
+            interface.TensorDesc(
+                name,
+                tuple(None if d.size < 0 else d.size for d in info.tensor_shape.dim),
+                tf.as_dtype(info.dtype).name,
+            )
+            for name, info in sorted(signature.inputs.items())
+            if name not in feeds
+        ]
+        arrays = interface.random_for(labels, _LABEL_SEED, _BATCH, samples)
+        feeds.update({d.name: a for d, a in zip(labels, arrays, strict=True)})
+        return {name: feeds[name] for name in signature.inputs}
+
+    def _keras_outputs(self, feeds: dict) -> dict[str, np.ndarray]:
+        rebuilt = self._keras()
+        packed = rebuilt.interface.pack_inputs(
+            [tf.constant(feeds[d.name]) for d in rebuilt.interface.inputs]
+        )
+        outputs = rebuilt.interface.name_outputs(rebuilt.model(packed, training=False))
+        return {name: np.asarray(value) for name, value in outputs.items()}
+
+    def test_every_signature_through_tf_servings_loader(self):
+        """Each SignatureDef but train, run by its tensor names as TF Serving runs it,
+        gives what the object API gives on the same inputs; serving_default also gives
+        the Keras model's outputs."""
+        session = self._serving_session()
+        self.assertEqual(set(session.signatures), set(self.loaded.signatures))
+        for key in sorted(set(session.signatures) - {_TRAIN_KEY}):
+            with self.subTest(signature=key):
+                feeds = self._sample_feeds(session.signatures[key])
+                served = session.run(key, feeds)
+                want = self.loaded.signatures[key](
+                    **{name: tf.constant(value) for name, value in feeds.items()}
+                )
+                _assert_outputs_equal(
+                    {name: value.numpy() for name, value in want.items()},
+                    served,
+                    _TOLERANCE.value,
+                    f"'{key}' through TF Serving's loader against the object API",
+                )
+                if key == signatures.SERVING_KEY:
+                    _assert_outputs_equal(
+                        self._keras_outputs(feeds),
+                        served,
+                        _TOLERANCE.value,
+                        f"'{key}' through TF Serving's loader against Keras",
+                    )
+
+    def test_train_through_tf_servings_loader(self):
+        """train, run as TF Serving runs it in a session of its own, changes variables
+        and returns the logs the object API's train returns from the same state."""
+        if _TRAIN_KEY not in self.loaded.signatures:
+            return
+        with TFServingSession(self.export_dir) as session:
+            feeds = self._sample_feeds(session.signatures[_TRAIN_KEY])
+            before = session.variable_values()
+            served = session.run(_TRAIN_KEY, feeds)
+            after = session.variable_values()
+        self.assertTrue(
+            any(
+                not np.array_equal(old, new)
+                for old, new in zip(before, after, strict=True)
+            ),
+            "train through TF Serving's loader changed no variable",
+        )
+        # The object API's train from the exported values, which are put back after,
+        # for the other tests.
+        variables = [
+            v
+            for name in ("model_variables", "metric_variables", "optimizer_variables")
+            for v in getattr(self.loaded, name, [])
+        ]
+        exported = [v.numpy() for v in variables]
+        try:
+            want = self.loaded.signatures[_TRAIN_KEY](
+                **{name: tf.constant(value) for name, value in feeds.items()}
+            )
+        finally:
+            for variable, value in zip(variables, exported, strict=True):
+                variable.assign(value)
+        _assert_outputs_equal(
+            {name: value.numpy() for name, value in want.items()},
+            served,
+            _TOLERANCE.value,
+            "train's logs through TF Serving's loader against the object API",
+        )
+
+    def test_warmup_requests_replay_through_tf_servings_loader(self):
+        """The warmup file holds `warmup_requests` PredictRequests on serving_default
+        of the sample inputs verify uses, and each gives the Keras model's outputs
+        through TF Serving's loader."""
+        requests = serving.read_warmup_requests(self.export_dir)
+        self.assertLen(requests, self.info["warmup_requests"])
+        if not requests:
+            return
+        expected = serving.warmup_inputs(
+            self._keras().interface, self.info["seed"], len(requests)
+        )
+        session = self._serving_session()
+        for index, (request, want) in enumerate(zip(requests, expected, strict=True)):
+            what = f"warmup request {index}"
+            self.assertEqual(
+                request.model_spec.signature_name, signatures.SERVING_KEY, what
+            )
+            feeds = {
+                name: tf.make_ndarray(proto) for name, proto in request.inputs.items()
+            }
+            self.assertEqual(sorted(feeds), sorted(want), what)
+            for name, value in want.items():
+                np.testing.assert_array_equal(feeds[name], value, err_msg=what)
+            _assert_outputs_equal(
+                self._keras_outputs(feeds),
+                session.run(signatures.SERVING_KEY, feeds),
+                _TOLERANCE.value,
+                what,
+            )
 
 
 if __name__ == "__main__":
