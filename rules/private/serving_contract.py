@@ -23,6 +23,10 @@ import sys
 
 from absl import app, flags
 
+# TensorFlow's C++ logs would bury the program's own message (TensorFlow is imported
+# later, when the export is read).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 _SAVED_MODEL = flags.DEFINE_string(
     "saved_model", None, "The keras_saved_model folder `<name>/`."
 )

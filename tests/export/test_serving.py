@@ -46,6 +46,7 @@ class WarmupTest(absltest.TestCase):
 
     def test_requests_hold_verifys_sample_inputs_from_the_model_vocabulary(self):
         requests = serving.read_warmup_requests(self.result.path)
+        self.assertLen(requests, 3)
         model = sources.load_model(options.ModelSource(builder=TEXT))
         vocabulary = set(model.interface.samples.vocabulary("review"))
         self.assertNotEmpty(vocabulary)

@@ -1,7 +1,8 @@
 """Checks one zoo export the way its user would, in a process of its own.
 
 It runs keras_saved_model_test's checks (signatures, serving outputs and
-load_keras_model against the rebuilt Keras model) and adds, on the model's own sample
+load_keras_model against the rebuilt Keras model, every signature and the warmup
+requests through TF Serving's loader) and adds, on the model's own sample
 batch (real strings, real labels): serving equals the Keras model, `eval` equals
 `model.evaluate`, `train` changes every trainable variable and BatchNormalization's
 moving statistics, a second export gives the same bytes, and `saved_model_cli` reads it.
@@ -19,7 +20,7 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import absltest
 
-from export.lib import interface, settings, signatures, sources
+from export.lib import interface, settings, signatures
 from rules.private import keras_saved_model_test_main as rule_test
 from tests.export import testutil
 
@@ -64,7 +65,7 @@ class ZooTest(rule_test.SavedModelTest):
         cls.export_base = rule_test._SAVED_MODEL.value
         cls.atol = rule_test._TOLERANCE.value
         x, y = _import(_DATA.value)()
-        rebuilt = sources.load_model(cls.source)
+        rebuilt = cls._keras()
         model, model_interface = rebuilt.model, rebuilt.interface
         # Fed as the signatures declare them (a client sends those dtypes).
         eval_inputs = cls.manifest["signatures"]["eval"]["inputs"]
