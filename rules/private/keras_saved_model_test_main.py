@@ -82,26 +82,31 @@ class TFServingSession:
             meta_graph = tf.compat.v1.saved_model.loader.load(
                 self.session, [tf.saved_model.SERVING], export_dir
             )
-            # Every variable the graph holds, read by its handle.
+            # Every variable the graph holds, read and assigned by its handle.
+            handles = [
+                op for op in self.graph.get_operations() if op.type == "VarHandleOp"
+            ]
             self._variable_reads = [
                 tf.raw_ops.ReadVariableOp(
                     resource=op.outputs[0], dtype=op.get_attr("dtype")
                 )
-                for op in self.graph.get_operations()
-                if op.type == "VarHandleOp"
+                for op in handles
             ]
+            self._variable_values = [
+                tf.compat.v1.placeholder(op.get_attr("dtype")) for op in handles
+            ]
+            self._assign_variables = tf.group(
+                *[
+                    tf.raw_ops.AssignVariableOp(resource=op.outputs[0], value=value)
+                    for op, value in zip(handles, self._variable_values, strict=True)
+                ]
+            )
         # Without the SignatureDef that only holds the init op (the loader ran it).
         self.signatures = {
             key: signature
             for key, signature in meta_graph.signature_def.items()
             if key != _INIT_OP_KEY
         }
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
 
     def close(self) -> None:
         self.session.close()
@@ -120,6 +125,13 @@ class TFServingSession:
 
     def variable_values(self) -> list[np.ndarray]:
         return self.session.run(self._variable_reads)
+
+    def assign_variables(self, values: list[np.ndarray]) -> None:
+        """Puts back what variable_values returned."""
+        self.session.run(
+            self._assign_variables,
+            feed_dict=dict(zip(self._variable_values, values, strict=True)),
+        )
 
 
 def _assert_outputs_equal(want: dict, got: dict, atol: float, what: str) -> None:
@@ -167,8 +179,8 @@ class SavedModelTest(absltest.TestCase):
             cls._rebuilt = sources.load_model(cls.source)
         return cls._rebuilt
 
-    # The export loaded as TF Serving loads it, shared by the checks that change no
-    # variable (train gets a session of its own).
+    # The export loaded as TF Serving loads it, once: train puts back the variables it
+    # changes.
     _session: TFServingSession | None = None
 
     @classmethod
@@ -328,15 +340,18 @@ class SavedModelTest(absltest.TestCase):
                     )
 
     def test_train_through_tf_servings_loader(self):
-        """train, run as TF Serving runs it in a session of its own, changes variables
-        and returns the logs the object API's train returns from the same state."""
+        """train, run as TF Serving runs it, changes variables and returns the logs the
+        object API's train returns from the same state."""
         if _TRAIN_KEY not in self.loaded.signatures:
             return
-        with TFServingSession(self.export_dir) as session:
-            feeds = self._sample_feeds(session.signatures[_TRAIN_KEY])
-            before = session.variable_values()
+        session = self._serving_session()
+        feeds = self._sample_feeds(session.signatures[_TRAIN_KEY])
+        before = session.variable_values()
+        try:
             served = session.run(_TRAIN_KEY, feeds)
             after = session.variable_values()
+        finally:
+            session.assign_variables(before)  # the exported values, for the other tests
         self.assertTrue(
             any(
                 not np.array_equal(old, new)
@@ -344,8 +359,7 @@ class SavedModelTest(absltest.TestCase):
             ),
             "train through TF Serving's loader changed no variable",
         )
-        # The object API's train from the exported values, which are put back after,
-        # for the other tests.
+        # The object API's train from the exported values, which are put back after.
         variables = [
             v
             for name in ("model_variables", "metric_variables", "optimizer_variables")
