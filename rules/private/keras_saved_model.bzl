@@ -307,10 +307,11 @@ def keras_saved_model(name, deps = [], contract = None, visibility = None, tags 
     signature's method, inputs and outputs with dtype and shape, read from its
     saved_model.pb) differs from that checked-in file, saying which changes break a
     client built against it, and `<name>.update_contract`, which `bazel run` runs to
-    write the file from the export. The action runs the
-    shared `@rules_keras//export:exporter` with those deps' folders on its Python
-    path, as a persistent worker by default (`--strategy=KerasSavedModel=sandboxed`
-    turns workers off).
+    write the file from the export (docs/rules.md, "The serving contract").
+
+    The action runs the shared `@rules_keras//export:exporter` with those deps'
+    folders on its Python path, as a persistent worker by default
+    (`--strategy=KerasSavedModel=sandboxed` turns workers off).
 
     Args:
       name: the target, and the name of the output folder.

@@ -19,7 +19,7 @@ def serving_contract(name, contract, tags = None, visibility = None, testonly = 
       visibility: of the update program.
       testonly: of the update program.
     """
-    if not contract or contract.startswith(("/", ":", "@")) or ":" in contract or ".." in contract.split("/"):
+    if not contract or contract.startswith(("/", "@")) or ":" in contract or ".." in contract.split("/"):
         fail(("keras_saved_model %s: `contract` must be a file name relative to the " +
               "package, such as \"%s.contract.json\"; got %r.") % (_display_label(name), name, contract))
     target = _display_label(name)
