@@ -24,7 +24,6 @@ __all__ = [
     "ExportRequest",
     "ExportResult",
     "LabelSpec",
-    "export_resolved",
     "export_saved_model",
     "export_with_result",
     "load_keras_model",
@@ -66,6 +65,8 @@ def export_with_result(request: ExportRequest) -> ExportResult:
     return export_resolved(options.resolve(request))
 
 
+# Internal, not in __all__: the exporter's entry point, taking the internal
+# ResolvedRequest.
 def export_resolved(resolved: options.ResolvedRequest) -> ExportResult:
     """Exports a request already checked by options.resolve (once: it reads the clock).
 
@@ -101,11 +102,11 @@ def export_resolved(resolved: options.ResolvedRequest) -> ExportResult:
         staging = writer.begin(resolved.output_dir, resolved.version)
         with _timed(timings, "write"):
             writer.write(
-                staging.tmp_dir,
+                staging,
                 built.root,
                 built.functions,
                 loaded.model_json,
-                resolved.as_text,
+                resolved,
                 model=model,
             )
             if resolved.request.warmup_requests:

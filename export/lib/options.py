@@ -99,7 +99,6 @@ class ResolvedRequest:
     final_dir: str
     modes: tuple[str, ...] | None
     label_specs: Mapping[str, LabelSpec]
-    as_text: bool
     verify: bool
     verify_atol: float
     verify_rtol: float
@@ -454,7 +453,6 @@ def resolve(request: ExportRequest) -> ResolvedRequest:
         final_dir=final_dir,
         modes=modes,
         label_specs=label_specs,
-        as_text=bool(request.as_text),
         verify=bool(request.verify),
         verify_atol=float(request.verify_atol),
         verify_rtol=float(request.verify_rtol),

@@ -270,6 +270,17 @@ class SurfaceTest(unittest.TestCase):
         self.assertIsNotNone(match, "keras_saved_model.bzl: no _MAX_WARMUP_REQUESTS")
         self.assertEqual(int(match.group(1)), options.MAX_WARMUP_REQUESTS)
 
+    def test_lib_readme_lists_the_public_api(self):
+        from export.lib import api  # imports TensorFlow
+
+        readme = _read("export/lib/README.md")
+        public = readme.split("**Public:**", 1)[1].split("(its `__all__`)", 1)[0]
+        self.assertEqual(
+            sorted(re.findall(r"`(\w+)`", public)),
+            sorted(api.__all__),
+            "export/lib/README.md's public names and api.__all__ differ",
+        )
+
     def test_action_environment(self):
         env = self.surface["action_env"]
         # What the exporter relies on; the bench reads the whole environment from the
