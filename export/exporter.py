@@ -27,9 +27,6 @@ from absl import app, flags, logging
 from export.lib import options, settings
 from export.lib.errors import ExportError
 
-# How the export's notes (ExportResult.notes) start on stderr; --quiet keeps them.
-WARNING_PREFIX = "exporter: warning: "
-
 # One flag per setting of export/settings.bzl, named as keras_saved_model's attributes.
 _FLAGS = settings.define_flags(flags.FLAGS)
 flags.adopt_module_key_flags(settings)
@@ -124,8 +121,6 @@ def _export_from_flags(notes: list[str] | None = None) -> int:
         if result.max_abs_diff is None
         else f", verified (max abs diff {result.max_abs_diff:g})"
     )
-    for note in result.notes:
-        print(f"{WARNING_PREFIX}{note}", file=sys.stderr)
     phases = ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items())
     print(
         f"exporter: wrote {result.path} ({','.join(result.modes)}{detail}; {phases})",
@@ -138,9 +133,7 @@ def _export_from_flags(notes: list[str] | None = None) -> int:
 
 
 def _quietly(run) -> int:
-    """Runs `run()` with stdout and stderr captured; replays them if it fails, and only
-    the export's warnings if it succeeds (Bazel shows an action's warnings, as a
-    compiler's)."""
+    """Runs `run()` with stdout and stderr captured; replays them only if it fails."""
     with tempfile.TemporaryFile() as log:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -156,15 +149,10 @@ def _quietly(run) -> int:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
-        log.seek(0)
         if code != 0:
+            log.seek(0)
             sys.stderr.buffer.write(log.read())
-        else:
-            prefix = WARNING_PREFIX.encode()
-            sys.stderr.buffer.writelines(
-                line for line in log if line.startswith(prefix)
-            )
-        sys.stderr.flush()
+            sys.stderr.flush()
     return code
 
 

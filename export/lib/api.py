@@ -110,12 +110,13 @@ def export_resolved(resolved: options.ResolvedRequest) -> ExportResult:
                 model=model,
             )
             if resolved.request.warmup_requests:
-                serving.write_warmup_requests(
-                    staging.tmp_dir,
-                    loaded.interface,
-                    resolved.source.seed,
-                    resolved.request.warmup_requests,
-                )
+                with writer.write_errors(staging):
+                    serving.write_warmup_requests(
+                        staging.tmp_dir,
+                        loaded.interface,
+                        resolved.source.seed,
+                        resolved.request.warmup_requests,
+                    )
         max_diff = None
         if resolved.verify:
             with _timed(timings, "verify"):

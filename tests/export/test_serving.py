@@ -99,7 +99,7 @@ class BatchableInputsTest(absltest.TestCase):
         self.assertEqual(proc.returncode, 0, proc.stderr[-4000:])
         lines = proc.stderr.splitlines()
         self.assertLen(lines, 1, proc.stderr)
-        self.assertStartsWith(lines[0], "exporter: warning: ")
+        self.assertStartsWith(lines[0], "exporter: note: ")
         self.assertIn("cannot batch the input(s) 'features'", lines[0])
         self.assertEqual(proc.stdout, "")
 
