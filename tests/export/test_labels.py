@@ -37,6 +37,7 @@ class Case:
     # What the manifest says of the label: its shape, and every shape it takes.
     label_shapes: tuple = ()
     modes: tuple = ("serve", "eval", "train")
+    custom_objects: tuple = ()
 
 
 def _drop_last(y):
@@ -111,6 +112,7 @@ CASES = {
         refused=(_one_row_fewer,),
         label_shapes=([None], [[None], [None, 1]]),
         modes=("serve", "train"),
+        custom_objects=(f"LowLevelStep={testmodels.MODULE}:LowLevelStep",),
     ),
 }
 
@@ -134,7 +136,9 @@ class LabelFormsTest(absltest.TestCase):
         tasks = []
         for name, case in CASES.items():
             request = api.ExportRequest(
-                builder=case.builder, output_dir=os.path.join(cls.tmp, name)
+                builder=case.builder,
+                output_dir=os.path.join(cls.tmp, name),
+                custom_objects=case.custom_objects,
             )
             try:
                 cls.results[name] = result = api.export_with_result(request)
@@ -281,7 +285,7 @@ class LabelFormsTest(absltest.TestCase):
                     with self.subTest(name=name, call=call):
                         self.assertIn(f"{call}/error", got, "gave a number")
                         error = str(got[f"{call}/error"])
-                        self.assertIn("_target' has the shape", error)
+                        self.assertIn("_target has the shape", error)
                         self.assertIn("accepts", error)
                         self.assertFalse(got[f"{call}/changed"])
 
