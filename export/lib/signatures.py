@@ -336,7 +336,10 @@ def _label_checks(mode: str, first_input, values, labels: tuple[Label, ...]) -> 
         padded = _padded_shape(value, label)
         fits = []
         for form in label.shapes:
-            conditions = [tf.equal(tf.size(shape), len(form)), tf.equal(padded[0], batch)]
+            conditions = [
+                tf.equal(tf.size(shape), len(form)),
+                tf.equal(padded[0], batch),
+            ]
             conditions += [
                 tf.equal(padded[i], size)
                 for i, size in enumerate(form)
@@ -788,9 +791,7 @@ def _training_state_error(
             f"state the labels, e.g. {_label_flags(candidate)}",
             format_traceback(error),
         )
-    what = (
-        "compiled loss or metrics (its test_step)" if compiled else step.__name__
-    )
+    what = "compiled loss or metrics (its test_step)" if compiled else step.__name__
     return ExportError(
         "--builder/--model_file",
         f"the model's {what} failed on its own outputs"

@@ -89,7 +89,9 @@ def calls(task: dict) -> dict[str, np.ndarray]:
     for call in task["calls"]:
         name = call["name"]
         try:
-            outputs = _call(loaded.signatures[call["signature"]], load_arrays(call["inputs"]))
+            outputs = _call(
+                loaded.signatures[call["signature"]], load_arrays(call["inputs"])
+            )
         except Exception as e:  # noqa: BLE001 - the error is the result
             result[f"{name}/error"] = np.asarray(f"{type(e).__name__}: {e}")
         else:

@@ -112,7 +112,11 @@ class ErrorTest(absltest.TestCase):
         # keras.io's VAE as written: fit runs its train_step; nothing can serve it.
         error = self.assertExportError(
             "--builder",
-            ["VAE defines no call()", "call(self, inputs) to VAE", "encoder and decoder"],
+            [
+                "VAE defines no call()",
+                "call(self, inputs) to VAE",
+                "encoder and decoder",
+            ],
             builder="tests.export.training_models:vae_without_call",
         )
         self.assertNotIn("never built", str(error))

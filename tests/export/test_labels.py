@@ -63,8 +63,8 @@ def _as_is(y):
 CASES = {
     # A (None, 1) sigmoid output and ratings (n,): a broadcast (n, n) loss before.
     "recommender": Case(
-        f"{T}:recommender",
-        f"{T}:recommender_batch",
+        "tests.zoo.structured:recommender",
+        "tests.zoo.structured:recommender_batch",
         forms=(_as_is, _add_last),
         refused=(_one_row_fewer, _doubled_last, lambda y: y.reshape(-1, 1, 1)),
         label_shapes=([None, 1], [[None, 1], [None]]),
@@ -96,14 +96,18 @@ CASES = {
     # compute_loss of its own, no compiled loss: serve only before; its labels are
     # found by trying (dense ones fail its sparse loss).
     "distiller": Case(
-        f"{T}:distiller",
-        f"{T}:distiller_batch",
+        "tests.zoo.training:distiller",
+        "tests.zoo.training:distiller_batch",
         forms=(_as_is, _add_last),
         refused=(_one_row_fewer,),
         label_shapes=([None], [[None], [None, 1]]),
     ),
     # fit(x): its train_step takes the images alone; traced with (x, y) before.
-    "vae": Case(f"{T}:vae", f"{T}:vae_batch", modes=("serve", "train")),
+    "vae": Case(
+        "tests.zoo.training:vae",
+        "tests.zoo.training:digits_images_batch",
+        modes=("serve", "train"),
+    ),
     # The guide's lower-level train_step, no compiled loss, no label_specs given.
     "low_level_train_step": Case(
         f"{testmodels.MODULE}:low_level_train_step",
@@ -236,7 +240,9 @@ class LabelFormsTest(absltest.TestCase):
                 self.assertIn("train", self.results[name].manifest["signatures"])
                 inputs = self.results[name].manifest["signatures"]["train"]["inputs"]
                 targets = {
-                    k: v for k, v in inputs.items() if k.endswith(signatures.TARGET_SUFFIX)
+                    k: v
+                    for k, v in inputs.items()
+                    if k.endswith(signatures.TARGET_SUFFIX)
                 }
                 if not case.label_shapes:
                     self.assertEmpty(targets, "fit(x) takes no labels")
@@ -280,7 +286,7 @@ class LabelFormsTest(absltest.TestCase):
             for index in range(len(case.refused)):
                 for signature in ("eval", "train"):
                     call = f"{signature}_refused{index}"
-                    if signature not in CASES[name].modes:
+                    if signature not in case.modes:
                         continue
                     with self.subTest(name=name, call=call):
                         self.assertIn(f"{call}/error", got, "gave a number")
