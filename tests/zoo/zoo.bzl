@@ -12,8 +12,9 @@ def zoo_model(
         custom_objects = {},
         allow_unsafe_deserialization = False,
         tolerance = None,
+        modes = ["serve", "eval", "train"],
         size = "medium"):
-    """Exports `builder` in every mode and checks it with zoo_check.py.
+    """Exports `builder` in every mode Keras runs it in and checks it with zoo_check.py.
 
     Args:
       name: the export; its check is `<name>_test`.
@@ -25,6 +26,8 @@ def zoo_model(
       allow_unsafe_deserialization: as in keras_saved_model (load_keras_model in the
         test then runs Lambda code).
       tolerance: max abs difference between served and Keras outputs (default 1e-5).
+      modes: the modes Keras runs the model in (a model trained with fit(x) and no
+        loss Keras can evaluate: serve and train).
       size: the test's size.
     """
     tags = ["manual"] if slow else []
@@ -33,7 +36,7 @@ def zoo_model(
         builder = builder,
         allow_unsafe_deserialization = allow_unsafe_deserialization,
         custom_objects = custom_objects,
-        modes = ["serve", "eval", "train"],
+        modes = modes,
         tags = tags,
         deps = deps,
     )
