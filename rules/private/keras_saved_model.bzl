@@ -260,12 +260,14 @@ keras_saved_model_rule = rule(
         "label_specs": attr.string_dict(
             doc = "Output name to `\"SHAPE:DTYPE\"` (e.g. `\"None,10:float32\"`, " +
                   "`\"None:int64\"`) of the `<output>_target` input of the eval and " +
-                  "train signatures, where the guess from the loss is wrong.",
+                  "train signatures, where the exporter's choice (from the loss, or " +
+                  "found by trying) is wrong.",
         ),
         "modes": attr.string_list(
-            doc = "Among `serve`, `eval` (needs a loss) and `train` (needs a loss and an " +
-                  "optimizer); `serve` is always written. Default: every mode the " +
-                  "model supports.",
+            doc = "Among `serve`, `eval` (needs a loss: compiled, or the model's own " +
+                  "`compute_loss` or `test_step`) and `train` (needs an optimizer, and " +
+                  "a loss or the model's own `train_step`); `serve` is always written. " +
+                  "Default: every mode the model supports.",
         ),
         "private_stamp_detect": attr.bool(
             default = False,
@@ -354,7 +356,7 @@ def keras_saved_model(
         know.
       modes: list among "serve", "eval", "train" [every mode the model supports].
       label_specs: dict of output name to "SHAPE:DTYPE" (e.g. "None,10:float32",
-        "None:int64") for the eval/train targets, where the guess from the loss is
+        "None:int64") for the eval/train targets, where the exporter's choice is
         wrong.
       as_text: write `saved_model.pbtxt` instead of `saved_model.pb` [False].
       version: the version folder, an int >= 0 [1].
