@@ -105,8 +105,10 @@ def transformer_classifier_batch():
     return x, np.array([0, 1, 1, 0])
 
 
-# Timeseries classification: FordA-like univariate series, classes 0 and 1.
+# Timeseries classification: series of 3 channels (FordA has 1, whose layer
+# normalizations over 1 feature leave the attention without gradients), classes 0, 1.
 SERIES_LENGTH = 24
+SERIES_CHANNELS = 3
 
 
 def _transformer_encoder(inputs, head_size, num_heads, ff_dim, dropout=0):
@@ -128,7 +130,7 @@ def _transformer_encoder(inputs, head_size, num_heads, ff_dim, dropout=0):
 
 def timeseries_transformer() -> keras.Model:
     n_classes = 2
-    inputs = keras.Input(shape=(SERIES_LENGTH, 1))
+    inputs = keras.Input(shape=(SERIES_LENGTH, SERIES_CHANNELS))
     x = inputs
     for _ in range(2):
         x = _transformer_encoder(x, head_size=8, num_heads=2, ff_dim=4, dropout=0.25)
@@ -151,10 +153,15 @@ def timeseries_transformer_batch():
     t = np.linspace(0, 4 * np.pi, SERIES_LENGTH, dtype="float32")
     labels = np.array([0, 1, 1, 0, 1])
     series = np.stack(
-        [np.sin(t * (1 + k)) for k in labels]
-    ) + 0.1 * rng.standard_normal((len(labels), SERIES_LENGTH))
-    # The series get a channel axis; FordA's labels -1/1 become 0/1.
-    return series.astype("float32")[..., None], labels
+        [
+            np.stack(
+                [np.sin(t * (1 + k) + phase) for phase in range(SERIES_CHANNELS)], -1
+            )
+            for k in labels
+        ]
+    )
+    series += 0.1 * rng.standard_normal(series.shape)
+    return series.astype("float32"), labels
 
 
 # Translation: token ids of two vocabularies, 0 is the padding.

@@ -13,6 +13,7 @@ def zoo_model(
         allow_unsafe_deserialization = False,
         tolerance = None,
         modes = ["serve", "eval", "train"],
+        env = {},
         size = "medium"):
     """Exports `builder` in every mode Keras runs it in and checks it with zoo_check.py.
 
@@ -28,6 +29,7 @@ def zoo_model(
       tolerance: max abs difference between served and Keras outputs (default 1e-5).
       modes: the modes Keras runs the model in (a model trained with fit(x) and no
         loss Keras can evaluate: serve and train).
+      env: the check's environment variables.
       size: the test's size.
     """
     tags = ["manual"] if slow else []
@@ -55,6 +57,7 @@ def zoo_model(
         ],
         main = "zoo_check.py",
         args = args,
+        env = env,
         data = [
             ":" + name,
             "//export:exporter",
