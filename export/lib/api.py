@@ -24,7 +24,6 @@ __all__ = [
     "ExportRequest",
     "ExportResult",
     "LabelSpec",
-    "export_resolved",
     "export_saved_model",
     "export_with_result",
     "load_keras_model",
@@ -39,7 +38,7 @@ class ExportResult:
     version: int
     modes: tuple[str, ...]
     manifest: dict
-    max_abs_diff: float | None  # from --verify, None when skipped
+    max_abs_diff: float | None  # from verify, None when skipped
     notes: tuple[str, ...]
     # Wall seconds of each phase: load (build or load the model, checks), trace,
     # write, verify. The exporter prints them on success; bench/timed_exporter.py
@@ -66,6 +65,8 @@ def export_with_result(request: ExportRequest) -> ExportResult:
     return export_resolved(options.resolve(request))
 
 
+# Internal, not in __all__: the exporter's entry point, taking the internal
+# ResolvedRequest.
 def export_resolved(resolved: options.ResolvedRequest) -> ExportResult:
     """Exports a request already checked by options.resolve (once: it reads the clock).
 
@@ -97,11 +98,11 @@ def export_resolved(resolved: options.ResolvedRequest) -> ExportResult:
         staging = writer.begin(resolved.output_dir, resolved.version)
         with _timed(timings, "write"):
             writer.write(
-                staging.tmp_dir,
+                staging,
                 built.root,
                 built.functions,
                 loaded.model_json,
-                resolved.as_text,
+                resolved,
                 model=model,
             )
         max_diff = None

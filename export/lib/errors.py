@@ -1,16 +1,26 @@
 """The one error type the exporter reports to users, formatted as a single paragraph.
 
-A message is written once, in the exporter's flags (`--label_spec=probs=None:int64`,
-`--nosafe_mode`), and read in the user's own terms: on the command line as written, and
-for a keras_saved_model target (`render(target)`) with each flag turned into the rule's
-attribute and the value to set (`label_specs = {"probs": "None:int64"}`,
-`allow_unsafe_deserialization = True`), after the target's label. BAZEL_ATTRIBUTES is
-the one table of that translation; a new message needs nothing but the flag names.
+A message names the setting at fault and, where it tells the user what to set, carries
+the setting and the value as data: `setting("label_specs", {"probs": "None:int64"})`.
+Reading it in the user's own terms is then formatting: on the command line a setting is
+its flag (`--label_specs=probs=None:int64`, `--noverify`), for a keras_saved_model target
+its attribute (`label_specs = {"probs": "None:int64"}`, `verify = False`) after the
+target's label. The names are those of export/settings.bzl, the same in both.
+
+    raise ExportError(
+        "label_specs",
+        f"the compiled loss fails on labels {shown}",
+        ["state the labels, e.g. ", setting("label_specs", {"probs": "None:int64"})],
+    )
 """
 
-import dataclasses
+import json
 import re
 import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from export.lib import settings
 
 # Keras error messages can embed whole model configs; keep the paragraph readable.
 _MAX_CAUSE_CHARS = 700
@@ -24,64 +34,12 @@ _NOISE_LINE = re.compile(
     r"|^(?:call )?arguments received by\b",
     re.IGNORECASE,
 )
+# What Mention.value holds when the message names a setting without a value.
+_UNSET = object()
 
 
 def strip_ansi(text: str) -> str:
     return _ANSI_ESCAPE.sub("", text)
-
-
-@dataclasses.dataclass(frozen=True)
-class Attribute:
-    """The keras_saved_model attribute a flag comes from, and how its values read.
-
-    `kind` says how `--flag=VALUE` reads as `name = ...`: "string" and "label" quote
-    VALUE, "int" leaves it bare, "dict" splits `KEY=VALUE` into `{"KEY": "VALUE"}`,
-    "list" splits a comma-separated VALUE, "bool" writes `--flag` / `--noflag` as
-    `name = True` / `name = False` (the other way round when `inverted`).
-    """
-
-    name: str
-    kind: str
-    inverted: bool = False
-    # Flag values that another attribute sets instead (`--version=timestamp`: stamp).
-    special_values: tuple[tuple[str, str], ...] = ()
-
-
-# Flag name (without `--`) -> the keras_saved_model attribute that sets it. Every flag
-# of the exporter is here or in FLAGS_THE_RULE_SETS (tests/export/test_error_terms.py).
-BAZEL_ATTRIBUTES = {
-    "as_text": Attribute("as_text", "bool"),
-    "builder": Attribute("builder", "string"),
-    "custom_objects": Attribute("custom_objects", "dict"),
-    "import_path": Attribute("deps", "label_list"),
-    "label_spec": Attribute("label_specs", "dict"),
-    "model_file": Attribute("src", "label"),
-    "modes": Attribute("modes", "list"),
-    "safe_mode": Attribute("allow_unsafe_deserialization", "bool", inverted=True),
-    "seed": Attribute("seed", "int"),
-    "verify": Attribute("verify", "bool"),
-    "version": Attribute(
-        "version", "int", special_values=(("timestamp", "stamp = 1"),)
-    ),
-    "weights": Attribute("weights", "label"),
-}
-
-# The exporter's other flags: keras_saved_model sets them itself, so no attribute does.
-FLAGS_THE_RULE_SETS = frozenset(
-    {
-        "manifest_out",
-        "output_dir",
-        "persistent_worker",
-        "quiet",
-        "target_label",
-        "worker_request_timeout",
-        "workspace_status_file",
-    }
-)
-
-# `--name` or `--name=VALUE` in a message; VALUE runs to the next space, less the
-# punctuation that ends a clause (see _split_trailer).
-_FLAG = re.compile(r"(?<![\w-])--(\w+)(?:=(\S+))?")
 
 
 def one_line(text: str) -> str:
@@ -142,110 +100,124 @@ def format_traceback(exc: BaseException) -> str:
     return strip_ansi("".join(traceback.format_exception(exc)).rstrip())
 
 
+class Mention:
+    """A setting named inside a message, optionally with the value to set it to.
+
+    It reads as the flag on the command line (`--label_specs=probs=None:int64`,
+    `--noverify`) and as the attribute under Bazel (`label_specs = {"probs":
+    "None:int64"}`, `verify = False`). Make one with `setting(...)`.
+    """
+
+    def __init__(self, name: str, value: Any = _UNSET):
+        self.setting = settings.get(name)
+        self.value = value
+
+    def for_command_line(self) -> str:
+        if self.value is _UNSET:
+            return f"--{self.setting.name}"
+        return " ".join(settings.flags_for(self.setting.name, self.value))
+
+    def for_target(self) -> str:
+        if not self.setting.is_attribute:
+            return self.for_command_line()  # the rule sets it: there is no attribute
+        name, value, kind = self.setting.name, self.value, self.setting.type
+        if value is _UNSET:
+            return name
+        if name == "version" and value == "timestamp":
+            return "stamp = 1"
+        return f"{name} = {_starlark(kind, value)}"
+
+
+def setting(name: str, value: Any = _UNSET) -> Mention:
+    """The setting `name` in a message; with `value`, the setting set to that value."""
+    return Mention(name, value)
+
+
+def _starlark(kind: str, value: Any) -> str:
+    if kind == "bool":
+        return "True" if value else "False"
+    if kind in ("int", "float"):
+        return str(value)
+    if kind == "string_dict":
+        items = ", ".join(f"{_quote(k)}: {_quote(v)}" for k, v in value.items())
+        return "{" + items + "}"
+    if kind in ("string_list", "path_list"):
+        values = value.split(",") if isinstance(value, str) else value
+        return "[" + ", ".join(_quote(v) for v in values) + "]"
+    return _quote(value)
+
+
+def _quote(value: Any) -> str:
+    return json.dumps(str(value))
+
+
+# A message's text: a string, or a sequence of strings and Mentions.
+Text = str | Sequence[str | Mention]
+
+
+def _render(text: Text, target: bool) -> str:
+    parts = [text] if isinstance(text, str) else list(text)
+    return one_line(
+        "".join(
+            part
+            if isinstance(part, str)
+            else (part.for_target() if target else part.for_command_line())
+            for part in parts
+        )
+    )
+
+
 class ExportError(Exception):
     """A problem with the export request or its inputs, explained for the user.
 
-    The message names the flag at fault, the cause and the fix in one paragraph;
-    `details` (e.g. a traceback from user code) follows after a blank line. `flag`,
-    `cause` and `fix` name flags as on the command line (`--modes`, `--noverify`,
-    `--label_spec=OUTPUT=SHAPE:DTYPE`); `render(target)` reads them as attributes.
+    `setting` names the setting at fault (`"label_specs"`), or several
+    (`("builder", "src")`); `cause` and `fix` say what is wrong and how to fix it, as a
+    string or a sequence of strings and `setting(...)` mentions; `details` (e.g. a
+    traceback from user code) follows after a blank line. The message is one paragraph:
+    in the exporter's flags by default, and in a keras_saved_model target's attributes
+    with `render(target)`.
     """
 
-    def __init__(self, flag: str, cause: str, fix: str, details: str | None = None):
-        self.flag = flag
-        self.cause = one_line(cause)
-        self.fix = one_line(fix)
+    def __init__(
+        self,
+        setting: str | tuple[str, ...],
+        cause: Text,
+        fix: Text,
+        details: str | None = None,
+    ):
+        self.setting = setting
+        self.settings = (setting,) if isinstance(setting, str) else tuple(setting)
+        for name in self.settings:
+            settings.get(name)  # a typo in a setting's name fails here, in tests
+        self._cause, self._fix = cause, fix
+        self.cause = _render(cause, target=False)
+        self.fix = _render(fix, target=False)
         self.details = details
         super().__init__(self.render())
 
     def render(self, target: str | None = None) -> str:
         """The message; with `target` (a keras_saved_model label), in its attributes."""
-        if target is None:
-            subject, terms = self.flag, _flag_terms
-        else:
-            subject, terms = f"{target}: {_bazel_subject(self.flag)}", _bazel_terms
-        fix = terms(self.fix)
-        if not self.fix.startswith("--"):  # a flag or attribute keeps its case
+        in_target = target is not None
+        cause = _render(self._cause, in_target)
+        fix = _render(self._fix, in_target)
+        first = self._fix if isinstance(self._fix, str) else next(iter(self._fix), "")
+        if isinstance(first, str):  # a setting's name keeps its case
             fix = fix[:1].upper() + fix[1:]
-        message = f"{subject}: {_sentence(terms(self.cause))} {_sentence(fix)}"
+        message = f"{self._subject(target)}: {_sentence(cause)} {_sentence(fix)}"
         if self.details:
             message += "\n\n" + self.details
         return message
+
+    def _subject(self, target: str | None) -> str:
+        mentions = [Mention(name) for name in self.settings]
+        if target is None:
+            return "/".join(m.for_command_line() for m in mentions)
+        if all(m.setting.is_attribute for m in mentions):
+            return f"{target}: attribute " + "/".join(m.for_target() for m in mentions)
+        flags = "/".join(m.for_command_line() for m in mentions)
+        return f"{target}: the exporter's {flags} (set by keras_saved_model)"
 
 
 def _sentence(text: str) -> str:
     text = text.strip()
     return text if text.endswith((".", "!", "?")) else text + "."
-
-
-def _flag_terms(text: str) -> str:
-    return text
-
-
-def _bazel_terms(text: str) -> str:
-    """`text` with every exporter flag that has an attribute written as the attribute."""
-    return _FLAG.sub(_bazel_setting, text)
-
-
-def _bazel_subject(flags: str) -> str:
-    """`attribute label_specs` for `--label_spec`; `builder/src` for two flags."""
-    attributes = [_attribute_of(flag.removeprefix("--")) for flag in flags.split("/")]
-    if all(attributes):
-        return "attribute " + "/".join(a.name for a, _ in attributes)
-    return f"the exporter's {flags} (set by keras_saved_model)"
-
-
-def _attribute_of(name: str) -> tuple[Attribute, bool] | None:
-    """The attribute of flag `name` (which may be `noNAME`) and whether it was negated."""
-    if name in BAZEL_ATTRIBUTES:
-        return BAZEL_ATTRIBUTES[name], False
-    if name.startswith("no") and name[2:] in BAZEL_ATTRIBUTES:
-        attribute = BAZEL_ATTRIBUTES[name[2:]]
-        if attribute.kind == "bool":
-            return attribute, True
-    return None
-
-
-def _bazel_setting(match: re.Match) -> str:
-    found = _attribute_of(match.group(1))
-    if not found:
-        return match.group(0)
-    attribute, negated = found
-    value, trailer = _split_trailer(match.group(2))
-    if attribute.kind == "bool":
-        if not negated and value is None:
-            return attribute.name + trailer
-        on = not negated if value is None else value.lower() in ("true", "1")
-        return f"{attribute.name} = {on != attribute.inverted}{trailer}"
-    if value is None:
-        return attribute.name + trailer
-    for flag_value, setting in attribute.special_values:
-        if value == flag_value:
-            return setting + trailer
-    return f"{attribute.name} = {_starlark_value(attribute.kind, value)}{trailer}"
-
-
-def _split_trailer(value: str | None) -> tuple[str | None, str]:
-    """Splits the punctuation that ends a sentence or a clause off a flag's value."""
-    if value is None:
-        return None, ""
-    end = len(value)
-    while end:
-        last, head = value[end - 1], value[:end]
-        if last in ".,:;'\"" or (last == ")" and head.count(")") > head.count("(")):
-            end -= 1
-        else:
-            break
-    return value[:end] or None, value[end:]
-
-
-def _starlark_value(kind: str, value: str) -> str:
-    if kind == "int":
-        return value
-    if kind == "dict":
-        key, sep, item = value.partition("=")
-        if sep:
-            return "{" + f'"{key}": "{item}"' + "}"
-    if kind in ("list", "label_list"):
-        return "[" + ", ".join(f'"{v}"' for v in value.split(",")) + "]"
-    return f'"{value}"'

@@ -49,7 +49,7 @@ class SampleValues:
     """What sample inputs hold where a signature alone does not say.
 
     One choice, made once per model by `describe_model`, serves every concrete input the
-    exporter and its tests make (the eval/train probes, --verify, keras_saved_model_test).
+    exporter and its tests make (the eval/train probes, verify, keras_saved_model_test).
     unknown_dim: the size given to every unknown non-batch dimension.
     vocabularies: input name -> the values its lookup layer knows (str or int tokens).
     text_inputs: inputs read by TextVectorization, which get sentences of those tokens.

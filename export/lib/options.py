@@ -11,11 +11,12 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from export.lib.errors import ExportError
+from export.lib import settings
+from export.lib.errors import ExportError, setting
 
 MODES = ("serve", "eval", "train")
 
-# Dtype names accepted in --label_spec (TensorFlow's canonical names).
+# Dtype names accepted in label_specs (TensorFlow's canonical names).
 LABEL_DTYPES = (
     "bool",
     "bfloat16",
@@ -40,32 +41,8 @@ _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$", re.ASCII)
 CUSTOM_OBJECT_NAME = re.compile(r"^([\w.\-]+>)?[A-Za-z_]\w*$", re.ASCII)
 
 
-@dataclasses.dataclass
-class ExportRequest:
-    """Everything one export needs; the CLI flags map one to one onto these fields.
-
-    `custom_objects` takes `name=module:symbol` strings or a mapping of names to the
-    objects themselves; `label_specs` takes `OUTPUT=SHAPE:DTYPE` strings or a mapping of
-    output names to `SHAPE:DTYPE` strings or `LabelSpec`s; `modes` takes a comma-separated
-    string or a sequence (None: every mode the model supports).
-    """
-
-    output_dir: str
-    builder: str | None = None
-    model_file: str | None = None
-    weights: str | None = None
-    version: str | int = 1
-    workspace_status_file: str | None = None
-    custom_objects: Sequence[str] | Mapping[str, Any] = ()
-    as_text: bool = False
-    modes: str | Sequence[str] | None = None
-    seed: int = 0
-    label_specs: Sequence[str] | Mapping[str, Any] = ()
-    safe_mode: bool = True
-    verify: bool = True
-    verify_atol: float = 1e-5
-    verify_rtol: float = 1e-5
-    manifest_out: str | None = None
+# The request of one export; its fields are the settings of export/settings.bzl.
+ExportRequest = settings.make_request_class()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,61 +63,84 @@ class ModelSource:
     """Where the model comes from; also what tests use to rebuild the same model."""
 
     builder: str | None = None
-    model_file: str | None = None
+    src: str | None = None
     weights: str | None = None
     custom_objects: tuple[CustomObjectSpec, ...] = ()
     custom_object_values: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    safe_mode: bool = True
+    allow_unsafe_deserialization: bool = False
     seed: int = 0
 
     @property
-    def flag(self) -> str:
-        return "--builder" if self.builder else "--model_file"
+    def setting(self) -> str:
+        """The setting the model comes from: builder or src."""
+        return "builder" if self.builder else "src"
 
     @property
     def description(self) -> str:
         """Builder string or model file basename: never a path (keeps outputs portable)."""
-        return self.builder or os.path.basename(self.model_file or "")
+        return self.builder or os.path.basename(self.src or "")
 
 
 @dataclasses.dataclass(frozen=True)
 class ResolvedRequest:
+    """The request as given, and its fields checked and parsed.
+
+    A plain setting (one the exporter uses as it is given) is read from `request`.
+    """
+
+    request: Any  # the ExportRequest
     source: ModelSource
     output_dir: str
     version: int
     final_dir: str
     modes: tuple[str, ...] | None
     label_specs: Mapping[str, LabelSpec]
-    as_text: bool
     verify: bool
     verify_atol: float
     verify_rtol: float
     manifest_out: str | None
 
 
-def parse_symbol_reference(flag: str, text: str, example: str) -> tuple[str, str]:
-    """Splits `package.module:attr` (attr may be dotted) into its two halves."""
+def parse_symbol_reference(name: str, text: str, example: Any) -> tuple[str, str]:
+    """Splits `package.module:attr` (attr may be dotted) into its two halves.
+
+    `name` is the setting it comes from; `example` a value of it written right.
+    """
     module, sep, attr = (text or "").partition(":")
     if not sep or not _DOTTED.match(module) or not _DOTTED.match(attr):
         raise ExportError(
-            flag,
+            name,
             f"'{text}' is not of the form package.module:symbol",
-            f"write it like {example}, with the module importable from the Python path",
+            [
+                "write it like ",
+                setting(name, example),
+                ", with the module importable from the Python path",
+            ],
         )
     return module, attr
 
 
+_CUSTOM_OBJECT_EXAMPLE = {"MyLayer": "my_pkg.layers:MyLayer"}
+
+
 def parse_custom_object(text: str) -> CustomObjectSpec:
     name, sep, target = text.partition("=")
-    example = "--custom_objects=MyLayer=my_pkg.layers:MyLayer"
     if not sep or not CUSTOM_OBJECT_NAME.match(name):
         raise ExportError(
-            "--custom_objects",
+            "custom_objects",
             f"'{text}' is not of the form NAME=package.module:symbol",
-            f"write it like {example}, where NAME is the class name the model config uses"
-            " (or its registered name, my_package>MyLayer)",
+            [
+                "write it like ",
+                setting("custom_objects", _CUSTOM_OBJECT_EXAMPLE),
+                (
+                    ", where NAME is the class name the model config uses (or its"
+                    " registered name, my_package>MyLayer)"
+                ),
+            ],
         )
-    module, attr = parse_symbol_reference("--custom_objects", target, example)
+    module, attr = parse_symbol_reference(
+        "custom_objects", target, _CUSTOM_OBJECT_EXAMPLE
+    )
     return CustomObjectSpec(name, module, attr)
 
 
@@ -153,7 +153,7 @@ def parse_custom_objects(
         for name in direct:
             if not isinstance(name, str) or not CUSTOM_OBJECT_NAME.match(name):
                 raise ExportError(
-                    "--custom_objects",
+                    "custom_objects",
                     f"custom object name {name!r} is not a valid name",
                     "use the class or function name the model config refers to, or its"
                     " registered name (my_package>MyLayer)",
@@ -166,7 +166,7 @@ def parse_custom_objects(
     for spec in specs:
         if spec.name in seen:
             raise ExportError(
-                "--custom_objects",
+                "custom_objects",
                 f"the name '{spec.name}' is given more than once",
                 "give each custom object name once",
             )
@@ -179,17 +179,22 @@ def parse_modes(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
     if value is None:
         return None
     items = value.split(",") if isinstance(value, str) else list(value)
-    if isinstance(value, str) and not value.strip():
+    items = [i.strip() if isinstance(i, str) else i for i in items]
+    if not [i for i in items if i != ""]:
         return None
     modes = []
-    for item in items:
-        mode = item.strip() if isinstance(item, str) else item
+    for mode in items:
         if mode not in MODES:
             raise ExportError(
-                "--modes",
+                "modes",
                 f"{mode!r} is not a mode",
-                "give a comma-separated subset of serve,eval,train, or omit --modes to export"
-                " every mode the model supports",
+                [
+                    "give a subset of serve, eval and train (",
+                    setting("modes", list(MODES)),
+                    "), or leave ",
+                    setting("modes"),
+                    " unset to export every mode the model supports",
+                ],
             )
         if mode not in modes:
             modes.append(mode)
@@ -218,27 +223,41 @@ def parse_shape(text: str) -> tuple[int | None, ...]:
 def parse_label_spec(text: str) -> tuple[str, LabelSpec]:
     name, sep, rest = text.partition("=")
     shape_text, colon, dtype = rest.rpartition(":")
-    fix = (
-        "write it like --label_spec=probs=None,10:float32 or --label_spec=probs=None:int64"
-        " (the output's name, its shape as comma-separated dims with None for the batch"
-        " dim, and a dtype)"
-    )
-    if not sep or not colon or not name:
+    example = name if sep and name else "probs"
+    fix = [
+        "write it like ",
+        setting("label_specs", {example: "None,10:float32"}),
+        " or ",
+        setting("label_specs", {example: "None:int64"}),
+        (
+            " (the output's name, its shape as comma-separated dims with None for the"
+            " batch dim, and a dtype)"
+        ),
+    ]
+    if not sep or not name:
         raise ExportError(
-            "--label_spec", f"'{text}' is not of the form OUTPUT_NAME=SHAPE:DTYPE", fix
+            "label_specs", f"'{text}' is not of the form OUTPUT_NAME=SHAPE:DTYPE", fix
+        )
+    if not colon:
+        raise ExportError(
+            "label_specs",
+            f"the label spec '{rest}' of '{name}' is not of the form SHAPE:DTYPE",
+            fix,
         )
     try:
         shape = parse_shape(shape_text)
     except ValueError as e:
         raise ExportError(
-            "--label_spec",
-            f"'{text}' has the dimension '{e}', which is not an integer or None",
+            "label_specs",
+            f"the label spec '{rest}' of '{name}' has the dimension '{e}', which is not"
+            " an integer or None",
             fix,
         ) from None
     if dtype not in LABEL_DTYPES:
         raise ExportError(
-            "--label_spec",
-            f"'{text}' has the dtype '{dtype}', which is not one of {', '.join(LABEL_DTYPES)}",
+            "label_specs",
+            f"the label spec '{rest}' of '{name}' has the dtype '{dtype}', which is not"
+            f" one of {', '.join(LABEL_DTYPES)}",
             fix,
         )
     return name, LabelSpec(shape, dtype)
@@ -262,7 +281,7 @@ def parse_label_specs(
         name, spec = parse_label_spec(text)
         if name in result:
             raise ExportError(
-                "--label_spec",
+                "label_specs",
                 f"output '{name}' has more than one label spec",
                 "give one per output",
             )
@@ -277,10 +296,16 @@ def read_build_timestamp(path: str) -> int:
             lines = f.read().splitlines()
     except OSError as e:
         raise ExportError(
-            "--workspace_status_file",
+            "workspace_status_file",
             f"cannot read '{path}' ({e.strerror or e})",
-            "pass Bazel's volatile status file (bazel-out/volatile-status.txt), or drop the flag"
-            " to take the timestamp from the clock",
+            [
+                (
+                    "pass Bazel's volatile status file (bazel-out/volatile-status.txt), or"
+                    " leave "
+                ),
+                setting("workspace_status_file"),
+                " unset to take the timestamp from the clock",
+            ],
         ) from None
     for line in lines:
         key, _, value = line.partition(" ")
@@ -289,12 +314,12 @@ def read_build_timestamp(path: str) -> int:
             if value.isdigit():
                 return int(value)
             raise ExportError(
-                "--workspace_status_file",
+                "workspace_status_file",
                 f"BUILD_TIMESTAMP in '{path}' is '{value}', not whole seconds since the epoch",
                 "pass the volatile status file Bazel writes, unedited",
             )
     raise ExportError(
-        "--workspace_status_file",
+        "workspace_status_file",
         f"'{path}' has no BUILD_TIMESTAMP line",
         "pass Bazel's volatile status file (it holds BUILD_TIMESTAMP), not the stable one",
     )
@@ -310,35 +335,44 @@ def parse_version(value: str | int, workspace_status_file: str | None = None) ->
     if text.isdigit():
         return int(text)
     raise ExportError(
-        "--version",
+        "version",
         f"'{value}' is not a version",
-        "give a non-negative integer (TensorFlow Serving orders versions numerically) or"
-        " 'timestamp' for seconds since the epoch",
+        [
+            (
+                "give a non-negative integer (TensorFlow Serving orders versions"
+                " numerically), or "
+            ),
+            setting("version", "timestamp"),
+            " for the seconds since the epoch",
+        ],
     )
 
 
 def resolve(request: ExportRequest) -> ResolvedRequest:
     """Checks everything that can be checked without TensorFlow; writes nothing."""
-    if bool(request.builder) == bool(request.model_file):
+    if bool(request.builder) == bool(request.src):
         which = "both were given" if request.builder else "neither was given"
         raise ExportError(
-            "--builder/--model_file",
+            ("builder", "src"),
             f"exactly one model source is needed but {which}",
-            "pass either --builder=package.module:function or --model_file=PATH.keras",
+            [
+                "give either ",
+                setting("builder", "my_pkg.models:build_model"),
+                " or ",
+                setting("src", "model.keras"),
+            ],
         )
     if request.builder:
-        parse_symbol_reference(
-            "--builder", request.builder, "--builder=my_pkg.models:build_model"
-        )
+        parse_symbol_reference("builder", request.builder, "my_pkg.models:build_model")
     if (
         not isinstance(request.seed, int)
         or isinstance(request.seed, bool)
         or request.seed < 0
     ):
         raise ExportError(
-            "--seed",
+            "seed",
             f"'{request.seed}' is not a non-negative integer",
-            "pass e.g. --seed=0",
+            ["give e.g. ", setting("seed", 0)],
         )
     specs, direct = parse_custom_objects(request.custom_objects)
     modes = parse_modes(request.modes)
@@ -346,46 +380,60 @@ def resolve(request: ExportRequest) -> ResolvedRequest:
     version = parse_version(request.version, request.workspace_status_file)
     if not request.output_dir:
         raise ExportError(
-            "--output_dir", "no output directory was given", "pass --output_dir=DIR"
+            "output_dir",
+            "no output directory was given",
+            ["give ", setting("output_dir", "DIR")],
         )
     output_dir = request.output_dir
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ExportError(
-            "--output_dir",
+            "output_dir",
             f"'{output_dir}' exists and is not a directory",
-            "point --output_dir at a directory (it may exist already; the version folder is"
-            " created inside it)",
+            [
+                "point ",
+                setting("output_dir"),
+                (
+                    " at a directory (it may exist already; the version folder is created"
+                    " inside it)"
+                ),
+            ],
         )
     final_dir = os.path.join(output_dir, str(version))
     if os.path.lexists(final_dir):
         raise ExportError(
-            "--output_dir",
+            "output_dir",
             f"the version folder '{final_dir}' already exists and is never overwritten",
-            "remove it, or pick another --version (e.g. --version=timestamp)",
+            [
+                "remove it, or pick another ",
+                setting("version"),
+                " (e.g. ",
+                setting("version", "timestamp"),
+                ")",
+            ],
         )
     if request.manifest_out and os.path.isdir(request.manifest_out):
         raise ExportError(
-            "--manifest_out",
+            "manifest_out",
             f"'{request.manifest_out}' is a directory",
             "give the path of the JSON file to write",
         )
     source = ModelSource(
         builder=request.builder or None,
-        model_file=request.model_file or None,
+        src=request.src or None,
         weights=request.weights or None,
         custom_objects=specs,
         custom_object_values=direct,
-        safe_mode=bool(request.safe_mode),
+        allow_unsafe_deserialization=bool(request.allow_unsafe_deserialization),
         seed=request.seed,
     )
     return ResolvedRequest(
+        request=request,
         source=source,
         output_dir=output_dir,
         version=version,
         final_dir=final_dir,
         modes=modes,
         label_specs=label_specs,
-        as_text=bool(request.as_text),
         verify=bool(request.verify),
         verify_atol=float(request.verify_atol),
         verify_rtol=float(request.verify_rtol),

@@ -40,7 +40,12 @@ import numpy as np
 import tensorflow as tf
 
 from export.lib import interface, options
-from export.lib.errors import ExportError, describe_exception, format_traceback
+from export.lib.errors import (
+    ExportError,
+    describe_exception,
+    format_traceback,
+    setting,
+)
 
 SERVING_KEY = "serving_default"
 SIGNATURE_KEYS = {"serve": SERVING_KEY, "eval": "eval", "train": "train"}
@@ -162,10 +167,15 @@ def choose_modes(
                 else "the model was compiled without an optimizer"
             )
             raise ExportError(
-                "--modes",
+                "modes",
                 f"'{mode}' was requested but {why}, so it only supports {','.join(available)}",
-                "compile the model in the builder (model.compile(optimizer=..., loss=...)) or"
-                f" drop '{mode}' from --modes",
+                [
+                    (
+                        "compile the model in the builder (model.compile(optimizer=...,"
+                        f" loss=...)) or drop '{mode}' from "
+                    ),
+                    setting("modes"),
+                ],
             )
     return requested
 
@@ -175,12 +185,12 @@ def label_descs(
     model_interface: interface.ModelInterface,
     given: Mapping[str, options.LabelSpec],
 ) -> tuple[interface.TensorDesc, ...]:
-    """One target per output: from --label_spec, else guessed from the output's loss."""
+    """One target per output: from label_specs, else guessed from the output's loss."""
     names = [o.name for o in model_interface.outputs]
     unknown = sorted(set(given) - set(names))
     if unknown:
         raise ExportError(
-            "--label_spec",
+            "label_specs",
             f"{', '.join(unknown)} is not an output of the model (its outputs: {', '.join(names)})",
             "name the label spec after the model output it belongs to",
         )
@@ -190,7 +200,7 @@ def label_descs(
         target = output.name + TARGET_SUFFIX
         if target in input_names:
             raise ExportError(
-                "--label_spec",
+                "label_specs",
                 f"the target name '{target}' clashes with a model input of the same name",
                 "rename that model input",
             )
@@ -304,12 +314,17 @@ def build(
             fix = (
                 "make the model callable on a batch of its declared input shape"
                 if mode == "serve"
-                else f"make {step} run in a tf.function, as Keras's fit and evaluate run it"
-                " (tensor ops, no Python conditions on tensor values), or drop"
-                f" '{mode}' from --modes"
+                else [
+                    (
+                        f"make {step} run in a tf.function, as Keras's fit and evaluate run"
+                        " it (tensor ops, no Python conditions on tensor values), or drop"
+                        f" '{mode}' from "
+                    ),
+                    setting("modes"),
+                ]
             )
             raise ExportError(
-                "--builder/--model_file",
+                ("builder", "src"),
                 f"tracing {what} for the '{key}' signature failed: {describe_exception(e)}",
                 fix,
                 format_traceback(e),
@@ -398,7 +413,7 @@ def _log_tensors(step_name: str, logs) -> dict[str, tf.Tensor]:
     """
     if not isinstance(logs, Mapping):
         raise ExportError(
-            "--builder/--model_file",
+            ("builder", "src"),
             f"the model's {step_name} returned {type(logs).__name__}, not a dict of logs",
             f"return a dict of metric names to scalar tensors from {step_name}, as Keras's"
             " fit expects (e.g. {m.name: m.result() for m in self.metrics})",
@@ -412,7 +427,7 @@ def _log_tensors(step_name: str, logs) -> dict[str, tf.Tensor]:
             flat[str(key)] = tf.convert_to_tensor(value)
         except (TypeError, ValueError) as e:
             raise ExportError(
-                "--builder/--model_file",
+                ("builder", "src"),
                 f"the model's {step_name} returned the log '{key}' as"
                 f" {type(value).__name__} ({describe_exception(e)}), which is not a tensor",
                 f"make every value {step_name} returns a number or a tensor (nested dicts"
@@ -452,7 +467,7 @@ def captured_resources(model, functions, tracked_variables) -> list:
         kinds = sorted({type(m).__name__ for m in makers if m is not None})
         what = ", ".join(kinds) if kinds else "a lookup table, tf.Variable or the like"
         raise ExportError(
-            "--builder/--model_file",
+            ("builder", "src"),
             f"the model's functions use {len(missing)} TensorFlow resource(s) ({what})"
             " that no layer of the model holds, so the SavedModel cannot save them",
             "create each such object inside a layer (in __init__ or build) and keep it as"
@@ -480,7 +495,7 @@ def _check_files(resource) -> None:
     for path in _files_of(resource):
         if not os.path.isfile(path):
             raise ExportError(
-                "--builder/--model_file",
+                ("builder", "src"),
                 f"the file '{path}' that a lookup table of the model was built from (a"
                 " vocabulary file) no longer exists, so the SavedModel cannot include it",
                 "keep the file in place until the export is done (not in a temporary"
@@ -514,7 +529,7 @@ def _prepare_training_state(
 
     The labels are tried on a sample batch with the step Keras would run: test_step
     where Keras's evaluate runs, else train_step (every variable it changes is put
-    back). Given by --label_spec, or guessed from a compiled loss, they must run, or the
+    back). Given by label_specs, or guessed from a compiled loss, they must run, or the
     error says why (_training_state_error). Without either, Keras does not know them
     either (a compute_loss or train_step of the model's own reads them), so the usual
     forms are tried in a fixed order (_found_labels).
@@ -641,12 +656,15 @@ def _found_labels(model, model_interface, step, x, primary, first_error):
     shown = ", with labels ".join(_descs_text(d) for d in tried if d is not None)
     alone = " and with the inputs alone" if None in tried else ""
     raise ExportError(
-        "--label_spec",
+        "label_specs",
         f"the model's {step.__name__} (Keras does not know its labels: it has no"
         f" compiled loss) failed with labels {shown}{alone}:"
         f" {describe_exception(first_error)}",
-        f"state the labels its {step.__name__} takes, e.g. {_label_flags(primary)}, or"
-        " fix the step (the traceback below is from its first try)",
+        [
+            f"state the labels its {step.__name__} takes, e.g. ",
+            setting("label_specs", _label_specs(primary)),
+            ", or fix the step (the traceback below is from its first try)",
+        ],
         format_traceback(first_error),
     )
 
@@ -740,7 +758,7 @@ def _model_error(model, model_interface, x) -> ExportError | None:
         model(x, training=False)
     except Exception as e:  # noqa: BLE001 - user model code
         return ExportError(
-            "--builder/--model_file",
+            ("builder", "src"),
             "the model failed on a sample batch of its declared inputs"
             f" {_descs_text(model_interface.inputs)} before"
             f" its loss could run: {describe_exception(e)}",
@@ -751,13 +769,13 @@ def _model_error(model, model_interface, x) -> ExportError | None:
     return None
 
 
-def _label_flags(descs) -> str:
-    return " ".join(
-        f"--label_spec={d.name.removesuffix(TARGET_SUFFIX)}="
-        + ",".join(str(n) for n in d.shape)
+def _label_specs(descs) -> dict[str, str]:
+    """label_specs stating `descs`, as the user would write them."""
+    return {
+        d.name.removesuffix(TARGET_SUFFIX): ",".join(str(n) for n in d.shape)
         + f":{d.dtype}"
         for d in descs
-    )
+    }
 
 
 def _training_state_error(
@@ -785,15 +803,15 @@ def _training_state_error(
         if _step_error(model, model_interface, step, x, candidate) is not None:
             continue
         return ExportError(
-            "--label_spec",
+            "label_specs",
             f"{what} {fail} on labels {shown} ({describe_exception(error)})"
             f" but {run} on labels {_descs_text(candidate)}",
-            f"state the labels, e.g. {_label_flags(candidate)}",
+            ["state the labels, e.g. ", setting("label_specs", _label_specs(candidate))],
             format_traceback(error),
         )
     what = "compiled loss or metrics (its test_step)" if compiled else step.__name__
     return ExportError(
-        "--builder/--model_file",
+        ("builder", "src"),
         f"the model's {what} failed on its own outputs"
         f" with labels {shown}, and with labels shaped like the outputs too, so the labels"
         f" are not the cause: {describe_exception(error)}",

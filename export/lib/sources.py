@@ -1,6 +1,6 @@
 """Getting the model to export: builder or model file, weights, custom objects, checks.
 
-Every check here turns a bad input into an ExportError naming the flag, the cause and the
+Every check here turns a bad input into an ExportError naming the setting, the cause and the
 fix, before anything is written. The model is built after `keras.backend.clear_session()`
 and `keras.utils.set_random_seed(seed)` so the same inputs give the same weights and
 layer names in every fresh process.
@@ -19,7 +19,12 @@ import keras
 import numpy as np
 
 from export.lib import interface, lambda_code, options
-from export.lib.errors import ExportError, describe_exception, format_traceback
+from export.lib.errors import (
+    ExportError,
+    describe_exception,
+    format_traceback,
+    setting,
+)
 
 _MISSING_CLASS = re.compile(
     r"Could not locate (?:class|function) '([^']+)'|Unknown \w+: '([^']+)'"
@@ -40,20 +45,22 @@ class LoadedModel:
     warnings: list[str]
 
 
-def import_symbol(flag: str, module_name: str, attr: str, text: str) -> Any:
-    """Imports `module_name` and returns its (possibly dotted) attribute `attr`."""
+def import_symbol(name: str, module_name: str, attr: str, text: str) -> Any:
+    """Imports `module_name` and returns its (possibly dotted) attribute `attr`.
+
+    `name` is the setting `text` comes from (builder or custom_objects)."""
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
         if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
             raise ExportError(
-                flag,
+                name,
                 f"cannot import module '{module_name}' of '{text}' ({describe_exception(e)})",
                 "check the spelling and that the module is on the Python path (under Bazel: a"
                 " py_library in the rule's deps)",
             ) from None
         raise ExportError(
-            flag,
+            name,
             f"importing module '{module_name}' of '{text}' failed because it imports a module"
             f" that is missing ({describe_exception(e)})",
             "make that dependency available (under Bazel: add it to the deps); traceback below",
@@ -61,7 +68,7 @@ def import_symbol(flag: str, module_name: str, attr: str, text: str) -> Any:
         ) from None
     except Exception as e:  # noqa: BLE001 - user code: report whatever it raised
         raise ExportError(
-            flag,
+            name,
             f"importing module '{module_name}' of '{text}' raised {describe_exception(e)}",
             "fix the error in that module (traceback below)",
             format_traceback(e),
@@ -70,7 +77,7 @@ def import_symbol(flag: str, module_name: str, attr: str, text: str) -> Any:
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise ExportError(
-                flag,
+                name,
                 f"module '{module_name}' has no attribute '{attr}' (from '{text}')",
                 f"check the name after the colon; '{module_name}' is {module.__file__}",
             )
@@ -83,7 +90,7 @@ def load_custom_objects(source: options.ModelSource) -> dict[str, Any]:
     for spec in source.custom_objects:
         text = f"{spec.name}={spec.module}:{spec.attr}"
         objects[spec.name] = import_symbol(
-            "--custom_objects", spec.module, spec.attr, text
+            "custom_objects", spec.module, spec.attr, text
         )
     return objects
 
@@ -102,7 +109,7 @@ def load_model(source: options.ModelSource) -> LoadedModel:
     if type(model).call is keras.Model.call:
         name = type(model).__name__
         raise ExportError(
-            source.flag,
+            source.setting,
             f"the model class {name} defines no call(), so nothing can serve it (Keras's"
             " fit runs its train_step, which calls the model's parts instead, but every"
             " signature calls the model)",
@@ -112,7 +119,7 @@ def load_model(source: options.ModelSource) -> LoadedModel:
         )
     if not model.built:
         raise ExportError(
-            source.flag,
+            source.setting,
             f"the model '{model.name}' ({type(model).__name__}) was never built, so its input"
             " shape is unknown",
             "start it with keras.Input(shape=...) (functional or Sequential), or call"
@@ -121,7 +128,7 @@ def load_model(source: options.ModelSource) -> LoadedModel:
     try:
         model_interface = interface.describe_model(model)
     except interface.InterfaceError as e:
-        raise ExportError(source.flag, e.cause, e.fix, e.details) from None
+        raise ExportError(source.setting, e.cause, e.fix, e.details) from None
     if source.weights:
         _load_weights(model, source)
     _check_finite(model, source)
@@ -133,28 +140,32 @@ def _from_builder(
     source: options.ModelSource, custom_objects: dict[str, Any]
 ) -> keras.Model:
     module_name, attr = options.parse_symbol_reference(
-        "--builder", source.builder, "--builder=my_pkg.models:build_model"
+        "builder", source.builder, "my_pkg.models:build_model"
     )
-    builder = import_symbol("--builder", module_name, attr, source.builder)
+    builder = import_symbol("builder", module_name, attr, source.builder)
     if not callable(builder):
         raise ExportError(
-            "--builder",
+            "builder",
             f"'{source.builder}' is a value of type {type(builder).__name__}, not a function",
-            "point --builder at a function that takes no arguments and returns a keras.Model",
+            [
+                "point ",
+                setting("builder"),
+                " at a function that takes no arguments and returns a keras.Model",
+            ],
         )
     try:
         with keras.saving.custom_object_scope(custom_objects):
             model = builder()
     except Exception as e:  # noqa: BLE001 - user code: report whatever it raised
         raise ExportError(
-            "--builder",
+            "builder",
             f"the builder '{source.builder}' raised {describe_exception(e)}",
             "fix the builder (its traceback follows); it is called with no arguments",
             format_traceback(e),
         ) from None
     if not isinstance(model, keras.Model):
         raise ExportError(
-            "--builder",
+            "builder",
             f"the builder '{source.builder}' returned {type(model).__module__}."
             f"{type(model).__qualname__}, not a keras.Model",
             "return a Keras 3 keras.Model (functional, Sequential or subclassed); wrap a layer"
@@ -166,7 +177,7 @@ def _from_builder(
 def _from_file(
     source: options.ModelSource, custom_objects: dict[str, Any], notes: list[str]
 ) -> keras.Model:
-    path = source.model_file
+    path = source.src
     name = os.path.basename(path.rstrip("/"))
     lower = name.lower()
     if os.path.isdir(path):
@@ -176,34 +187,45 @@ def _from_file(
             else "a directory"
         )
         raise ExportError(
-            "--model_file",
+            "src",
             f"'{path}' is {what}; Keras 3 loads only .keras files (and legacy .h5)",
-            "save the model with model.save('model.keras'), or export from its code with"
-            " --builder",
+            [
+                (
+                    "save the model with model.save('model.keras'), or export from its code"
+                    " with "
+                ),
+                setting("builder"),
+            ],
         )
     if not os.path.isfile(path):
         raise ExportError(
-            "--model_file",
+            "src",
             f"'{path}' does not exist",
-            "check the path given to --model_file",
+            ["check the path given to ", setting("src")],
         )
     if lower.endswith(".weights.h5"):
         raise ExportError(
-            "--model_file",
+            "src",
             f"'{name}' holds weights only, no architecture",
-            "pass it as --weights together with a --builder that builds the architecture",
+            [
+                "give it as ",
+                setting("weights"),
+                " together with a ",
+                setting("builder"),
+                " that builds the architecture",
+            ],
         )
     legacy = lower.endswith((".h5", ".hdf5"))
     if not legacy and not lower.endswith(".keras"):
         raise ExportError(
-            "--model_file",
+            "src",
             f"'{name}' has an unknown extension",
             "give a .keras file (model.save('model.keras')); legacy .h5 is accepted on a best"
             " effort basis",
         )
     if not legacy and not zipfile.is_zipfile(path):
         raise ExportError(
-            "--model_file",
+            "src",
             f"'{name}' is not a valid .keras file (not a zip archive; truncated or corrupt?)",
             "re-save the model with model.save('model.keras')",
         )
@@ -212,7 +234,7 @@ def _from_file(
             path,
             custom_objects=custom_objects,
             compile=True,
-            safe_mode=source.safe_mode,
+            safe_mode=not source.allow_unsafe_deserialization,
         )
     except Exception as e:  # noqa: BLE001 - classified below
         error = _file_error(e, name, source, legacy)
@@ -225,12 +247,12 @@ def _from_file(
             path,
             custom_objects=custom_objects,
             compile=False,
-            safe_mode=source.safe_mode,
+            safe_mode=not source.allow_unsafe_deserialization,
         )
     except Exception as e:  # noqa: BLE001
         raise _file_error(e, name, source, legacy) from None
     note = (
-        f"--model_file: '{name}' loaded without its training config (legacy .h5 compile"
+        f"src: '{name}' loaded without its training config (legacy .h5 compile"
         f" failed: {error.cause}); eval and train are unavailable"
     )
     notes.append(note)
@@ -249,11 +271,15 @@ def _file_error(
     text = str(e)
     if "safe_mode" in text:
         return ExportError(
-            "--safe_mode",
+            "allow_unsafe_deserialization",
             f"'{name}' contains Python code (a Lambda layer or function), which runs when"
-            " loaded; safe mode refuses it",
-            "if you trust the file, pass --nosafe_mode; better, replace the Lambda by a"
-            " custom layer class and pass it with --custom_objects",
+            " loaded; Keras's safe mode refuses it",
+            [
+                "if you trust the file, set ",
+                setting("allow_unsafe_deserialization", True),
+                "; better, replace the Lambda by a custom layer class and give it in ",
+                setting("custom_objects"),
+            ],
         )
     missing = _missing_name(text)
     if missing:
@@ -264,15 +290,18 @@ def _file_error(
         )
     if isinstance(e, (OSError, zipfile.BadZipFile, EOFError)):
         return ExportError(
-            "--model_file",
+            "src",
             f"'{name}' cannot be read ({describe_exception(e)}); it is corrupt or not a Keras file",
             "re-save the model with model.save('model.keras')",
         )
     kind = "legacy .h5 file (best effort)" if legacy else ".keras file"
     return ExportError(
-        "--model_file",
+        "src",
         f"loading the {kind} '{name}' failed: {describe_exception(e)}",
-        "re-save the model with Keras 3 as .keras, or export from its code with --builder",
+        [
+            "re-save the model with Keras 3 as .keras, or export from its code with ",
+            setting("builder"),
+        ],
     )
 
 
@@ -281,13 +310,13 @@ def _load_weights(model: keras.Model, source: options.ModelSource) -> None:
     name = os.path.basename(path)
     if not os.path.isfile(path):
         raise ExportError(
-            "--weights",
+            "weights",
             f"'{path}' does not exist",
-            "check the path given to --weights",
+            ["check the path given to ", setting("weights")],
         )
     if not name.lower().endswith((".weights.h5", ".h5", ".keras")):
         raise ExportError(
-            "--weights",
+            "weights",
             f"'{name}' is not a Keras weights file",
             "give a file written by model.save_weights('name.weights.h5')",
         )
@@ -295,7 +324,7 @@ def _load_weights(model: keras.Model, source: options.ModelSource) -> None:
         model.load_weights(path)
     except OSError as e:
         raise ExportError(
-            "--weights",
+            "weights",
             f"'{name}' cannot be read ({describe_exception(e)}); it is corrupt or not an HDF5 file",
             "re-save it with model.save_weights('name.weights.h5')",
         ) from None
@@ -303,10 +332,13 @@ def _load_weights(model: keras.Model, source: options.ModelSource) -> None:
         # Keras appends the variable's whole value; the shapes before it say enough.
         cause = describe_exception(e).split(" Target variable:")[0]
         raise ExportError(
-            "--weights",
+            "weights",
             f"the weights in '{name}' do not fit the model '{model.name}': {cause}",
-            f"pass weights saved from the same architecture as {source.flag} builds (same"
-            " layers in the same order, same shapes)",
+            [
+                "give weights saved from the same architecture as ",
+                setting(source.setting),
+                " makes (same layers in the same order, same shapes)",
+            ],
         ) from None
 
 
@@ -317,12 +349,12 @@ def _check_finite(model: keras.Model, source: options.ModelSource) -> None:
         if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
             bad.append(variable.path)
     if bad:
-        flag = "--weights" if source.weights else source.flag
+        name = "weights" if source.weights else source.setting
         shown = ", ".join(bad[:5]) + (
             f" and {len(bad) - 5} more" if len(bad) > 5 else ""
         )
         raise ExportError(
-            flag,
+            name,
             f"the model's weights contain NaN or Inf in {shown}",
             "export weights from a healthy training run (check the learning rate and the data,"
             " or pick an earlier checkpoint)",
@@ -350,7 +382,7 @@ def _model_json(
             describe_exception(e).split(" Please implement")[0].split(" Example:")[0]
         )
         raise ExportError(
-            source.flag, f"the model cannot be serialized to JSON: {cause}", fix
+            source.setting, f"the model cannot be serialized to JSON: {cause}", fix
         ) from None
     text = lambda_code.portable_lambda_code(text)
     config = json.loads(text)
@@ -382,14 +414,14 @@ def _model_json(
                 f" from_config(cls, config) in {owner.split('.')[-1]}"
             )
             raise ExportError(
-                source.flag,
+                source.setting,
                 f"the model cannot be re-created from its own config (as load_keras_model"
                 f" does): Keras calls {owner}(**config) and {owner}.__init__() does not"
                 f" accept the keyword argument '{argument}'",
                 fix,
             ) from None
         raise ExportError(
-            source.flag,
+            source.setting,
             f"the model cannot be re-created from its own config: {describe_exception(e)}",
             fix,
         ) from None
@@ -409,7 +441,7 @@ def _check_lambda_globals(config: Any, source: options.ModelSource) -> None:
             name = layer.get("config", {}).get("name", "?")
             shown = ", ".join(sorted(names))
             raise ExportError(
-                source.flag,
+                source.setting,
                 f"the Lambda layer '{name}' uses {shown} from the module it was written"
                 " in; Keras saves a lambda's code without its module, so the model"
                 " re-created from the exported JSON (load_keras_model) cannot run it",
@@ -444,8 +476,14 @@ def _missing_name(text: str) -> str | None:
 
 def _missing_custom_object(missing: str, cause: str) -> ExportError:
     return ExportError(
-        "--custom_objects",
+        "custom_objects",
         cause,
-        f"pass --custom_objects={missing}=package.module:{missing} (or register the class"
-        " with @keras.saving.register_keras_serializable() in a module the builder imports)",
+        [
+            "give ",
+            setting("custom_objects", {missing: f"package.module:{missing}"}),
+            (
+                " (or register the class with @keras.saving.register_keras_serializable()"
+                " in a module the builder imports)"
+            ),
+        ],
     )

@@ -7,11 +7,18 @@ import numpy as np
 import tensorflow as tf
 
 from export.lib import interface, signatures
-from export.lib.errors import ExportError, describe_exception, format_traceback
-
-_FIX_BUG = (
-    "this is likely an exporter bug, please report it; --noverify skips the check"
+from export.lib.errors import (
+    ExportError,
+    describe_exception,
+    format_traceback,
+    setting,
 )
+
+_FIX_BUG = [
+    "this is likely an exporter bug, please report it; ",
+    setting("verify", False),
+    " skips the check",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,12 +55,17 @@ def verify(
             for d, a in zip(model_interface.inputs, arrays, strict=True)
         )
         raise ExportError(
-            "--verify",
+            "verify",
             f"calling the Keras model on seeded sample inputs ({shown}) to compare it with"
             f" the SavedModel failed: {describe_exception(e)}",
-            "make the model accept a batch of its declared input shape (unknown"
-            f" dimensions get size {samples.unknown_dim} here), or pass --noverify to skip"
-            " the comparison",
+            [
+                (
+                    "make the model accept a batch of its declared input shape (unknown"
+                    f" dimensions get size {samples.unknown_dim} here), or set "
+                ),
+                setting("verify", False),
+                " to skip the comparison",
+            ],
             format_traceback(e),
         ) from None
     try:
@@ -65,7 +77,7 @@ def verify(
         )
     except Exception as e:  # noqa: BLE001 - anything here means a broken export
         raise ExportError(
-            "--verify",
+            "verify",
             f"reloading the written SavedModel and calling '{signatures.SERVING_KEY}' failed:"
             f" {describe_exception(e)}",
             _FIX_BUG,
@@ -73,7 +85,7 @@ def verify(
         ) from None
     if set(got) != set(expected):
         raise ExportError(
-            "--verify",
+            "verify",
             f"the reloaded SavedModel returns {sorted(got)}, the Keras model {sorted(expected)}",
             _FIX_BUG,
         )
@@ -83,14 +95,14 @@ def verify(
         have = np.asarray(got[name])
         if want.shape != have.shape:
             raise ExportError(
-                "--verify",
+                "verify",
                 f"output '{name}' has shape {have.shape} after reloading, {want.shape} in Keras",
                 _FIX_BUG,
             )
         if not np.issubdtype(want.dtype, np.number):
             if not np.array_equal(want, have):
                 raise ExportError(
-                    "--verify", f"output '{name}' differs after reloading", _FIX_BUG
+                    "verify", f"output '{name}' differs after reloading", _FIX_BUG
                 )
             continue
         want64, have64 = want.astype(np.float64), have.astype(np.float64)
@@ -99,11 +111,17 @@ def verify(
         worst = max(worst, max_diff)
         if not np.all(diff <= atol + rtol * np.abs(want64)):
             raise ExportError(
-                "--verify",
+                "verify",
                 f"output '{name}' of the reloaded SavedModel differs from the Keras model's on"
                 f" seeded random inputs: max abs diff {max_diff:.6g} exceeds the tolerance"
                 f" {atol:g} + {rtol:g} * |expected|",
-                "check that the model is deterministic with training=False (no random ops at"
-                " inference); pass --noverify to export anyway",
+                [
+                    (
+                        "check that the model is deterministic with training=False (no"
+                        " random ops at inference); set "
+                    ),
+                    setting("verify", False),
+                    " to export anyway",
+                ],
             )
     return VerifyResult(worst, tuple(sorted(expected)))

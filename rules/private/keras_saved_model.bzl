@@ -1,5 +1,6 @@
 """Implementation of keras_saved_model: one build action runs the exporter."""
 
+load("//export:settings.bzl", "SETTINGS")
 load(":providers.bzl", "SavedModelInfo")
 load(":py.bzl", "PyInfo", "py_library")
 load(":symbol_reference.bzl", "is_custom_object_name", "is_symbol_reference")
@@ -19,6 +20,57 @@ _ACTION_ENV = {
     "PYTHONHASHSEED": "0",
     "TF_CPP_MIN_LOG_LEVEL": "2",
 }
+
+# The settings a user sets: each is an attribute of the same name, type and doc, passed
+# to the exporter as the flag of that name (export/settings.bzl).
+_ATTRIBUTE_SETTINGS = [s for s in SETTINGS if s["set_by"] == "user"]
+
+# Passed by _keras_saved_model_impl itself: `stamp` chooses between it and the build time.
+_PASSED_BY_HAND = ["version"]
+
+def _attribute(setting):
+    """The rule attribute of a setting of export/settings.bzl."""
+    kind, doc, default = setting["type"], setting["doc"], setting["default"]
+    if kind == "string":
+        return attr.string(default = default or "", doc = doc)
+    if kind == "label":
+        return attr.label(allow_single_file = setting["allow_files"], doc = doc)
+    if kind == "bool":
+        return attr.bool(default = default, doc = doc)
+    if kind == "int":
+        return attr.int(default = default, doc = doc)
+    if kind == "string_list":
+        return attr.string_list(default = default, doc = doc)
+    if kind == "string_dict":
+        return attr.string_dict(default = default, doc = doc)
+    fail("export/settings.bzl: setting %r has the type %r, which keras_saved_model cannot take" % (setting["name"], kind))
+
+def _add_flag(args, setting, value):
+    """Passes one setting's attribute value to the exporter as its flag, if set.
+
+    Returns the file to add to the action's inputs, or None.
+    """
+    name, kind = setting["name"], setting["type"]
+    if kind == "bool":
+        args.add("--" + name if value else "--no" + name)
+    elif kind == "int":
+        args.add(str(value), format = "--%s=%%s" % name)
+    elif kind == "string" and value:
+        args.add(value, format = "--%s=%%s" % name)
+    elif kind == "label" and value:
+        args.add(value, format = "--%s=%%s" % name)
+        return value
+    elif kind == "string_list" and value:
+        args.add_joined(value, join_with = ",", format_joined = "--%s=%%s" % name)
+    elif kind == "string_dict":
+        args.add_all(["%s=%s" % (k, value[k]) for k in sorted(value)], format_each = "--%s=%%s" % name)
+    return None
+
+def _setting_value(ctx, setting):
+    """The value of a setting's attribute: a File for labels, else the attribute's."""
+    if setting["type"] == "label":
+        return getattr(ctx.file, setting["name"])
+    return getattr(ctx.attr, setting["name"])
 
 def _fail_attr(attr, message):
     # Bazel names the rule and the target before the message, and `attr` as
@@ -60,28 +112,20 @@ def _is_stamped(ctx):
 def _export_info(ctx):
     """What the export is made from, for keras_saved_model_test (`<name>.export.json`).
 
-    Its keys, which keras_saved_model_test_main.py reads (and checks are all there):
-      builder: the `builder` string, or None with `src`.
-      custom_objects: `custom_objects`, a dict of name to "package.module:symbol".
-      label: the target's label, a string.
-      label_specs: `label_specs`, a dict of output name to "SHAPE:DTYPE".
-      model_file: the runfiles path (short_path) of `src`, or None with `builder`.
-      modes: `modes` as given (empty: the model decided; see `<name>.signatures.json`).
-      safe_mode: False when `allow_unsafe_deserialization` is set.
-      seed: `seed`, an int.
-      weights: the runfiles path of `weights`, or None.
+    Its keys: `label`, the target's label; and every setting a user sets
+    (export/settings.bzl), by its name, with the attribute's value; a file as its
+    runfiles path (short_path), or None. `modes` is as given (empty: the model decided;
+    see `<name>.signatures.json`) and `version` is the attribute's even when stamped.
     """
-    return json.encode({
-        "builder": ctx.attr.builder or None,
-        "custom_objects": {name: ctx.attr.custom_objects[name] for name in sorted(ctx.attr.custom_objects)},
-        "label": str(ctx.label),
-        "label_specs": {name: ctx.attr.label_specs[name] for name in sorted(ctx.attr.label_specs)},
-        "model_file": ctx.file.src.short_path if ctx.file.src else None,
-        "modes": ctx.attr.modes,
-        "safe_mode": not ctx.attr.allow_unsafe_deserialization,
-        "seed": ctx.attr.seed,
-        "weights": ctx.file.weights.short_path if ctx.file.weights else None,
-    })
+    info = {"label": str(ctx.label)}
+    for setting in _ATTRIBUTE_SETTINGS:
+        value = _setting_value(ctx, setting)
+        if setting["type"] == "label":
+            value = value.short_path if value else None
+        elif setting["type"] == "string":
+            value = value or None
+        info[setting["name"]] = value
+    return json.encode(info)
 
 def _source_root(source):
     """The folder, relative to the execroot, that a Python `source` imports from.
@@ -158,34 +202,17 @@ def _keras_saved_model_impl(ctx):
     args.add_all(_imports_roots(ctx, ctx.attr.deps), uniquify = True, format_each = "--import_path=%s")
     args.add(base_dir.path, format = "--output_dir=%s")
     args.add(signatures, format = "--manifest_out=%s")
-    if ctx.attr.builder:
-        args.add(ctx.attr.builder, format = "--builder=%s")
-    else:
-        args.add(ctx.file.src, format = "--model_file=%s")
-        inputs.append(ctx.file.src)
-    if ctx.file.weights:
-        args.add(ctx.file.weights, format = "--weights=%s")
-        inputs.append(ctx.file.weights)
+    for setting in _ATTRIBUTE_SETTINGS:
+        if setting["name"] not in _PASSED_BY_HAND:
+            file = _add_flag(args, setting, _setting_value(ctx, setting))
+            if file:
+                inputs.append(file)
     if _is_stamped(ctx):
         args.add("--version=timestamp")
         args.add(ctx.version_file, format = "--workspace_status_file=%s")
         inputs.append(ctx.version_file)
     else:
         args.add(str(ctx.attr.version), format = "--version=%s")
-    args.add_all(
-        ["%s=%s" % (name, ctx.attr.custom_objects[name]) for name in sorted(ctx.attr.custom_objects)],
-        format_each = "--custom_objects=%s",
-    )
-    args.add_all(
-        ["%s=%s" % (name, ctx.attr.label_specs[name]) for name in sorted(ctx.attr.label_specs)],
-        format_each = "--label_spec=%s",
-    )
-    if ctx.attr.modes:
-        args.add_joined(ctx.attr.modes, join_with = ",", format_joined = "--modes=%s")
-    args.add(str(ctx.attr.seed), format = "--seed=%s")
-    args.add("--as_text" if ctx.attr.as_text else "--noas_text")
-    args.add("--nosafe_mode" if ctx.attr.allow_unsafe_deserialization else "--safe_mode")
-    args.add("--verify" if ctx.attr.verify else "--noverify")
     args.add("--quiet")
 
     # Errors then speak of this target's attributes, not of the exporter's flags.
@@ -232,145 +259,56 @@ keras_saved_model_rule = rule(
     implementation = _keras_saved_model_impl,
     doc = "Exports a Keras model as a TensorFlow SavedModel in one build action. " +
           "Use the keras_saved_model macro, which also makes the `<name>.deps` library.",
-    attrs = {
-        "allow_unsafe_deserialization": attr.bool(
-            default = False,
-            doc = "Load a `src` holding Python code (Lambda layers), which runs when " +
-                  "the file is loaded; refused otherwise.",
-        ),
-        "as_text": attr.bool(
-            default = False,
-            doc = "Write `saved_model.pbtxt` (text proto) instead of `saved_model.pb`.",
-        ),
-        "builder": attr.string(
-            doc = "`\"package.module:function\"`: a function taking no arguments and " +
-                  "returning a keras.Model, compiled or not; its py_library goes in " +
-                  "`deps`. Exactly one of `builder` and `src`.",
-        ),
-        "custom_objects": attr.string_dict(
-            doc = "Name the model's config uses (class name, or registered " +
-                  "`package>Name`) to `\"package.module:symbol\"`, for classes and " +
-                  "functions Keras does not know.",
-        ),
-        "deps": attr.label_list(
+    attrs = dict(
+        {setting["name"]: _attribute(setting) for setting in _ATTRIBUTE_SETTINGS},
+        deps = attr.label_list(
             providers = [PyInfo],
             cfg = "exec",
             doc = "py_library targets the builder or the model's custom objects import.",
         ),
-        "label_specs": attr.string_dict(
-            doc = "Output name to `\"SHAPE:DTYPE\"` (e.g. `\"None,10:float32\"`, " +
-                  "`\"None:int64\"`) of the `<output>_target` input of the eval and " +
-                  "train signatures, where the exporter's choice (from the loss, or " +
-                  "found by trying) is wrong.",
-        ),
-        "modes": attr.string_list(
-            doc = "Among `serve`, `eval` (needs a loss: compiled, or the model's own " +
-                  "`compute_loss` or `test_step`) and `train` (needs an optimizer, and " +
-                  "a loss or the model's own `train_step`); `serve` is always written. " +
-                  "Default: every mode the model supports.",
-        ),
-        "private_stamp_detect": attr.bool(
+        private_stamp_detect = attr.bool(
             default = False,
             doc = "Set by the macro: whether the build runs with --stamp.",
         ),
-        "seed": attr.int(
-            default = 0,
-            doc = "Random seed set before the builder runs (weight initialisation); " +
-                  "also seeds the verification inputs.",
-        ),
-        "src": attr.label(
-            allow_single_file = [".keras", ".h5"],
-            doc = "A `.keras` model file (legacy `.h5` best effort). Exactly one of " +
-                  "`builder` and `src`.",
-        ),
-        "stamp": attr.int(
+        stamp = attr.int(
             default = 0,
             doc = "0: use `version`; 1: the build time (BUILD_TIMESTAMP of the " +
                   "workspace status); -1: follow --stamp. As in rules_pkg.",
         ),
-        "verify": attr.bool(
-            default = True,
-            doc = "In the action, reload the SavedModel and compare its serving outputs " +
-                  "with the Keras model's on seeded random inputs.",
-        ),
-        "version": attr.int(
-            default = 1,
-            doc = "The version folder under `<name>/`; 0 or more.",
-        ),
-        "weights": attr.label(
-            allow_single_file = [".h5"],
-            doc = "A `.weights.h5` file loaded into the model once it is built.",
-        ),
-        "_exporter": attr.label(
+        _exporter = attr.label(
             default = Label("//export:exporter"),
             executable = True,
             cfg = "exec",
         ),
-    },
+    ),
 )
 
-def keras_saved_model(
-        name,
-        builder = None,
-        src = None,
-        deps = [],
-        weights = None,
-        custom_objects = None,
-        modes = None,
-        label_specs = None,
-        as_text = None,
-        version = None,
-        stamp = None,
-        seed = None,
-        allow_unsafe_deserialization = None,
-        verify = None,
-        visibility = None,
-        tags = None,
-        testonly = None,
-        **kwargs):
+def keras_saved_model(name, deps = [], visibility = None, tags = None, testonly = None, **kwargs):
     """Exports a Keras model as a TensorFlow SavedModel in one build action.
 
     The output is a folder `<name>/` in TF Serving's layout, holding `<version>/` with
     `saved_model.pb` (or `.pbtxt`), `variables/`, `assets/saved_model.json` (the Keras
-    config) and `fingerprint.pb`. It is byte-identical for the same inputs and seed.
-    Signatures: `serving_default` always; `eval` when the model is compiled with a
-    loss; `train` (one optimizer step) when it also has an optimizer.
+    config) and `fingerprint.pb`, byte-identical for the same inputs and seed, and
+    `<name>.signatures.json`. Signatures: `serving_default` always; `eval` and `train`
+    when the model can be evaluated and trained (docs/rules.md). Provides `DefaultInfo`
+    (the folder) and `SavedModelInfo`.
 
     Besides `<name>`, the macro makes `<name>.deps`, a py_library of the exporter's
     library plus `deps`, which keras_saved_model_test reuses. The action runs the
     shared `@rules_keras//export:exporter` with those deps' folders on its Python
     path, as a persistent worker by default (`--strategy=KerasSavedModel=sandboxed`
-    turns workers off). Provides `DefaultInfo` (the folder) and `SavedModelInfo`.
-
-    Arguments left unset (None) take the rule's default, given in brackets.
+    turns workers off).
 
     Args:
       name: the target, and the name of the output folder.
-      builder: "package.module:function" returning a keras.Model (compiled or not);
-        its py_library goes in `deps`. Exactly one of `builder` and `src`.
-      src: a `.keras` (or legacy `.h5`) model file label.
       deps: py_library targets the builder (or the model's custom objects) imports.
-      weights: a `.weights.h5` label loaded into the model after it is built.
-      custom_objects: dict of name to "package.module:symbol", for objects the model's
-        config names (by class name, or registered "package>Name") but Keras does not
-        know.
-      modes: list among "serve", "eval", "train" [every mode the model supports].
-      label_specs: dict of output name to "SHAPE:DTYPE" (e.g. "None,10:float32",
-        "None:int64") for the eval/train targets, where the exporter's choice is
-        wrong.
-      as_text: write `saved_model.pbtxt` instead of `saved_model.pb` [False].
-      version: the version folder, an int >= 0 [1].
-      stamp: 0 uses `version`; 1 uses the build time (BUILD_TIMESTAMP); -1 follows
-        `--stamp`, as in rules_pkg [0].
-      seed: random seed for weight initialisation [0].
-      allow_unsafe_deserialization: load `src` files with Lambda code [False: they
-        are refused].
-      verify: reload the SavedModel in the action and compare its outputs with the
-        Keras model's [True].
       visibility: as usual, also applied to the `<name>.deps` library.
       tags: as usual, also applied to the `<name>.deps` library.
       testonly: as usual, also applied to the `<name>.deps` library.
-      **kwargs: further common attributes of the rule (e.g. `deprecation`).
+      **kwargs: the attributes of the rule, each documented once, in
+        export/settings.bzl and docs/rules.md (`builder` or `src`, `weights`,
+        `custom_objects`, `modes`, `label_specs`, `version`, `stamp`, `seed`, ...),
+        and Bazel's common attributes.
     """
 
     # The exporter's library plus the user's: what the action imports, and what
@@ -384,19 +322,7 @@ def keras_saved_model(
     )
     keras_saved_model_rule(
         name = name,
-        builder = builder,
-        src = src,
         deps = [":%s.deps" % name],
-        weights = weights,
-        custom_objects = custom_objects,
-        modes = modes,
-        label_specs = label_specs,
-        as_text = as_text,
-        version = version,
-        stamp = stamp,
-        seed = seed,
-        allow_unsafe_deserialization = allow_unsafe_deserialization,
-        verify = verify,
         private_stamp_detect = select({
             str(Label("//rules/private:stamp_detect")): True,
             "//conditions:default": False,

@@ -16,7 +16,7 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import absltest
 
-from export.lib import interface, options, signatures, sources, verify
+from export.lib import interface, options, settings, signatures, sources, verify
 from export.lib.loader import load_keras_model
 
 _SAVED_MODEL = flags.DEFINE_string(
@@ -33,19 +33,9 @@ _TOLERANCE = flags.DEFINE_float(
 )
 
 # The keys of `<name>.export.json`, written (and documented) by keras_saved_model.bzl's
-# _export_info: builder, custom_objects, label, label_specs, model_file (runfiles path
-# of `src`), modes, safe_mode, seed, weights (runfiles path).
-_EXPORT_INFO_KEYS = {
-    "builder",
-    "custom_objects",
-    "label",
-    "label_specs",
-    "model_file",
-    "modes",
-    "safe_mode",
-    "seed",
-    "weights",
-}
+# _export_info: the target's label and every setting a user sets, files as runfiles
+# paths.
+_EXPORT_INFO_KEYS = {"label"} | {s.name for s in settings.SETTINGS if s.is_attribute}
 
 # Inputs that differ from the exporter's own verification inputs (seed 0).
 _INPUT_SEED = 20261123
@@ -92,10 +82,10 @@ class SavedModelTest(absltest.TestCase):
         )
         return options.ModelSource(
             builder=info["builder"],
-            model_file=info["model_file"] and _runfile(info["model_file"]),
+            src=info["src"] and _runfile(info["src"]),
             weights=info["weights"] and _runfile(info["weights"]),
             custom_objects=specs,
-            safe_mode=info["safe_mode"],
+            allow_unsafe_deserialization=info["allow_unsafe_deserialization"],
             seed=info["seed"],
         )
 
@@ -144,7 +134,9 @@ class SavedModelTest(absltest.TestCase):
     def test_load_keras_model_round_trips(self):
         custom_objects = sources.load_custom_objects(self.source)
         model = load_keras_model(
-            self.export_dir, custom_objects, safe_mode=self.source.safe_mode
+            self.export_dir,
+            custom_objects,
+            safe_mode=not self.source.allow_unsafe_deserialization,
         )
         model_interface = interface.describe_model(model)
         arrays = interface.random_for(

@@ -1,10 +1,11 @@
 """One source of truth for the rules' surface, checked.
 
-docs/rules.md, keras_saved_model's attributes (read by an aspect at analysis time,
-tests/docs/surface.bzl), the macros' docstrings, the exporter's absl flags and
-ExportRequest's fields must name the same things; the Starlark copies of the modes'
-signature names and of the `module:symbol` syntax must agree with the Python ones, and
-the action's environment must hold what the exporter relies on.
+The settings table (export/settings.bzl) makes keras_saved_model's attributes, the
+exporter's absl flags and ExportRequest's fields; this checks that they came out of it
+(the attributes read by an aspect at analysis time, tests/docs/surface.bzl) and that
+docs/rules.md and the macros' docstrings name the same things. The Starlark copies of
+the modes' signature names and of the `module:symbol` syntax must agree with the Python
+ones, and the action's environment must hold what the exporter relies on.
 """
 
 import dataclasses
@@ -17,7 +18,7 @@ import unittest
 from absl import flags
 
 from export import exporter
-from export.lib import options
+from export.lib import options, settings
 from export.lib.errors import ExportError
 
 _WORKSPACE = os.path.join(
@@ -26,15 +27,20 @@ _WORKSPACE = os.path.join(
 
 # Attributes set by the macro itself, never by a user: documented on the rule only.
 _INTERNAL_ATTRS = {"private_stamp_detect"}
+# keras_saved_model's attributes that are not settings of the exporter: the rule turns
+# them into other flags (deps: --import_path; stamp: --version=timestamp).
+_RULE_ONLY_ATTRS = {"deps", "stamp"}
 # Arguments of every macro that pass through to Bazel's own attributes.
 _COMMON_ARGS = {"name", "visibility", "tags", "testonly"}
 # Flags the docs and docstrings may name besides the exporter's: Bazel's, absl's,
 # saved_model_cli's, and `--flag` itself in prose.
 _OTHER_FLAGS = {
-    # Placeholders in errors.py's description of flag-to-attribute translation.
+    # Placeholders and prefixes in the code that writes flags: `--name`, `--flag`,
+    # `--no` + a bool's name.
     "flag",
     "name",
-    "noflag",
+    "no",
+    "help",
     # absl's, saved_model_cli's and bench/compare.py's.
     "flagfile",
     "helpfull",
@@ -115,24 +121,6 @@ def _starlark_function(text: str, name: str) -> tuple[list[str], list[str]]:
     return params, [d.lstrip("*") for d in documented]
 
 
-def _rule_attrs_source(text: str, rule_name: str) -> dict[str, str]:
-    """Attribute name -> its `attr.x(...)` source, in the `attrs` of `rule_name`."""
-    start = text.index(f"{rule_name} = rule(")
-    body = text[text.index("attrs = {", start) :]
-    attrs = {}
-    for match in re.finditer(r'^        "(\w+)": (attr\.\w+\()', body, re.MULTILINE):
-        depth, i = 0, match.start(2)
-        while True:
-            depth += {"(": 1, ")": -1}.get(body[i], 0)
-            i += 1
-            if depth == 0 and body[i - 1] == ")":
-                break
-        attrs[match.group(1)] = body[match.start(2) : i]
-        if body[i:].startswith(",\n    },"):
-            break
-    return attrs
-
-
 class SurfaceTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -145,7 +133,7 @@ class SurfaceTest(unittest.TestCase):
         }
         cls.public_attrs = cls.attrs - _INTERNAL_ATTRS
         cls.flags = {
-            f.name for f in flags.FLAGS.get_flags_for_module(exporter.__name__)
+            f.name for f in flags.FLAGS.get_key_flags_for_module(exporter.__name__)
         }
         cls.flag_rows = _table(
             _markdown_section(cls.docs, "### The exporter's flags"), "flag"
@@ -157,24 +145,46 @@ class SurfaceTest(unittest.TestCase):
         self.assertIn("verify", self.attrs)
         self.assertNotIn("name", self.attrs)
 
-    def test_every_attribute_has_a_doc(self):
-        sources = _rule_attrs_source(self.rule_bzl, "keras_saved_model_rule")
-        public = {n: s for n, s in sources.items() if not n.startswith("_")}
-        self.assertEqual(set(public), self.attrs)
-        undocumented = [
-            name for name, source in public.items() if "doc = " not in source
-        ]
-        self.assertEqual(undocumented, [], "attributes without doc = ...")
+    def test_attributes_are_the_user_settings(self):
+        user = {s.name for s in settings.SETTINGS if s.is_attribute}
+        self.assertEqual(self.public_attrs - _RULE_ONLY_ATTRS, user)
+
+    def test_every_setting_and_rule_attribute_has_a_doc(self):
+        self.assertEqual([s.name for s in settings.SETTINGS if not s.doc.strip()], [])
+        for name in _RULE_ONLY_ATTRS | _INTERNAL_ATTRS:
+            with self.subTest(attribute=name):
+                self.assertRegex(
+                    self.rule_bzl, rf"(?s)\n        {name} = attr\.\w+\(.*?doc = "
+                )
 
     def test_docs_table_lists_every_attribute(self):
         rows = _table(_markdown_section(self.docs, "## keras_saved_model"), "attribute")
-        documented = {name for row in rows for name in _code_names(row[0])}
-        self.assertEqual(documented - _COMMON_ARGS, self.public_attrs)
+        documented = [name for row in rows for name in _code_names(row[0])]
+        self.assertEqual(
+            sorted(set(documented) - _COMMON_ARGS), sorted(self.public_attrs)
+        )
 
-    def test_macro_takes_and_documents_every_attribute(self):
+    def test_docs_table_gives_each_settings_type(self):
+        rows = _table(_markdown_section(self.docs, "## keras_saved_model"), "attribute")
+        words = {
+            "string": "string",
+            "label": "label",
+            "bool": "bool",
+            "int": "int",
+            "string_list": "string list",
+            "string_dict": "dict string → string",
+        }
+        for row in rows:
+            name = _code_names(row[0])[0]
+            if name in settings.BY_NAME:
+                with self.subTest(attribute=name):
+                    self.assertEqual(row[1], words[settings.get(name).type])
+
+    def test_macro_documents_what_it_takes(self):
         params, documented = _starlark_function(self.rule_bzl, "keras_saved_model")
-        self.assertEqual(set(params) - _COMMON_ARGS - {"kwargs"}, self.public_attrs)
         self.assertEqual(documented, params, "Args: must follow the parameters")
+        self.assertIn("kwargs", params, "the attributes pass through **kwargs")
+        self.assertLessEqual(set(params) - {"kwargs"}, _COMMON_ARGS | {"deps"})
 
     def test_public_file_only_forwards(self):
         defs = _read("rules/defs.bzl")
@@ -193,62 +203,37 @@ class SurfaceTest(unittest.TestCase):
         # The other documented rows are py_test's own attributes passed through kwargs.
         self.assertLessEqual(in_docs - set(params), {"size", "tags", "timeout"})
 
-    def test_docs_list_every_flag(self):
+    def test_flags_are_the_settings_with_flags(self):
+        self.assertEqual(self.flags, {s.name for s in settings.SETTINGS if s.has_flag})
+
+    def test_request_fields_are_the_settings_in_requests(self):
+        fields = [f.name for f in dataclasses.fields(options.ExportRequest)]
+        self.assertEqual(
+            sorted(fields), sorted(s.name for s in settings.SETTINGS if s.in_request)
+        )
+
+    def test_docs_list_every_flag_that_is_not_an_attribute(self):
         documented = [
             name.lstrip("-") for row in self.flag_rows for name in _code_names(row[0])
         ]
-        self.assertEqual(sorted(documented), sorted(self.flags))
-
-    def test_flag_table_names_real_attributes_and_every_attribute(self):
-        named = {
-            name
-            for row in self.flag_rows
-            for name in _code_names(row[1])
-            if "<" not in name
+        others = {
+            s.name for s in settings.SETTINGS if s.has_flag and not s.is_attribute
         }
-        self.assertEqual(named - self.public_attrs, set(), "not attributes of the rule")
-        self.assertEqual(self.public_attrs - named, set(), "attributes without a flag")
+        self.assertEqual(sorted(documented), sorted(others))
 
-    def test_flag_table_agrees_with_the_error_translation(self):
-        # errors.BAZEL_ATTRIBUTES, where it exists, turns a flag in an error message into
-        # the attribute to set; the docs' table must name the same attribute first.
-        from export.lib import errors
-
-        translation = getattr(errors, "BAZEL_ATTRIBUTES", None)
-        if translation is None:
-            self.skipTest("this export/lib/errors.py has no BAZEL_ATTRIBUTES")
-        documented = {
-            _code_names(row[0])[0].lstrip("-"): _code_names(row[1])
-            for row in self.flag_rows
-        }
-        for flag, attribute in translation.items():
-            with self.subTest(flag=flag):
-                self.assertIn(flag, documented, "not in docs/rules.md's flag table")
-                self.assertEqual(documented[flag][:1], [attribute.name])
-        for flag in errors.FLAGS_THE_RULE_SETS:
-            with self.subTest(flag=flag):
-                self.assertIn(flag, documented, "not in docs/rules.md's flag table")
-                self.assertEqual(
-                    [a for a in documented[flag] if "<" not in a], [], "set by the rule"
-                )
-
-    def test_every_request_field_has_a_flag_or_a_reason(self):
-        fields = {f.name for f in dataclasses.fields(options.ExportRequest)}
-        with_flag = {name for row in self.flag_rows for name in _code_names(row[2])}
-        without = _table(
-            _markdown_section(self.docs, "### The exporter's flags"), "field"
+    def test_docs_list_every_request_field_without_a_flag(self):
+        rows = _table(_markdown_section(self.docs, "### The exporter's flags"), "field")
+        documented = {_code_names(row[0])[0] for row in rows}
+        self.assertEqual(
+            documented, {s.name for s in settings.SETTINGS if not s.has_flag}
         )
-        reasons = {_code_names(row[0])[0]: row[1] for row in without}
-        self.assertEqual(with_flag - fields, set(), "not fields of ExportRequest")
-        self.assertEqual(with_flag & set(reasons), set(), "a flag and a reason")
-        self.assertEqual(fields - with_flag - set(reasons), set(), "no flag, no reason")
-        self.assertEqual(set(reasons) - fields, set(), "reasons for no field")
-        self.assertTrue(all(reasons.values()), "an empty reason")
+        self.assertTrue(all(row[1] for row in rows), "an empty reason")
 
     def test_docs_and_sources_name_only_real_flags(self):
         known = self.flags | {"no" + f for f in self.flags} | _OTHER_FLAGS
         paths = [
             "docs/rules.md",
+            "export/settings.bzl",
             "rules/private/keras_saved_model.bzl",
             "export/exporter.py",
         ]
@@ -271,6 +256,17 @@ class SurfaceTest(unittest.TestCase):
 
         self.assertEqual(self.surface["signature_of_mode"], signatures.SIGNATURE_KEYS)
         self.assertEqual(tuple(signatures.SIGNATURE_KEYS), options.MODES)
+
+    def test_lib_readme_lists_the_public_api(self):
+        from export.lib import api  # imports TensorFlow
+
+        readme = _read("export/lib/README.md")
+        public = readme.split("**Public:**", 1)[1].split("(its `__all__`)", 1)[0]
+        self.assertEqual(
+            sorted(re.findall(r"`(\w+)`", public)),
+            sorted(api.__all__),
+            "export/lib/README.md's public names and api.__all__ differ",
+        )
 
     def test_action_environment(self):
         env = self.surface["action_env"]
@@ -297,9 +293,7 @@ class SymbolSyntaxTest(unittest.TestCase):
     def test_symbol_references(self):
         for text, verdict in self.verdicts["symbol_references"].items():
             try:
-                options.parse_symbol_reference(
-                    "--builder", text, "--builder=pkg.mod:build"
-                )
+                options.parse_symbol_reference("builder", text, "pkg.mod:build")
                 python = "good"
             except ExportError:
                 python = "bad"

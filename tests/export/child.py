@@ -43,7 +43,9 @@ def keras_load(task: dict) -> dict[str, np.ndarray]:
 
     custom = {k: _import(v) for k, v in task.get("custom_objects", {}).items()}
     model = loader.load_keras_model(
-        task["path"], custom_objects=custom, safe_mode=task.get("safe_mode", True)
+        task["path"],
+        custom_objects=custom,
+        safe_mode=not task.get("allow_unsafe_deserialization", False),
     )
     arrays = load_arrays(task["inputs"])
     desc = interface.describe_model(model)

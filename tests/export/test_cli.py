@@ -134,9 +134,9 @@ class CliTest(absltest.TestCase):
     def test_bad_flag_syntax(self):
         for flag, args in (
             ("--version", ["--version=v2"]),
-            ("--label_spec", ["--label_spec=probs"]),
+            ("--label_specs", ["--label_specs=probs"]),
             ("--modes", ["--modes=serve,predict"]),
-            ("--builder/--model_file", [f"--model_file={self.tmp}/m.keras"]),
+            ("--builder/--src", [f"--src={self.tmp}/m.keras"]),
         ):
             with self.subTest(flag=flag):
                 proc = testutil.run_exporter(
@@ -163,18 +163,18 @@ class CliTest(absltest.TestCase):
         text = proc.stdout + proc.stderr
         for flag, phrase in (
             ("builder", "package.module:function"),
-            ("model_file", ".keras"),
+            ("src", ".keras"),
             ("weights", ".weights.h5"),
             ("output_dir", "version folder"),
             ("version", "timestamp"),
             ("workspace_status_file", "BUILD_TIMESTAMP"),
-            ("custom_objects", "NAME=package.module:symbol"),
+            ("custom_objects", "package.module:symbol"),
             ("as_text", "saved_model.pbtxt"),
-            ("modes", "serve,eval,train"),
+            ("modes", "Comma-separated"),
             ("seed", "set_random_seed"),
-            ("label_spec", "OUTPUT_NAME=SHAPE:DTYPE"),
-            ("safe_mode", "Lambda"),
-            ("verify", "tolerance"),
+            ("label_specs", "SHAPE:DTYPE"),
+            ("allow_unsafe_deserialization", "Lambda"),
+            ("verify", "1e-5 absolute"),
             ("manifest_out", "JSON"),
         ):
             with self.subTest(flag=flag):

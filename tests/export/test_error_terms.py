@@ -1,8 +1,10 @@
 """ExportError in the user's own terms: flags on the command line, attributes under Bazel.
 
-The same error reads `--label_spec: ... --label_spec=probs=None:int64` from the command
-line and `//pkg:x: attribute label_specs: ... label_specs = {"probs": "None:int64"}`
-from a keras_saved_model target (tests/e2e/bazel_errors_test.sh checks real targets).
+An error carries the setting at fault and the values it suggests as data; the same
+error reads `--label_specs: ... --label_specs=probs=None:int64` from the command line
+and `//pkg:x: attribute label_specs: ... label_specs = {"probs": "None:int64"}` from a
+keras_saved_model target (tests/e2e/bazel_errors_test.sh checks real targets). Nothing
+is translated from prose: a message names a setting only through `setting(...)`.
 """
 
 import ast
@@ -10,147 +12,108 @@ import glob
 import os
 import re
 
-from absl import flags
 from absl.testing import absltest
 
 from export import exporter
-from export.lib import errors
-from export.lib.errors import ExportError
+from export.lib import errors, settings
+from export.lib.errors import ExportError, setting
 from tests.export import testutil
 
 # Never imported: the bad label spec fails before the builder is looked at.
 BUILDER = "tests.export.testmodels:mlp"
 TARGET = "//pkg:my_export"
 
-# (flag, cause, fix) -> (command-line message, Bazel message) for TARGET.
-RENDERINGS = [
+# (setting, value) -> (on the command line, in a target), one per kind of setting.
+MENTIONS = [
+    (("verify", False), "--noverify", "verify = False"),
+    (("verify", True), "--verify", "verify = True"),
     (
-        (
-            "--safe_mode",
-            "'m.keras' contains Python code",
-            "if you trust it, pass --nosafe_mode",
-        ),
-        "--safe_mode: 'm.keras' contains Python code. If you trust it, pass --nosafe_mode.",
-        (
-            f"{TARGET}: attribute allow_unsafe_deserialization: 'm.keras' contains Python"
-            " code. If you trust it, pass allow_unsafe_deserialization = True."
-        ),
+        ("allow_unsafe_deserialization", True),
+        "--allow_unsafe_deserialization",
+        "allow_unsafe_deserialization = True",
     ),
     (
-        ("--verify", "output 'y' differs", "--noverify skips the check"),
-        "--verify: output 'y' differs. --noverify skips the check.",
-        f"{TARGET}: attribute verify: output 'y' differs. verify = False skips the check.",
+        ("label_specs", {"probs": "None:int64"}),
+        "--label_specs=probs=None:int64",
+        'label_specs = {"probs": "None:int64"}',
     ),
     (
-        (
-            "--label_spec",
-            "'probs=x' is not of the form OUTPUT_NAME=SHAPE:DTYPE",
-            "write it like --label_spec=probs=None,10:float32 (or --label_spec=p=None:int64)",
-        ),
-        (
-            "--label_spec: 'probs=x' is not of the form OUTPUT_NAME=SHAPE:DTYPE. Write it"
-            " like --label_spec=probs=None,10:float32 (or --label_spec=p=None:int64)."
-        ),
-        (
-            f"{TARGET}: attribute label_specs: 'probs=x' is not of the form"
-            ' OUTPUT_NAME=SHAPE:DTYPE. Write it like label_specs = {"probs":'
-            ' "None,10:float32"} (or label_specs = {"p": "None:int64"}).'
-        ),
+        ("label_specs", {"a": "None:int64", "b": "None,2:float32"}),
+        "--label_specs=a=None:int64 --label_specs=b=None,2:float32",
+        'label_specs = {"a": "None:int64", "b": "None,2:float32"}',
     ),
-    (
-        (
-            "--custom_objects",
-            "'Scale' is unknown",
-            "pass --custom_objects=Scale=m.n:Scale",
-        ),
-        "--custom_objects: 'Scale' is unknown. Pass --custom_objects=Scale=m.n:Scale.",
-        (
-            f"{TARGET}: attribute custom_objects: 'Scale' is unknown. Pass custom_objects ="
-            ' {"Scale": "m.n:Scale"}.'
-        ),
-    ),
-    (
-        (
-            "--modes",
-            "'train' needs a loss",
-            "drop 'train' from --modes, or --modes=serve,eval",
-        ),
-        "--modes: 'train' needs a loss. Drop 'train' from --modes, or --modes=serve,eval.",
-        (
-            f"{TARGET}: attribute modes: 'train' needs a loss. Drop 'train' from modes, or"
-            ' modes = ["serve", "eval"].'
-        ),
-    ),
-    (
-        (
-            "--builder/--model_file",
-            "neither was given",
-            "pass either --builder=pkg.mod:build or --model_file=PATH.keras",
-        ),
-        (
-            "--builder/--model_file: neither was given. Pass either --builder=pkg.mod:build"
-            " or --model_file=PATH.keras."
-        ),
-        (
-            f"{TARGET}: attribute builder/src: neither was given. Pass either builder ="
-            ' "pkg.mod:build" or src = "PATH.keras".'
-        ),
-    ),
-    (
-        (
-            "--weights",
-            "they do not fit",
-            "pass --weights saved from what --builder builds",
-        ),
-        "--weights: they do not fit. Pass --weights saved from what --builder builds.",
-        (
-            f"{TARGET}: attribute weights: they do not fit. Pass weights saved from what"
-            " builder builds."
-        ),
-    ),
-    (
-        (
-            "--seed",
-            "'-1' is negative",
-            "pass e.g. --seed=0; pick another --version=timestamp",
-        ),
-        "--seed: '-1' is negative. Pass e.g. --seed=0; pick another --version=timestamp.",
-        (
-            f"{TARGET}: attribute seed: '-1' is negative. Pass e.g. seed = 0; pick another"
-            " stamp = 1."
-        ),
-    ),
-    (
-        # Set by the rule itself: named as the exporter's flag, and said so.
-        ("--output_dir", "'out' is a file", "point --output_dir at a folder"),
-        "--output_dir: 'out' is a file. Point --output_dir at a folder.",
-        (
-            f"{TARGET}: the exporter's --output_dir (set by keras_saved_model): 'out' is a"
-            " file. Point --output_dir at a folder."
-        ),
-    ),
+    (("modes", ["serve", "eval"]), "--modes=serve,eval", 'modes = ["serve", "eval"]'),
+    (("seed", 0), "--seed=0", "seed = 0"),
+    (("version", 3), "--version=3", "version = 3"),
+    # The exporter's timestamp is the rule's stamp.
+    (("version", "timestamp"), "--version=timestamp", "stamp = 1"),
+    (("builder", "m.n:build"), "--builder=m.n:build", 'builder = "m.n:build"'),
+    (("src", "model.keras"), "--src=model.keras", 'src = "model.keras"'),
+    # Set by the rule itself: there is no attribute to name, so the flag stays.
+    (("output_dir", "DIR"), "--output_dir=DIR", "--output_dir=DIR"),
+    (("verify",), "--verify", "verify"),
 ]
 
 
 class RenderTest(absltest.TestCase):
-    def test_both_renderings(self):
-        for args, command_line, bazel in RENDERINGS:
-            with self.subTest(flag=args[0]):
-                error = ExportError(*args)
-                self.assertEqual(str(error), command_line)
-                self.assertEqual(error.render(), command_line)
-                self.assertEqual(error.render(TARGET), bazel)
+    def test_each_kind_of_mention(self):
+        for args, command_line, target in MENTIONS:
+            with self.subTest(mention=args):
+                mention = setting(*args)
+                self.assertEqual(mention.for_command_line(), command_line)
+                self.assertEqual(mention.for_target(), target)
+
+    def test_a_whole_message(self):
+        error = ExportError(
+            "label_specs",
+            ["the loss fails on the labels of ", setting("label_specs")],
+            ["state them, e.g. ", setting("label_specs", {"probs": "None:int64"})],
+        )
+        self.assertEqual(
+            str(error),
+            "--label_specs: the loss fails on the labels of --label_specs. State them,"
+            " e.g. --label_specs=probs=None:int64.",
+        )
+        self.assertEqual(error.render(), str(error))
+        self.assertEqual(
+            error.render(TARGET),
+            f"{TARGET}: attribute label_specs: the loss fails on the labels of"
+            ' label_specs. State them, e.g. label_specs = {"probs": "None:int64"}.',
+        )
+
+    def test_a_fix_starting_with_a_setting_keeps_its_case(self):
+        error = ExportError("verify", "output 'y' differs", [setting("verify", False)])
+        self.assertEqual(error.render(), "--verify: output 'y' differs. --noverify.")
+        self.assertEqual(
+            error.render(TARGET),
+            f"{TARGET}: attribute verify: output 'y' differs. verify = False.",
+        )
+
+    def test_two_settings_at_fault(self):
+        error = ExportError(("builder", "src"), "neither was given", "give one")
+        self.assertStartsWith(str(error), "--builder/--src: neither was given.")
+        self.assertStartsWith(
+            error.render(TARGET), f"{TARGET}: attribute builder/src: neither was given."
+        )
+
+    def test_a_setting_the_rule_sets(self):
+        error = ExportError("output_dir", "'out' is a file", "point it at a folder")
+        self.assertEqual(
+            error.render(TARGET),
+            f"{TARGET}: the exporter's --output_dir (set by keras_saved_model): 'out' is"
+            " a file. Point it at a folder.",
+        )
 
     def test_details_follow_in_both(self):
-        error = ExportError("--builder", "it raised", "fix it", "Traceback: --builder")
+        error = ExportError("builder", "it raised", "fix it", "Traceback: --builder")
         self.assertEqual(
             error.render(TARGET),
             f"{TARGET}: attribute builder: it raised. Fix it.\n\nTraceback: --builder",
         )
 
-    def test_unknown_dashes_are_left_alone(self):
+    def test_prose_is_never_rewritten(self):
         error = ExportError(
-            "--modes", "x--modes and --unknown_flag", "see saved_model_cli --tag_set"
+            "modes", "x--modes and --unknown_flag", "see saved_model_cli --tag_set"
         )
         self.assertEqual(
             error.render(TARGET),
@@ -158,75 +121,48 @@ class RenderTest(absltest.TestCase):
             " --tag_set.",
         )
 
-
-def _exporter_flags() -> set[str]:
-    return {f.name for f in flags.FLAGS.get_flags_for_module(exporter)}
-
-
-def _bazel_attributes() -> set[str]:
-    """The attributes of keras_saved_model_rule, read from its .bzl file."""
-    path = os.path.join(
-        os.environ["TEST_SRCDIR"],
-        os.environ["TEST_WORKSPACE"],
-        "rules/private/keras_saved_model.bzl",
-    )
-    with open(path, encoding="utf-8") as f:
-        return set(re.findall(r'^\s+"(\w+)": attr\.', f.read(), re.MULTILINE))
+    def test_an_unknown_setting_is_a_bug(self):
+        with self.assertRaises(KeyError):
+            ExportError("label_spec", "cause", "fix")
+        with self.assertRaises(KeyError):
+            setting("safe_mode", False)
 
 
-def _flags_in_error_texts() -> dict[str, set[str]]:
-    """Every `--name` written in an ExportError(...) call of the exporter, by file."""
-    lib = os.path.dirname(errors.__file__)
-    found = {}
-    for path in sorted(glob.glob(os.path.join(lib, "*.py"))) + [exporter.__file__]:
-        with open(path, encoding="utf-8") as f:
-            tree = ast.parse(f.read())
-        names = set()
-        for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.Call)
-                and getattr(node.func, "id", None) == "ExportError"
-            ):
-                for arg in node.args:
-                    for part in ast.walk(arg):
-                        if isinstance(part, ast.Constant) and isinstance(
-                            part.value, str
-                        ):
-                            names |= set(re.findall(r"(?<![\w-])--(\w+)", part.value))
-        found[os.path.basename(path)] = names
-    return found
+def _literal_flags(source: str) -> set[str]:
+    """Every `--name` written as text inside an ExportError(...) call of `source`."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", None) == "ExportError"
+        ):
+            for part in ast.walk(node):
+                if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                    names |= set(re.findall(r"(?<![\w-])--(\w+)", part.value))
+    return names
 
 
-class TableTest(absltest.TestCase):
-    def test_every_flag_has_an_attribute_or_is_set_by_the_rule(self):
-        mapped = set(errors.BAZEL_ATTRIBUTES) | errors.FLAGS_THE_RULE_SETS
-        self.assertEqual(_exporter_flags(), mapped)
-        self.assertEmpty(set(errors.BAZEL_ATTRIBUTES) & errors.FLAGS_THE_RULE_SETS)
-
-    def test_every_attribute_named_exists(self):
-        named = {a.name for a in errors.BAZEL_ATTRIBUTES.values()}
-        named |= {
-            s.split(" = ")[0]
-            for a in errors.BAZEL_ATTRIBUTES.values()
-            for _, s in a.special_values
-        }
-        self.assertContainsSubset(named, _bazel_attributes())
-
-    def test_error_texts_name_only_real_flags(self):
-        # Only the exporter's flags are turned into attributes; any other `--name` in a
-        # message would reach a Bazel user as it is.
-        known = _exporter_flags()
-        for name, used in _flags_in_error_texts().items():
-            with self.subTest(file=name):
-                unknown = {
-                    f
-                    for f in used
-                    if f not in known and f.removeprefix("no") not in known
-                }
+class VocabularyTest(absltest.TestCase):
+    def test_messages_name_settings_only_through_mentions(self):
+        # A flag written as text would reach a Bazel user as a flag.
+        names = {s.name for s in settings.SETTINGS}
+        lib = os.path.dirname(errors.__file__)
+        paths = sorted(glob.glob(os.path.join(lib, "*.py"))) + [exporter.__file__]
+        self.assertGreater(len(paths), 10)
+        for path in paths:
+            with open(path, encoding="utf-8") as f:
+                used = _literal_flags(f.read())
+            with self.subTest(file=os.path.basename(path)):
                 self.assertEmpty(
-                    unknown, f"flags that do not exist in ExportErrors of {name}"
+                    {f for f in used if f.removeprefix("no") in names},
+                    "settings written as flags instead of setting(...)",
                 )
-        self.assertIn("label_spec", _flags_in_error_texts()["options.py"])
+
+    def test_the_check_sees_flags_written_as_text(self):
+        source = (
+            'raise ExportError("verify", f"x {y}", ["pass --noverify or", " --seed=1"])'
+        )
+        self.assertEqual(_literal_flags(source), {"noverify", "seed"})
 
 
 class CommandLineTest(absltest.TestCase):
@@ -238,7 +174,7 @@ class CommandLineTest(absltest.TestCase):
             [
                 f"--builder={BUILDER}",
                 f"--output_dir={out}",
-                "--label_spec=probs=None,ten:int64",
+                "--label_specs=probs=None,ten:int64",
                 *extra,
             ]
         )
@@ -250,8 +186,8 @@ class CommandLineTest(absltest.TestCase):
 
     def test_flags_on_the_command_line(self):
         line = self._error()
-        self.assertStartsWith(line, "exporter: error: --label_spec: ")
-        self.assertIn("--label_spec=probs=None,10:float32", line)
+        self.assertStartsWith(line, "exporter: error: --label_specs: ")
+        self.assertIn("--label_specs=probs=None,10:float32", line)
 
     def test_attributes_for_a_target(self):
         line = self._error("--target_label=//pkg:my_export")

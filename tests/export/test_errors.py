@@ -13,7 +13,7 @@ from absl.testing import absltest
 
 from export.lib import api, errors, sources
 from export.lib.errors import ExportError
-from tests.export import testmodels
+from tests.export import testmodels, testutil
 
 M = testmodels.MODULE
 
@@ -33,7 +33,7 @@ class ErrorTest(absltest.TestCase):
             api.export_saved_model(request)
         error = cm.exception
         message = str(error)
-        self.assertEqual(error.flag, flag, message)
+        self.assertEqual(testutil.flags_named(error), flag, message)
         paragraph = message.split("\n\n", 1)[0]
         self.assertNotIn("\n", paragraph, "the explanation must be one paragraph")
         self.assertTrue(paragraph.startswith(flag + ": "), paragraph)
@@ -54,14 +54,14 @@ class ErrorTest(absltest.TestCase):
     def test_both_sources(self):
         path = self._file("m.keras", b"x")
         self.assertExportError(
-            "--builder/--model_file",
+            "--builder/--src",
             "both were given",
             builder=f"{M}:mlp",
-            model_file=path,
+            src=path,
         )
 
     def test_no_source(self):
-        self.assertExportError("--builder/--model_file", "neither was given")
+        self.assertExportError("--builder/--src", "neither was given")
 
     def test_builder_syntax(self):
         self.assertExportError("--builder", "package.module:symbol", builder=f"{M}.mlp")
@@ -160,36 +160,36 @@ class ErrorTest(absltest.TestCase):
             builder=f"{M}:custom_train_step",
         )
 
-    def test_model_file_missing(self):
+    def test_src_missing(self):
         self.assertExportError(
-            "--model_file",
+            "--src",
             "does not exist",
-            model_file=os.path.join(self.tmp, "nope.keras"),
+            src=os.path.join(self.tmp, "nope.keras"),
         )
 
-    def test_model_file_corrupt_keras(self):
+    def test_src_corrupt_keras(self):
         path = self._file("broken.keras", b"this is not a zip archive")
-        self.assertExportError(
-            "--model_file", "not a valid .keras file", model_file=path
-        )
+        self.assertExportError("--src", "not a valid .keras file", src=path)
 
-    def test_model_file_corrupt_h5(self):
+    def test_src_corrupt_h5(self):
         path = self._file("broken.h5", b"this is not hdf5")
-        self.assertExportError("--model_file", "cannot be read", model_file=path)
+        self.assertExportError("--src", "cannot be read", src=path)
 
-    def test_model_file_unknown_extension(self):
+    def test_src_unknown_extension(self):
         path = self._file("model.onnx", b"x")
-        self.assertExportError("--model_file", "unknown extension", model_file=path)
+        self.assertExportError("--src", "unknown extension", src=path)
 
-    def test_model_file_is_weights_only(self):
+    def test_src_is_weights_only(self):
         path = self._file("model.weights.h5", b"x")
-        self.assertExportError("--model_file", "weights only", model_file=path)
+        self.assertExportError("--src", "weights only", src=path)
 
-    def test_lambda_refused_in_safe_mode(self):
+    def test_lambda_refused_without_allow_unsafe_deserialization(self):
         path = os.path.join(self.tmp, "lambda.keras")
         testmodels.save_lambda_model(path)
         self.assertExportError(
-            "--safe_mode", ["Lambda", "--nosafe_mode"], model_file=path
+            "--allow_unsafe_deserialization",
+            ["Lambda", "--allow_unsafe_deserialization"],
+            src=path,
         )
 
     # Custom objects.
@@ -215,11 +215,11 @@ class ErrorTest(absltest.TestCase):
             "--custom_objects", "--custom_objects=Scale=", builder=f"{M}:custom_layer"
         )
 
-    def test_custom_object_needed_for_model_file(self):
+    def test_custom_object_needed_for_src(self):
         keras.backend.clear_session()
         path = os.path.join(self.tmp, "custom.keras")
         testmodels.custom_layer().save(path)
-        self.assertExportError("--custom_objects", "'Scale'", model_file=path)
+        self.assertExportError("--custom_objects", "'Scale'", src=path)
 
     # Weights.
 
@@ -272,7 +272,7 @@ class ErrorTest(absltest.TestCase):
         request = api.ExportRequest(output_dir=self.out, builder=f"{M}:mlp")
         with self.assertRaises(ExportError) as cm:
             api.export_saved_model(request)
-        self.assertEqual(cm.exception.flag, "--output_dir")
+        self.assertEqual(testutil.flags_named(cm.exception), "--output_dir")
         self.assertIn("already exists", str(cm.exception))
         self.assertEqual(os.listdir(self.out), ["1"])
         self.assertEqual(os.listdir(existing), ["keep.txt"])
@@ -311,7 +311,7 @@ class ErrorTest(absltest.TestCase):
             modes="serve,train",
         )
 
-    def test_bad_label_spec_syntax(self):
+    def test_bad_label_specs_syntax(self):
         for spec, phrase in (
             ("probs", "OUTPUT_NAME=SHAPE:DTYPE"),
             ("probs=None,x:float32", "dimension 'x'"),
@@ -319,12 +319,12 @@ class ErrorTest(absltest.TestCase):
         ):
             with self.subTest(spec=spec):
                 self.assertExportError(
-                    "--label_spec", phrase, builder=f"{M}:compiled", label_specs=[spec]
+                    "--label_specs", phrase, builder=f"{M}:compiled", label_specs=[spec]
                 )
 
     def test_label_spec_for_unknown_output(self):
         self.assertExportError(
-            "--label_spec",
+            "--label_specs",
             ["nope is not an output", "probs"],
             builder=f"{M}:compiled",
             label_specs=["nope=None:int64"],
@@ -334,8 +334,8 @@ class ErrorTest(absltest.TestCase):
         # Re-tried with sparse labels, the loss runs: the labels are the cause, and the
         # fix names the spec that works.
         error = self.assertExportError(
-            "--label_spec",
-            ["fail on labels", "--label_spec=probs=None:int64"],
+            "--label_specs",
+            ["fail on labels", "--label_specs=probs=None:int64"],
             builder=f"{M}:compiled",
             label_specs=["probs=None,7,2:float32"],
         )
@@ -345,28 +345,28 @@ class ErrorTest(absltest.TestCase):
 
     def test_model_failing_on_every_batch_is_not_blamed_on_labels(self):
         error = self.assertExportError(
-            "--builder/--model_file",
+            "--builder/--src",
             ["sample batch of its declared inputs", "not in [0, 16)"],
             builder=f"{M}:position_table_too_short",
         )
-        self.assertNotIn("--label_spec", str(error).split("\n\n", 1)[0])
+        self.assertNotIn("--label_specs", str(error).split("\n\n", 1)[0])
 
     def test_loss_failing_whatever_the_labels_is_not_blamed_on_labels(self):
         error = self.assertExportError(
-            "--builder/--model_file",
+            "--builder/--src",
             ["compiled loss or metrics", "the labels are not the cause", "int32"],
             builder=f"{M}:broken_loss",
         )
-        self.assertNotIn("--label_spec", str(error).split("\n\n", 1)[0])
+        self.assertNotIn("--label_specs", str(error).split("\n\n", 1)[0])
 
     def test_train_step_log_that_is_not_a_tensor(self):
         error = self.assertExportError(
-            "--builder/--model_file",
+            "--builder/--src",
             ["train_step returned the log 'learning_rate_note'", "NoneType"],
             builder=f"{M}:train_step_logs_none",
             custom_objects=[f"LogsNone={M}:LogsNone"],
         )
-        self.assertNotIn("--label_spec", str(error).split("\n\n", 1)[0])
+        self.assertNotIn("--label_specs", str(error).split("\n\n", 1)[0])
 
     # Models that Keras cannot re-create from their JSON (load_keras_model would fail).
 

@@ -72,17 +72,23 @@ class RoundTripTest(absltest.TestCase):
                 "custom_objects": [f"LowLevelStep={M}:LowLevelStep"],
                 "label_specs": ["probs=None:int64"],
             },
-            "keras_file": {"model_file": files["keras_file"]},
+            "keras_file": {"src": files["keras_file"]},
             "weights": {"builder": f"{M}:mlp", "weights": files["weights"]},
-            "lambda_file": {"model_file": files["lambda_file"], "safe_mode": False},
+            "lambda_file": {
+                "src": files["lambda_file"],
+                "allow_unsafe_deserialization": True,
+            },
             # Its lambda's bytecode is rewritten with a portable file name: it must run.
-            "lambda_builder": {"builder": f"{M}:lambda_model", "safe_mode": False},
-            "legacy_h5": {"model_file": files["legacy_h5"]},
+            "lambda_builder": {
+                "builder": f"{M}:lambda_model",
+                "allow_unsafe_deserialization": True,
+            },
+            "legacy_h5": {"src": files["legacy_h5"]},
         }
         keras_load_options = {
             "custom_layer": {"custom_objects": {"Scale": f"{M}:Scale"}},
-            "lambda_file": {"safe_mode": False},
-            "lambda_builder": {"safe_mode": False},
+            "lambda_file": {"allow_unsafe_deserialization": True},
+            "lambda_builder": {"allow_unsafe_deserialization": True},
             "custom_train_step": {
                 "custom_objects": {"ClippedStep": f"{M}:ClippedStep"}
             },

@@ -307,7 +307,7 @@ class StatefulErrorTest(absltest.TestCase):
             api.export_saved_model(request)
         message = str(cm.exception)
         paragraph = message.split("\n\n", 1)[0]
-        self.assertEqual(cm.exception.flag, flag, message)
+        self.assertEqual(testutil.flags_named(cm.exception), flag, message)
         self.assertNotIn("\n", paragraph)
         for phrase in phrases:
             self.assertIn(phrase, paragraph)
@@ -315,14 +315,14 @@ class StatefulErrorTest(absltest.TestCase):
 
     def test_table_no_layer_holds(self):
         self.assertExportError(
-            "--builder/--model_file",
+            "--builder/--src",
             ["StaticHashTable", "no layer of the model holds", "inside a layer"],
             "table_outside_the_model",
         )
 
     def test_vocabulary_file_deleted_by_the_builder(self):
         self.assertExportError(
-            "--builder/--model_file",
+            "--builder/--src",
             ["colors.txt' that a lookup table", "no longer exists", "as a list"],
             "vocabulary_file_deleted",
         )
@@ -344,15 +344,18 @@ class StatefulErrorTest(absltest.TestCase):
         root.serve = tf.function(
             lambda x: x * untracked, input_signature=[tf.TensorSpec([None], tf.float32)]
         ).get_concrete_function()
+        resolved = options.resolve(
+            options.ExportRequest(
+                builder="unused.module:build",
+                output_dir=self.create_tempdir().full_path,
+            )
+        )
+        staging = writer.begin(resolved.output_dir, resolved.version)
         with self.assertRaises(ExportError) as cm:
             writer.write(
-                self.create_tempdir().full_path,
-                root,
-                {signatures.SERVING_KEY: root.serve},
-                "{}",
-                as_text=False,
+                staging, root, {signatures.SERVING_KEY: root.serve}, "{}", resolved
             )
-        self.assertEqual(cm.exception.flag, "--builder/--model_file")
+        self.assertEqual(testutil.flags_named(cm.exception), "--builder/--src")
         paragraph = str(cm.exception).split("\n\n", 1)[0]
         self.assertNotIn("\n", paragraph)
         self.assertIn("TensorFlow could not save the traced model", paragraph)

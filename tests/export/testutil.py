@@ -16,6 +16,11 @@ _EXPORTER_PATH = os.path.join("export", "exporter")
 TIMEOUT_S = 300
 
 
+def flags_named(error) -> str:
+    """The flags an ExportError names first on the command line, e.g. `--builder/--src`."""
+    return "/".join(f"--{name}" for name in error.settings)
+
+
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for child processes: this process's import path, quiet TF logs."""
     env = dict(os.environ)

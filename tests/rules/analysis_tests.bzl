@@ -123,8 +123,8 @@ def _src_impl(ctx):
     # A consumer's runfiles hold the SavedModel, not the files it was made from.
     asserts.equals(env, [p % "src_export" for p in _EXPORT_RUNFILES], _runfile_paths(target))
     action = _export_actions(env)[0]
-    asserts.true(env, "--model_file=tests/rules/model.keras" in action.argv, str(action.argv))
-    asserts.true(env, "--nosafe_mode" in action.argv, str(action.argv))
+    asserts.true(env, "--src=tests/rules/model.keras" in action.argv, str(action.argv))
+    asserts.true(env, "--allow_unsafe_deserialization" in action.argv, str(action.argv))
     asserts.false(env, [a for a in action.argv if a.startswith("--modes")], str(action.argv))
     return analysistest.end(env)
 

@@ -10,7 +10,6 @@ same bytes, and `saved_model_cli` reads it.
 """
 
 import contextlib
-import glob
 import importlib
 import os
 import subprocess
@@ -23,7 +22,7 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import absltest
 
-from export.lib import interface, signatures, sources
+from export.lib import interface, settings, signatures, sources
 from rules.private import keras_saved_model_test_main as rule_test
 from tests.export import testutil
 
@@ -284,30 +283,20 @@ class ZooTest(rule_test.SavedModelTest):
 
     def _exporter_flags(self, output: str, manifest: str) -> list[str]:
         """The flags of the build action (see keras_saved_model), from the export's info."""
-        info = self.info
-        version = os.path.basename(self.export_dir)
-        flags_ = [
-            f"--output_dir={output}/model",
-            f"--manifest_out={manifest}",
-            f"--version={version}",
-            f"--seed={info['seed']}",
-            "--safe_mode" if info["safe_mode"] else "--nosafe_mode",
-            "--noverify",
-        ]
-        if info["builder"]:
-            flags_.append(f"--builder={info['builder']}")
-        else:
-            flags_.append(f"--model_file={self.source.model_file}")
-        if info["weights"]:
-            flags_.append(f"--weights={self.source.weights}")
-        if info["modes"]:
-            flags_.append(f"--modes={','.join(info['modes'])}")
-        if glob.glob(os.path.join(self.export_dir, "saved_model.pbtxt")):
-            flags_.append("--as_text")
-        flags_ += [
-            f"--custom_objects={k}={v}" for k, v in info["custom_objects"].items()
-        ]
-        flags_ += [f"--label_spec={k}={v}" for k, v in info["label_specs"].items()]
+        values = {
+            name: value
+            for name, value in self.info.items()
+            if name != "label" and settings.get(name).is_attribute
+        }
+        values.update(
+            src=self.source.src,
+            weights=self.source.weights,
+            version=os.path.basename(self.export_dir),
+            verify=False,
+        )
+        flags_ = [f"--output_dir={output}/model", f"--manifest_out={manifest}"]
+        for name, value in values.items():
+            flags_ += settings.flags_for(name, value)
         return flags_
 
     def test_saved_model_cli_shows_every_signature(self):

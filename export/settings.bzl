@@ -1,0 +1,213 @@
+"""The export's settings: one table for the rule, the exporter and the Python request.
+
+Each setting has one name. It is the keras_saved_model attribute (for settings a user
+sets), the exporter's flag (`--name`) and the field of `export.lib.api.ExportRequest`.
+Starlark loads SETTINGS to declare the rule's attributes and pass them to the exporter
+(rules/private/keras_saved_model.bzl); Python reads this file as a literal to define
+the absl flags and ExportRequest (export/lib/settings.py). So it holds only literals.
+
+Keys of each entry:
+  name: the setting's one name.
+  type: "string", "label" (a file; a path on the command line), "bool", "int", "float",
+    "string_list" (a comma-separated flag), "string_dict" (a repeatable `--name=KEY=VALUE`
+    flag), "path_list" (a repeatable `--name=PATH` flag).
+  default: the value when unset (None: not set).
+  doc: what it means, for the attribute's doc, the flag's help and the field.
+  set_by: who sets it:
+    "user": an attribute of keras_saved_model, a flag, a field of ExportRequest;
+    "rule": a flag and a field that keras_saved_model fills itself;
+    "program": a flag of the exporter program only (how it runs, not what it exports);
+    "library": a field of ExportRequest only.
+  allow_files: for "label" settings, the file extensions the attribute takes.
+  flag_type: the flag's type where it differs from `type` (the exporter's version also
+    takes `timestamp`, which the rule passes for its `stamp`).
+"""
+
+SETTINGS = [
+    {
+        "name": "builder",
+        "type": "string",
+        "default": None,
+        "doc": "`\"package.module:function\"`: a function taking no arguments and " +
+               "returning a keras.Model, compiled or not (compile it with a loss and an " +
+               "optimizer to get the eval and train signatures). Exactly one of " +
+               "`builder` and `src`.",
+        "set_by": "user",
+    },
+    {
+        "name": "src",
+        "type": "label",
+        "default": None,
+        "doc": "A `.keras` model file written by model.save() (legacy `.h5` on a best " +
+               "effort basis). Exactly one of `builder` and `src`.",
+        "set_by": "user",
+        "allow_files": [".keras", ".h5"],
+    },
+    {
+        "name": "weights",
+        "type": "label",
+        "default": None,
+        "doc": "A `.weights.h5` file (model.save_weights()) loaded into the model once " +
+               "it is built; its layers and shapes must match.",
+        "set_by": "user",
+        "allow_files": [".h5"],
+    },
+    {
+        "name": "custom_objects",
+        "type": "string_dict",
+        "default": {},
+        "doc": "Name to `\"package.module:symbol\"` for the classes and functions the " +
+               "model's config names but Keras does not know (unregistered custom " +
+               "layers, losses, metrics). The name is the class name (`MyLayer`) or the " +
+               "registered name (`my_package>MyLayer`).",
+        "set_by": "user",
+    },
+    {
+        "name": "modes",
+        "type": "string_list",
+        "default": [],
+        "doc": "Among `serve`, `eval` (needs a compiled loss, a compute_loss or a " +
+               "test_step of the model's own) and `train` (needs an optimizer, and a " +
+               "compiled loss, a compute_loss or a train_step of the model's own); " +
+               "`serve` is always written. Empty: every mode the model supports; a mode " +
+               "the model cannot do is an error.",
+        "set_by": "user",
+    },
+    {
+        "name": "label_specs",
+        "type": "string_dict",
+        "default": {},
+        "doc": "Output name to `\"SHAPE:DTYPE\"` (e.g. `\"None,10:float32\"`, " +
+               "`\"None:int64\"`; SHAPE is comma-separated dims, None for unknown ones) of " +
+               "the `<output>_target` input of the eval and train signatures. Unset " +
+               "outputs: sparse losses take int64 class ids shaped like the output " +
+               "without its last dimension, other losses labels shaped and typed like " +
+               "the output; without a compiled loss, the first of those forms (or the " +
+               "inputs alone, as fit(x)) the model's own step runs on. Each label also " +
+               "takes its shape with a trailing 1 more or less where Keras gives the " +
+               "same numbers for both (docs/rules.md, Labels).",
+        "set_by": "user",
+    },
+    {
+        "name": "as_text",
+        "type": "bool",
+        "default": False,
+        "doc": "Write `saved_model.pbtxt` (text proto) instead of `saved_model.pb`.",
+        "set_by": "user",
+    },
+    {
+        "name": "version",
+        "type": "int",
+        "flag_type": "string",
+        "default": 1,
+        "doc": "The version folder under the output folder, 0 or more (TF Serving " +
+               "orders versions numerically). The exporter also takes `timestamp`: the " +
+               "seconds since the epoch, from workspace_status_file when given, else " +
+               "from the clock (the rule's `stamp`).",
+        "set_by": "user",
+    },
+    {
+        "name": "seed",
+        "type": "int",
+        "default": 0,
+        "doc": "Random seed set with keras.utils.set_random_seed before the model is " +
+               "built (weight initialisation); also seeds the verification inputs.",
+        "set_by": "user",
+    },
+    {
+        "name": "allow_unsafe_deserialization",
+        "type": "bool",
+        "default": False,
+        "doc": "Load a `src` holding Python code (Lambda layers), which runs when the " +
+               "file is loaded; such files are refused otherwise.",
+        "set_by": "user",
+    },
+    {
+        "name": "verify",
+        "type": "bool",
+        "default": True,
+        "doc": "Reload the written SavedModel and compare its serving outputs with the " +
+               "Keras model's on seeded inputs (string inputs get tokens of the model's " +
+               "own vocabularies, unknown dimensions the first of 32, 16, 8, 4, 2, 1 the " +
+               "model accepts); fail beyond 1e-5 absolute + 1e-5 relative.",
+        "set_by": "user",
+    },
+    {
+        "name": "output_dir",
+        "type": "string",
+        "default": None,
+        "doc": "Folder that receives the version folder; it may exist (empty or holding " +
+               "other versions). The version folder is written under a temporary name " +
+               "and renamed when complete; an existing one is never overwritten.",
+        "set_by": "rule",
+    },
+    {
+        "name": "manifest_out",
+        "type": "string",
+        "default": None,
+        "doc": "Path of a JSON file (sorted keys) describing the export: version, " +
+               "source and each signature's inputs and outputs with shape and dtype.",
+        "set_by": "rule",
+    },
+    {
+        "name": "workspace_status_file",
+        "type": "string",
+        "default": None,
+        "doc": "Bazel's volatile status file: with version `timestamp`, its " +
+               "BUILD_TIMESTAMP line gives the version.",
+        "set_by": "rule",
+    },
+    {
+        "name": "verify_atol",
+        "type": "float",
+        "default": 1e-5,
+        "doc": "The absolute tolerance of verify.",
+        "set_by": "library",
+    },
+    {
+        "name": "verify_rtol",
+        "type": "float",
+        "default": 1e-5,
+        "doc": "The relative tolerance of verify.",
+        "set_by": "library",
+    },
+    {
+        "name": "import_path",
+        "type": "path_list",
+        "default": [],
+        "doc": "Folders put first on the Python path, in order, before the builder and " +
+               "custom objects are imported (keras_saved_model passes its deps' roots).",
+        "set_by": "program",
+    },
+    {
+        "name": "quiet",
+        "type": "bool",
+        "default": False,
+        "doc": "Print nothing on success (the Bazel convention for actions); on " +
+               "failure, print everything the export printed.",
+        "set_by": "program",
+    },
+    {
+        "name": "target_label",
+        "type": "string",
+        "default": None,
+        "doc": "The keras_saved_model target running this export: errors then name it " +
+               "and its attributes instead of this program's flags.",
+        "set_by": "program",
+    },
+    {
+        "name": "persistent_worker",
+        "type": "bool",
+        "default": False,
+        "doc": "Serve Bazel's persistent worker requests: import TensorFlow once, then " +
+               "run each request (a list of flags) in a forked child.",
+        "set_by": "program",
+    },
+    {
+        "name": "worker_request_timeout",
+        "type": "float",
+        "default": 3600.0,
+        "doc": "With persistent_worker: seconds after which a request's child is killed.",
+        "set_by": "program",
+    },
+]
