@@ -806,7 +806,10 @@ def _training_state_error(
             "label_specs",
             f"{what} {fail} on labels {shown} ({describe_exception(error)})"
             f" but {run} on labels {_descs_text(candidate)}",
-            ["state the labels, e.g. ", setting("label_specs", _label_specs(candidate))],
+            [
+                "state the labels, e.g. ",
+                setting("label_specs", _label_specs(candidate)),
+            ],
             format_traceback(error),
         )
     what = "compiled loss or metrics (its test_step)" if compiled else step.__name__
