@@ -265,19 +265,19 @@ def build(
         return model_interface.name_outputs(outputs)
 
     def run_step(mode, step, args):
-        for metric in model.metrics:
-            metric.reset_state()
         x = model_interface.pack_inputs(args[:n_inputs])
-        if not labels:
-            # What Keras's fit(x) hands train_step: the inputs alone.
-            data = keras.utils.pack_x_y_sample_weight(x)
-            return _log_tensors(step.__name__, step(data))
         checks = _label_checks(mode, args[0], args[n_inputs:], labels)
-        # Every op the step makes waits for the checks: on a label of another shape
+        # Every op of the call waits for the checks: on a label of another shape
         # nothing runs, not even the optimizer's step count (which reads no input).
         with tf.control_dependencies(checks):
-            y = _reshaped_labels(args[n_inputs:], labels)
-            data = (x, model_interface.pack_targets(y))
+            for metric in model.metrics:
+                metric.reset_state()
+            if labels:
+                y = _reshaped_labels(args[n_inputs:], labels)
+                data = (x, model_interface.pack_targets(y))
+            else:
+                # What Keras's fit(x) hands train_step: the inputs alone.
+                data = keras.utils.pack_x_y_sample_weight(x)
             return _log_tensors(step.__name__, step(data))
 
     def eval_step(*args):
@@ -344,6 +344,8 @@ def build(
 def _label_checks(mode: str, first_input, values, labels: tuple[Label, ...]) -> list:
     """Asserts that fail, naming the label, unless each label has a shape it accepts,
     with the batch size of the inputs."""
+    if not labels:
+        return []
     batch = tf.shape(first_input)[0]
     checks = []
     for value, label in zip(values, labels, strict=True):
