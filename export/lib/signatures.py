@@ -91,10 +91,15 @@ class Label:
     signature declares the label with unknown rank; the function checks its shape (the
     batch is the inputs') before anything runs, fails naming the label otherwise, and
     reshapes it to `desc.shape`.
+
+    `open_dims` hold, for a dimension the label leaves open (a sequence length), the
+    input dimension the model's output follows there: (label dim, input index, input
+    dim). That size is checked too, as labels one step short would broadcast.
     """
 
     desc: interface.TensorDesc
     shapes: tuple[tuple[int | None, ...], ...]
+    open_dims: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def name(self) -> str:
@@ -266,7 +271,7 @@ def build(
 
     def run_step(mode, step, args):
         x = model_interface.pack_inputs(args[:n_inputs])
-        checks = _label_checks(mode, args[0], args[n_inputs:], labels)
+        checks = _label_checks(mode, args[:n_inputs], args[n_inputs:], labels)
         # Every op of the call waits for the checks: on a label of another shape
         # nothing runs, not even the optimizer's step count (which reads no input).
         with tf.control_dependencies(checks):
@@ -341,33 +346,41 @@ def build(
     return BuiltSignatures(root, functions, signature_inputs, labels)
 
 
-def _label_checks(mode: str, first_input, values, labels: tuple[Label, ...]) -> list:
-    """Asserts that fail, naming the label, unless each label has a shape it accepts,
-    with the batch size of the inputs."""
+def _label_checks(mode: str, flat_inputs, values, labels: tuple[Label, ...]) -> list:
+    """Asserts that fail, naming the label and the shapes it takes for these inputs,
+    unless each label has one of them."""
     if not labels:
         return []
-    batch = tf.shape(first_input)[0]
+    batch = tf.shape(flat_inputs[0])[0]
     checks = []
     for value, label in zip(values, labels, strict=True):
         shape = tf.shape(value)
         padded = _padded_shape(value, label)
-        fits = []
+        # The size each dimension must have; None where any size is taken.
+        sizes = {0: batch}
+        for dim, input_index, input_dim in label.open_dims:
+            sizes[dim] = tf.shape(flat_inputs[input_index])[input_dim]
+        fits, texts, values_shown = [], [], []
         for form in label.shapes:
-            conditions = [
-                tf.equal(tf.size(shape), len(form)),
-                tf.equal(padded[0], batch),
-            ]
-            conditions += [
-                tf.equal(padded[i], size)
-                for i, size in enumerate(form)
-                if i > 0 and size is not None
-            ]
+            conditions = [tf.equal(tf.size(shape), len(form))]
+            dims_text = []
+            for i, size in enumerate(form):
+                wanted = size if size is not None else sizes.get(i)
+                if wanted is None:
+                    dims_text.append("None")
+                    continue
+                conditions.append(tf.equal(padded[i], wanted))
+                dims_text.append("{}" if size is None else str(size))
+                if size is None:
+                    values_shown.append(wanted)
             fits.append(tf.reduce_all(tf.stack(conditions)))
+            texts.append(
+                "(" + ", ".join(dims_text) + ("," if len(dims_text) == 1 else "") + ")"
+            )
         message = tf.strings.format(
             f"the label {label.name} has the shape {{}}; {mode} accepts"
-            f" {_shapes_text(label.shapes)}, where batch is the inputs' batch size"
-            " ({})",
-            (shape, batch),
+            f" {' or '.join(texts)} for these inputs",
+            (shape, *values_shown),
         )
         checks.append(tf.debugging.Assert(tf.reduce_any(tf.stack(fits)), [message]))
     return checks
@@ -394,16 +407,6 @@ def _reshaped_labels(values, labels: tuple[Label, ...]) -> list:
         )
         reshaped.append(tf.ensure_shape(tf.reshape(value, target), label.desc.shape))
     return reshaped
-
-
-def _shapes_text(shapes) -> str:
-    """`(batch, 1) or (batch,)`: shapes as a client reads them (None: any size)."""
-
-    def text(shape):
-        dims = ["batch"] + ["None" if d is None else str(d) for d in shape[1:]]
-        return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
-
-    return " or ".join(text(shape) for shape in shapes)
 
 
 def _log_tensors(step_name: str, logs) -> dict[str, tf.Tensor]:
@@ -564,9 +567,77 @@ def _probe_training_state(model, model_interface, modes, label_specs):
     if descs is None:
         return ()
     return tuple(
-        Label(desc, _accepted_shapes(model, model_interface, modes, descs, index))
+        Label(
+            desc,
+            _accepted_shapes(model, model_interface, modes, descs, index),
+            # A label stated by label_specs need not follow the outputs (CTC labels).
+            ()
+            if _output_name(desc) in label_specs
+            else _open_dim_sources(model, model_interface, desc, index),
+        )
         for index, desc in enumerate(descs)
     )
+
+
+def _output_name(desc) -> str:
+    return desc.name.removesuffix(TARGET_SUFFIX)
+
+
+def _open_dim_sources(model, model_interface, desc, index):
+    """For each dimension the label leaves open after the batch, the input dimension
+    the model's output `index` follows there, found by calling the model on inputs
+    whose open dimensions all have one size, then each in turn another: (label dim,
+    input index, input dim). A dimension that follows none (or several) is left out."""
+    label_dims = [d for d in range(1, len(desc.shape)) if desc.shape[d] is None]
+    input_dims = [
+        (k, j)
+        for k, input_desc in enumerate(model_interface.inputs)
+        for j in range(1, len(input_desc.shape))
+        if input_desc.shape[j] is None
+    ]
+    if not label_dims or not input_dims:
+        return ()
+    size = model_interface.samples.unknown_dim
+    base = _output_shape(model, model_interface, index, {}, size)
+    if base is None:
+        return ()
+    followed = {d: [] for d in label_dims}
+    for k, j in input_dims:
+        for other in (s for s in interface.SMALLER_DIMS if s < size):
+            changed = _output_shape(
+                model, model_interface, index, {(k, j): other}, size
+            )
+            if changed is not None:
+                break
+        else:
+            continue  # the model takes no other size there
+        for d in label_dims:
+            if d < len(base) and base[d] == size and changed[d] == other:
+                followed[d].append((k, j))
+    return tuple(
+        (d, *sources[0]) for d, sources in followed.items() if len(sources) == 1
+    )
+
+
+def _output_shape(model, model_interface, index, sizes, size):
+    """The shape of output `index` on zeros (batch 1) whose open input dimensions are
+    `size`, or `sizes[(input, dim)]`; None when the model does not take them."""
+    descs = [
+        dataclasses.replace(
+            d,
+            shape=tuple(
+                sizes.get((k, j), size) if j and n is None else n
+                for j, n in enumerate(d.shape)
+            ),
+        )
+        for k, d in enumerate(model_interface.inputs)
+    ]
+    arrays = interface.zeros_for(descs, 1, model_interface.samples)
+    try:
+        outputs = model(_sample_inputs(model_interface, arrays), training=False)
+    except Exception:  # noqa: BLE001 - a size the model does not take
+        return None
+    return tuple(keras.tree.flatten(outputs)[index].shape)
 
 
 def _sample_inputs(model_interface, arrays):
@@ -774,8 +845,7 @@ def _model_error(model, model_interface, x) -> ExportError | None:
 def _label_specs(descs) -> dict[str, str]:
     """label_specs stating `descs`, as the user would write them."""
     return {
-        d.name.removesuffix(TARGET_SUFFIX): ",".join(str(n) for n in d.shape)
-        + f":{d.dtype}"
+        _output_name(d): ",".join(str(n) for n in d.shape) + f":{d.dtype}"
         for d in descs
     }
 
@@ -867,15 +937,18 @@ def describe_signatures(built: BuiltSignatures) -> dict:
     """Manifest-style description: {key: {inputs: {name: {shape, dtype}}, outputs: ...}}.
 
     A label's `shape` is the one to send; its `accepted_shapes` are every shape the
-    signature takes (the signature itself declares labels with unknown rank, see Label).
+    signature takes (the signature itself declares labels with unknown rank, see Label);
+    `sizes_from_inputs` says which of its open dimensions must be as long as which
+    input's.
     """
     labels = {label.name: label for label in built.labels}
+    input_names = [d.name for d in built.inputs[SERVING_KEY]]
     result = {}
     for key, function in built.functions.items():
         outputs = function.structured_outputs
         result[key] = {
             "inputs": {
-                d.name: _input_description(d, labels.get(d.name))
+                d.name: _input_description(d, labels.get(d.name), input_names)
                 for d in built.inputs[key]
             },
             "outputs": {
@@ -891,8 +964,15 @@ def describe_signatures(built: BuiltSignatures) -> dict:
     return result
 
 
-def _input_description(desc: interface.TensorDesc, label: Label | None) -> dict:
+def _input_description(
+    desc: interface.TensorDesc, label: Label | None, input_names: list[str]
+) -> dict:
     description = {"dtype": desc.dtype, "shape": list(desc.shape)}
     if label is not None:
         description["accepted_shapes"] = [list(shape) for shape in label.shapes]
+        if label.open_dims:
+            description["sizes_from_inputs"] = [
+                {"dim": dim, "input": input_names[index], "input_dim": input_dim}
+                for dim, index, input_dim in label.open_dims
+            ]
     return description

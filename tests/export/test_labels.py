@@ -38,6 +38,8 @@ class Case:
     label_shapes: tuple = ()
     modes: tuple = ("serve", "eval", "train")
     custom_objects: tuple = ()
+    # The input dimensions the label's open dimensions must be as long as.
+    sizes_from_inputs: tuple = ()
 
 
 def _drop_last(y):
@@ -92,6 +94,16 @@ CASES = {
         forms=(_as_is,),
         refused=(_drop_last, _one_row_fewer),
         label_shapes=([None, 1], [[None, 1]]),
+    ),
+    # Labels (n, T, 1) as long as the steps; one step (or the context's length) would
+    # broadcast against the outputs into another number.
+    "per_step_regression": Case(
+        f"{T}:per_step_regression",
+        f"{T}:per_step_regression_batch",
+        forms=(_as_is, _drop_last),
+        refused=(_one_row_fewer, lambda y: y[:, :1], lambda y: y[:, :3]),
+        label_shapes=([None, None, 1], [[None, None, 1], [None, None]]),
+        sizes_from_inputs=({"dim": 1, "input": "steps", "input_dim": 1},),
     ),
     # compute_loss of its own, no compiled loss: serve only before; its labels are
     # found by trying (dense ones fail its sparse loss).
@@ -201,11 +213,15 @@ class LabelFormsTest(absltest.TestCase):
 
     @staticmethod
     def _feed(result, train_inputs, x, label):
-        names = [n for n in train_inputs if not n.endswith(signatures.TARGET_SUFFIX)]
-        (input_name,) = names
-        feed = {input_name: x.astype(train_inputs[input_name]["dtype"])}
+        """Inputs (one array, or a list in the model's order) and the label by name."""
+        serving = result.manifest["signatures"]["serving_default"]["inputs"]
+        arrays = x if isinstance(x, list) else [x]
+        feed = {
+            name: array.astype(train_inputs[name]["dtype"])
+            for name, array in zip(serving, arrays, strict=True)
+        }
         if label is not None:
-            (target,) = [n for n in train_inputs if n not in names]
+            (target,) = [n for n in train_inputs if n not in serving]
             feed[target] = label.astype(train_inputs[target]["dtype"])
         return feed
 
@@ -213,16 +229,17 @@ class LabelFormsTest(absltest.TestCase):
     def _keras(source, x, y):
         """Keras's evaluate, then fit on one batch, on a model rebuilt from the source."""
         logs = {}
+        batch = len(keras.tree.flatten(x)[0])
         model = sources.load_model(source).model
         try:
             logs["eval"] = model.evaluate(
-                x, y, batch_size=len(x), return_dict=True, verbose=0
+                x, y, batch_size=batch, return_dict=True, verbose=0
             )
         except ValueError:  # "No loss to compute": Keras cannot evaluate it
             pass
         model = sources.load_model(source).model
         history = model.fit(
-            x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0
+            x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0
         ).history
         logs["train"] = {key: values[-1] for key, values in history.items()}
         return logs
@@ -251,6 +268,9 @@ class LabelFormsTest(absltest.TestCase):
                 shape, accepted = case.label_shapes
                 self.assertEqual(spec["shape"], shape)
                 self.assertEqual(spec["accepted_shapes"], accepted)
+                self.assertEqual(
+                    spec.get("sizes_from_inputs", []), list(case.sizes_from_inputs)
+                )
 
     def test_every_form_keras_accepts_gives_keras_numbers(self):
         for name, case in CASES.items():
@@ -293,6 +313,7 @@ class LabelFormsTest(absltest.TestCase):
                         error = str(got[f"{call}/error"])
                         self.assertIn("_target has the shape", error)
                         self.assertIn("accepts", error)
+                        self.assertIn("for these inputs", error)
                         self.assertFalse(got[f"{call}/changed"])
 
     def test_refused_form_is_one_keras_broadcasts_into_another_number(self):

@@ -2,7 +2,8 @@
 keras.io models (a (None, 1) sigmoid output trained on labels (n,), a VAE trained with
 fit(x), a Distiller with its own compute_loss): sparse labels (n, 1) in the Vision
 Transformer's style, masks (n, H, W, 1) in the U-Net's, a loss that does not reconcile
-ranks, and keras.io's VAE exactly as written (no call()).
+ranks, labels as long as one of two inputs of any length, and keras.io's VAE exactly as
+written (no call()).
 
 Used as --builder=tests.export.training_models:NAME; the exporter seeds Keras first. Each
 `<name>_batch()` returns (x, y) as the example feeds fit and evaluate.
@@ -87,3 +88,24 @@ def vae_without_call() -> keras.Model:
     model = training.VAE(*training.vae_encoder_decoder())
     model.compile(optimizer=keras.optimizers.Adam())
     return model
+
+
+def per_step_regression() -> keras.Model:
+    """A value per step of a sequence of any length, read with a context of another
+    length (its summary starts the LSTM, as keras.io's LSTM seq2seq passes states):
+    labels (n, T, 1) are as long as the steps, not the context."""
+    context = keras.Input((None, 2), name="context")
+    steps = keras.Input((None, 2), name="steps")
+    summary = layers.GlobalAveragePooling1D()(layers.Dense(4)(context))
+    x = layers.LSTM(4, return_sequences=True)(steps, initial_state=[summary, summary])
+    outputs = layers.Dense(1, name="value")(x)
+    model = keras.Model([context, steps], outputs)
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def per_step_regression_batch():
+    rng = np.random.default_rng(8)
+    context = rng.random((4, 3, 2)).astype("float32")
+    steps = rng.random((4, 6, 2)).astype("float32")
+    return [context, steps], rng.random((4, 6, 1)).astype("float32")

@@ -208,7 +208,11 @@ class ZooTest(rule_test.SavedModelTest):
     def test_labels_of_other_shapes_fail_naming_the_label(self):
         mode = "eval" if self.has_eval else "train"
         for name, value in self.targets.items():
-            for wrong in (value[:-1], np.stack([value, value], axis=-1)):
+            wrongs = [value[:-1], np.stack([value, value], axis=-1)]
+            # One step long where the label must be as long as an input (a sequence).
+            for follows in self.train_inputs[name].get("sizes_from_inputs", []):
+                wrongs.append(np.take(value, [0], axis=follows["dim"]))
+            for wrong in wrongs:
                 with self.subTest(label=name, shape=wrong.shape):
                     labels = self._label_feeds({**self.targets, name: wrong})
                     with (
