@@ -74,14 +74,20 @@ def _interrupt(signum: int, frame) -> None:
 
 
 def _export() -> int:
-    """One export from the parsed flags, its output held back under --quiet."""
-    return (
-        _quietly(_export_from_flags) if _FLAGS["quiet"].value else _export_from_flags()
-    )
+    """One export from the parsed flags, its output held back under --quiet but for
+    its notes (what the export could not do as asked), which a successful build shows."""
+    if not _FLAGS["quiet"].value:
+        return _export_from_flags()
+    notes: list[str] = []
+    code = _quietly(lambda: _export_from_flags(notes))
+    for note in notes:
+        print(f"exporter: note: {note}", file=sys.stderr)
+    return code
 
 
-def _export_from_flags() -> int:
-    """One export from the parsed flags; returns the process exit code."""
+def _export_from_flags(notes: list[str] | None = None) -> int:
+    """One export from the parsed flags; returns the process exit code. The export's
+    notes (printed as Python warnings, which --quiet holds back) go to `notes`."""
     request = settings.request_from_flags(options.ExportRequest, _FLAGS)
     # Front of the path, in the order given, as absolute paths: a worker's requests
     # come relative to its working directory.
@@ -121,6 +127,8 @@ def _export_from_flags() -> int:
         file=sys.stderr,
     )
     print(result.path)
+    if notes is not None:
+        notes.extend(result.notes)
     return 0
 
 

@@ -381,17 +381,6 @@ class ErrorTest(absltest.TestCase):
             custom_objects=[f"KerasIoStyle={M}:KerasIoStyle"],
         )
 
-    def test_lambda_using_a_module_global(self):
-        self.assertExportError(
-            "--builder",
-            [
-                "the Lambda layer 'scale' uses SCALE",
-                "@keras.saving.register_keras_serializable()",
-                "arguments=",
-            ],
-            builder=f"{M}:lambda_using_global",
-        )
-
     # Verification.
 
     def test_verify_catches_mismatch_and_cleans_up(self):

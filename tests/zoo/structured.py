@@ -2,13 +2,14 @@
 
 The styles of keras.io's "Structured data classification from scratch" (lookup layers
 and CategoryEncoding, a Normalization adapted per column) and "Structured data
-classification with FeatureSpace".
+classification with FeatureSpace"; and a table of heavy-tailed numbers compressed by a
+signed log in a Lambda layer.
 """
 
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import layers
+from keras import layers, ops
 
 # A few rows in the shape of the heart-disease table of the keras.io tutorials.
 PATIENTS = {
@@ -320,3 +321,32 @@ def fraud_detection_batch():
     # One target per row, appended as [int(...)]: shape (n, 1).
     targets = np.array([[0], [0], [1], [0], [0], [1], [0], [0]], dtype="uint8")
     return features, targets
+
+
+# Heavy-tailed columns of a tabular regression (amounts spanning orders of magnitude,
+# signed): the kind a signed log compresses before the dense layers.
+TRANSACTIONS = {
+    "amount": [12.5, 830.0, 4.2, 15200.0, 61.0, 2.9, 540.0, 98000.0],
+    "balance_change": [-40.0, 1200.0, -3.5, -26000.0, 15.0, 0.0, -880.0, 51000.0],
+    "items": [1.0, 12.0, 1.0, 140.0, 3.0, 1.0, 7.0, 900.0],
+    "account_days": [3.0, 410.0, 1.0, 2900.0, 45.0, 12.0, 730.0, 5100.0],
+}
+FRAUD_SCORE = [0.1, 0.3, 0.0, 0.9, 0.2, 0.0, 0.4, 1.0]
+
+
+def signed_log_features() -> keras.Model:
+    """Dense layers over signed-log features: the Lambda's code uses `ops`, imported
+    at the top of this module, as the most common Lambda does."""
+    inputs = keras.Input(shape=(len(TRANSACTIONS),), name="transaction")
+    x = layers.Lambda(lambda t: ops.sign(t) * ops.log1p(ops.abs(t)))(inputs)
+    x = layers.Dense(16, activation="relu")(x)
+    output = layers.Dense(1, name="fraud_score")(x)
+    model = keras.Model(inputs=inputs, outputs=output)
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    return model
+
+
+def signed_log_features_batch():
+    x = np.stack([TRANSACTIONS[name] for name in TRANSACTIONS], axis=1)
+    y = np.array(FRAUD_SCORE, dtype="float32")[:, None]
+    return x.astype("float32"), y
