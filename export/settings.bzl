@@ -82,7 +82,10 @@ SETTINGS = [
                "the `<output>_target` input of the eval and train signatures. Unset " +
                "outputs: sparse losses take int64 class ids shaped like the output " +
                "without its last dimension, other losses labels shaped and typed like " +
-               "the output.",
+               "the output; without a compiled loss, the first of those forms (or the " +
+               "inputs alone, as fit(x)) the model's own step runs on. Each label also " +
+               "takes its shape with a trailing 1 more or less where Keras gives the " +
+               "same numbers for both (docs/rules.md, Labels).",
         "set_by": "user",
     },
     {

@@ -108,6 +108,19 @@ class ErrorTest(absltest.TestCase):
             builder=f"{M}:unbuilt",
         )
 
+    def test_model_class_without_call(self):
+        # keras.io's VAE as written: fit runs its train_step; nothing can serve it.
+        error = self.assertExportError(
+            "--builder",
+            [
+                "VAE defines no call()",
+                "call(self, inputs) to VAE",
+                "encoder and decoder",
+            ],
+            builder="tests.export.training_models:vae_without_call",
+        )
+        self.assertNotIn("never built", str(error))
+
     def test_subclassed_without_get_config(self):
         self.assertExportError(
             "--builder",
