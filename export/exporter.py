@@ -7,6 +7,8 @@ Usage:
 Writes OUTPUT_DIR/VERSION/ (saved_model.pb or .pbtxt, variables/, fingerprint.pb,
 assets/saved_model.json), byte-identical for the same inputs and --seed. Bad input exits
 with status 1 and a one-paragraph message on stderr naming the flag; nothing is written.
+SIGTERM or SIGINT exits with 128 + the signal after one line saying so; nothing is
+written either (docs/rules.md, "When an export fails or is stopped").
 The flags are keras_saved_model's attributes, with the same names and meanings
 (export/settings.bzl). See --helpfull for every flag. Run one export per process.
 """
@@ -43,25 +45,54 @@ def main(argv: list[str]) -> int:
         logging.set_verbosity(logging.WARNING)
     if _FLAGS["persistent_worker"].value:
         return _serve_as_worker()
-    # SystemExit unwinds through the library's cleanup, so a killed export (outside
-    # Bazel) leaves no temporary folder behind.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    return _export()
+    # The exception unwinds through the library's cleanup, so an interrupted export
+    # leaves no temporary folder or manifest behind.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _interrupt)
+    try:
+        return _export()
+    except _Interrupted as e:  # outside the export itself: before or after it
+        print(f"exporter: interrupted by {e.name}", file=sys.stderr)
+        return 128 + e.signum
+
+
+class _Interrupted(BaseException):
+    """SIGTERM or SIGINT arrived; a BaseException, so that no `except Exception` of the
+    library or of user code stops it on its way out."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+
+
+def _interrupt(signum: int, frame) -> None:
+    # A second signal must not cut the cleanup the first one started short.
+    for other in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(other, signal.SIG_IGN)
+    raise _Interrupted(signum)
 
 
 def _export() -> int:
-    """One export from the parsed flags, its output held back under --quiet."""
-    return (
-        _quietly(_export_from_flags) if _FLAGS["quiet"].value else _export_from_flags()
-    )
+    """One export from the parsed flags, its output held back under --quiet but for
+    its notes (what the export could not do as asked), which a successful build shows."""
+    if not _FLAGS["quiet"].value:
+        return _export_from_flags()
+    notes: list[str] = []
+    code = _quietly(lambda: _export_from_flags(notes))
+    for note in notes:
+        print(f"exporter: note: {note}", file=sys.stderr)
+    return code
 
 
-def _export_from_flags() -> int:
-    """One export from the parsed flags; returns the process exit code."""
+def _export_from_flags(notes: list[str] | None = None) -> int:
+    """One export from the parsed flags; returns the process exit code. The export's
+    notes (printed as Python warnings, which --quiet holds back) go to `notes`."""
     request = settings.request_from_flags(options.ExportRequest, _FLAGS)
     # Front of the path, in the order given, as absolute paths: a worker's requests
     # come relative to its working directory.
     sys.path[:0] = [os.path.abspath(p) for p in _FLAGS["import_path"].value]
+    resolved = None
     try:
         # Syntax first: bad flags fail before the seconds TensorFlow takes to import.
         resolved = options.resolve(request)
@@ -75,6 +106,16 @@ def _export_from_flags() -> int:
             file=sys.stderr,
         )
         return 1
+    except _Interrupted as e:
+        # The library has removed what it wrote by now, unless the export was complete.
+        done = resolved is not None and os.path.isdir(resolved.final_dir)
+        outcome = (
+            f"the export was complete: {resolved.final_dir}"
+            if done
+            else "nothing was written"
+        )
+        print(f"exporter: interrupted by {e.name}; {outcome}", file=sys.stderr)
+        return 128 + e.signum
     detail = (
         ""
         if result.max_abs_diff is None
@@ -86,6 +127,8 @@ def _export_from_flags() -> int:
         file=sys.stderr,
     )
     print(result.path)
+    if notes is not None:
+        notes.extend(result.notes)
     return 0
 
 

@@ -15,7 +15,7 @@ import gc
 import sys
 import time
 
-from export.lib import options, signatures, sources, verify, writer
+from export.lib import options, serving, signatures, sources, verify, writer
 from export.lib.errors import ExportError
 from export.lib.loader import load_keras_model
 from export.lib.options import ExportRequest, LabelSpec
@@ -25,7 +25,6 @@ __all__ = [
     "ExportRequest",
     "ExportResult",
     "LabelSpec",
-    "export_resolved",
     "export_saved_model",
     "export_with_result",
     "load_keras_model",
@@ -68,6 +67,8 @@ def export_with_result(request: ExportRequest) -> ExportResult:
     return export_resolved(options.resolve(request))
 
 
+# Internal, not in __all__: the exporter's entry point, taking the internal
+# ResolvedRequest.
 def export_resolved(resolved: options.ResolvedRequest) -> ExportResult:
     """Exports a request already checked by options.resolve (once: it reads the clock).
 
@@ -118,7 +119,7 @@ class _Written:
     modes: tuple[str, ...]
     manifest: dict
     notes: tuple[str, ...]
-    reference: verify.KerasReference | None  # None with --noverify
+    reference: verify.KerasReference | None  # None without verify
 
 
 def _write_from_keras(
@@ -126,10 +127,10 @@ def _write_from_keras(
 ) -> _Written:
     """Loads the model, traces it and writes the SavedModel into a staging folder.
 
-    With --verify it then calls the model on the verify inputs (after the write, so
-    the files never depend on it). The model and all that was traced from it are
-    local to this call and unreachable once it returns; TensorFlow's own global
-    reference to the traced train function is dropped on the way out.
+    With verify it then calls the model on the verify inputs (after the write, so the
+    files never depend on it). The model and all that was traced from it are local to
+    this call and unreachable once it returns; TensorFlow's own global reference to
+    the traced train function is dropped on the way out.
     """
     with signatures.custom_gradients_scoped():
         return _load_trace_write(resolved, timings)
@@ -145,6 +146,10 @@ def _load_trace_write(
     modes = signatures.choose_modes(model, resolved.modes)
     with _timed(timings, "trace"):
         built = signatures.build(model, loaded.interface, modes, resolved.label_specs)
+    notes = list(loaded.warnings)
+    notes += serving.check_batchable(
+        built.inputs, resolved.request.require_batchable_inputs
+    )
     manifest = {
         "version": resolved.version,
         "source": resolved.source.description,
@@ -162,13 +167,21 @@ def _load_trace_write(
         staging = writer.begin(resolved.output_dir, resolved.version)
         with _timed(timings, "write"):
             writer.write(
-                staging.tmp_dir,
+                staging,
                 built.root,
                 built.functions,
                 loaded.model_json,
-                resolved.as_text,
+                resolved,
                 model=model,
             )
+            if resolved.request.warmup_requests:
+                with writer.write_errors(staging):
+                    serving.write_warmup_requests(
+                        staging.tmp_dir,
+                        loaded.interface,
+                        resolved.source.seed,
+                        resolved.request.warmup_requests,
+                    )
         reference = None
         if resolved.verify:
             with _timed(timings, "verify"):
@@ -178,4 +191,4 @@ def _load_trace_write(
     except BaseException:
         writer.abort(staging)
         raise
-    return _Written(staging, modes, manifest, tuple(loaded.warnings), reference)
+    return _Written(staging, modes, manifest, tuple(notes), reference)

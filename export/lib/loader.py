@@ -8,6 +8,8 @@ When the JSON carries a training config and the export has optimizer state (trai
 the optimizer is rebuilt and restored too, so training can continue. Then each layer's
 own loading hooks run (layer_state): an adapted Normalization recomputes its mean and
 variance from its restored variables, an adapted lookup layer reads its vocabulary.
+A lambda that uses its module's globals (`ops`, `np`, a constant) is re-created with
+the globals of the module the export names for it (lambda_code), not Keras's own.
 """
 
 import json
@@ -18,7 +20,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from export.lib import interface, layer_state, writer
+from export.lib import interface, lambda_code, layer_state, writer
 
 _MODEL_KEY = "model_variables/"
 _OPTIMIZER_KEY = "optimizer_variables/"
@@ -33,14 +35,24 @@ def load_keras_model(
     """Returns the Keras model saved by export_saved_model in `export_dir`.
 
     custom_objects: classes and functions the model config names but Keras does not know.
-    safe_mode: as in keras.saving.load_model; False allows Lambda layers' Python code.
-    Raises ValueError when the export does not match the re-created model.
+    safe_mode: as in keras.saving.load_model; False allows Lambda layers' Python code,
+      and imports the modules whose globals the lambdas use.
+    Raises ValueError when the export does not match the re-created model, or a lambda
+    cannot be re-created (its module cannot be imported, or lacks a name it uses).
     """
     json_path = os.path.join(export_dir, writer.ASSETS_DIR, writer.MODEL_JSON)
     with open(json_path, encoding="utf-8") as f:
         config = json.load(f)
+    objects = dict(custom_objects or {})
+    if not safe_mode:  # in safe mode Keras refuses lambdas itself
+        try:
+            objects.update(lambda_code.recreate(config))
+        except lambda_code.LambdaError as e:
+            raise ValueError(
+                f"cannot re-create the model in {export_dir}: {e}"
+            ) from None
     model = keras.saving.deserialize_keras_object(
-        config, custom_objects=dict(custom_objects or {}), safe_mode=safe_mode
+        config, custom_objects=objects, safe_mode=safe_mode
     )
     if interface.is_subclassed(model):
         # Re-created subclassed models are built but have not created all variables.

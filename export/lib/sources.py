@@ -106,6 +106,17 @@ def load_model(source: options.ModelSource) -> LoadedModel:
         model = _from_builder(source, custom_objects)
     else:
         model = _from_file(source, custom_objects, notes)
+    if type(model).call is keras.Model.call:
+        name = type(model).__name__
+        raise ExportError(
+            source.setting,
+            f"the model class {name} defines no call(), so nothing can serve it (Keras's"
+            " fit runs its train_step, which calls the model's parts instead, but every"
+            " signature calls the model)",
+            f"add call(self, inputs) to {name}, returning what serving should return"
+            " (for a VAE, the decoder's reconstruction of the encoder's z_mean), or export"
+            " its parts (such as the encoder and decoder) as models of their own",
+        )
     if not model.built:
         raise ExportError(
             source.setting,
@@ -121,7 +132,7 @@ def load_model(source: options.ModelSource) -> LoadedModel:
     if source.weights:
         _load_weights(model, source)
     _check_finite(model, source)
-    model_json = _model_json(model, source, custom_objects)
+    model_json = _model_json(model, source, custom_objects, notes)
     return LoadedModel(model, model_interface, model_json, custom_objects, notes)
 
 
@@ -351,7 +362,10 @@ def _check_finite(model: keras.Model, source: options.ModelSource) -> None:
 
 
 def _model_json(
-    model: keras.Model, source: options.ModelSource, custom_objects: dict[str, Any]
+    model: keras.Model,
+    source: options.ModelSource,
+    custom_objects: dict[str, Any],
+    notes: list[str],
 ) -> str:
     """Returns model.to_json() after checking that it can re-create the model.
 
@@ -373,18 +387,24 @@ def _model_json(
         raise ExportError(
             source.setting, f"the model cannot be serialized to JSON: {cause}", fix
         ) from None
-    text = lambda_code.portable_lambda_code(text)
+    text = lambda_code.portable_lambda_code(text, record_modules=bool(source.builder))
     config = json.loads(text)
-    _check_lambda_globals(config, source)
+    unloadable = _note_unloadable_lambdas(config, notes)
     try:
         # A file was just deserialized by Keras; a builder's model is checked here, when
         # it uses code from outside Keras (Keras tests the round trip of its own classes,
-        # and the check costs a large model's load time again: bench/README.md). Code in
-        # a builder's own Lambda is trusted: it is the builder's code.
-        if source.builder and _uses_code_outside_keras(config):
+        # and the check costs a large model's load time again: bench/README.md), as
+        # load_keras_model re-creates it (lambdas with their modules' globals). A model
+        # with a lambda that cannot be re-created was noted above instead.
+        if source.builder and not unloadable and _uses_code_outside_keras(config):
+            lambdas = lambda_code.recreate(config)
             keras.saving.deserialize_keras_object(
-                config, custom_objects=custom_objects, safe_mode=False
+                config,
+                custom_objects={**custom_objects, **lambdas},
+                safe_mode=False,
             )
+    except lambda_code.LambdaError as e:
+        raise ExportError(source.setting, e.cause, e.fix) from None
     except Exception as e:  # noqa: BLE001 - classified below
         missing = _missing_name(str(e))
         if missing:
@@ -417,29 +437,19 @@ def _model_json(
     return text
 
 
-def _check_lambda_globals(config: Any, source: options.ModelSource) -> None:
-    """Refuses lambdas that use their module's globals: Keras saves a lambda's bytecode
-    without its module, and re-creates it with Keras's own globals, where those names
-    are undefined (load_keras_model fails, and before that Keras cannot even infer the
-    Lambda's output shape)."""
-    for layer in lambda_code.layers_with_lambdas(config):
-        names = set()
-        for holder in lambda_code.lambda_codes(layer.get("config", {})):
-            names |= lambda_code.global_names(lambda_code.decode_code(holder["code"]))
-        if names:
-            name = layer.get("config", {}).get("name", "?")
-            shown = ", ".join(sorted(names))
-            raise ExportError(
-                source.setting,
-                f"the Lambda layer '{name}' uses {shown} from the module it was written"
-                " in; Keras saves a lambda's code without its module, so the model"
-                " re-created from the exported JSON (load_keras_model) cannot run it",
-                "replace the lambda by a function decorated with"
-                " @keras.saving.register_keras_serializable() (Keras saves it by name;"
-                " import its module before load_keras_model), or by a custom layer; a"
-                " plain value can go in as Lambda(lambda t, v: ..., arguments={'v':"
-                " ...}) instead of a global",
-            )
+def _note_unloadable_lambdas(config: Any, notes: list[str]) -> bool:
+    """Notes each lambda that load_keras_model cannot re-create (it uses globals of a
+    module no other process can import); True if there is one. Serving, eval and train
+    run the model's own functions, so the export goes on."""
+    unloadable = False
+    for found in lambda_code.find_lambdas(config):
+        missing = lambda_code.missing_globals(found)
+        if missing:
+            unloadable = True
+            note = lambda_code.note_for(found, missing)
+            notes.append(note)
+            warnings.warn(note, stacklevel=2)
+    return unloadable
 
 
 def _uses_code_outside_keras(config: Any) -> bool:

@@ -1,26 +1,39 @@
 """Writing the SavedModel deterministically and atomically.
 
-The export is written into a temporary sibling of the version folder and renamed into
-place only once complete (and verified), so readers such as TensorFlow Serving, which
-watch the parent folder, never see a half-written version; any failure removes it.
+The export is written into a temporary sibling of the version folder (the staging
+folder) and renamed into place only once complete (and verified), so readers such as
+TensorFlow Serving, which watch the parent folder, never see a half-written version;
+any failure removes it.
+
+A staging folder that a killed exporter left behind is removed by the next export into
+the same folder, once that export knows its owner is gone (`staging_owner`).
+
+A write that fails for a reason of the output folder's filesystem (no space left,
+quota, file size limit, read-only, permissions, I/O) names that folder and the system's
+error, never the model: `_system_errno` recognises them, from Python or TensorFlow.
 
 Determinism fixes: `fingerprint.pb` gets a random uuid on every save, which is cleared
 (TensorFlow's read_fingerprint still works); variables are tracked in a fixed order by
 `signatures.ExportModule`; no path is written into any file.
 """
 
+import contextlib
 import dataclasses
+import errno
 import json
 import os
+import re
+import resource
 import shutil
 
 import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.core.protobuf import fingerprint_pb2, saved_model_pb2
 
-from export.lib import layer_state
+from export.lib import layer_state, options, staging_owner
 from export.lib.errors import (
     ExportError,
+    Text,
     describe_exception,
     format_traceback,
     setting,
@@ -31,7 +44,6 @@ MODEL_JSON = "saved_model.json"
 FINGERPRINT = "fingerprint.pb"
 SAVED_MODEL_PB = "saved_model.pb"
 SAVED_MODEL_PBTXT = "saved_model.pbtxt"
-_TMP_PREFIX = ".tmp-"
 
 
 @dataclasses.dataclass
@@ -39,47 +51,54 @@ class Staging:
     tmp_dir: str
     output_dir: str
     created_output_dir: bool
+    free_bytes: int | None = None  # free space of output_dir's filesystem at begin
     committed: bool = False
     manifest_path: str | None = None  # set once this export wrote its manifest
 
 
 def begin(output_dir: str, version: int) -> Staging:
-    """Creates an empty temporary folder beside the version folder."""
+    """Creates an empty staging folder beside the version folder, after removing those
+    of exporters that are no longer running."""
     created = not os.path.isdir(output_dir)
     try:
         os.makedirs(output_dir, exist_ok=True)
-        tmp_dir = os.path.join(output_dir, f"{_TMP_PREFIX}{version}-{os.getpid()}")
+        staging_owner.remove_abandoned(output_dir)
+        tmp_dir = os.path.join(output_dir, staging_owner.name_for(version))
         if os.path.lexists(tmp_dir):
-            # Left by a killed process whose pid was reused; nothing else can own it.
+            # This very process's, from an earlier export that could not remove it.
             shutil.rmtree(tmp_dir)
         os.mkdir(tmp_dir)
     except OSError as e:
-        raise ExportError(
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(output_dir)
+        raise _write_error(
             "output_dir",
-            f"cannot create a folder in '{output_dir}' ({e.strerror or e})",
-            ["choose a writable ", setting("output_dir")],
+            e,
+            _system_errno(e),
+            f"creating the export's temporary folder in '{output_dir}'",
         ) from None
-    return Staging(tmp_dir, output_dir, created)
+    return Staging(tmp_dir, output_dir, created, _free_bytes(output_dir))
 
 
 def write(
-    tmp_dir: str,
+    staging: Staging,
     root: tf.Module,
     functions: dict,
     model_json: str,
-    as_text: bool,
+    resolved: options.ResolvedRequest,
     model=None,
 ) -> None:
     """Writes the SavedModel, the model JSON and (given `model`) its layers' assets."""
+    tmp_dir = staging.tmp_dir
     try:
         tf.saved_model.save(root, tmp_dir, signatures=functions)
-    except OSError as e:
-        raise ExportError(
-            "output_dir",
-            f"writing the SavedModel into '{tmp_dir}' failed ({e.strerror or e})",
-            ["choose a writable ", setting("output_dir"), " with enough free space"],
-        ) from None
     except Exception as e:  # noqa: BLE001 - TensorFlow saving the model's objects
+        code = _system_errno(e, staging.output_dir)
+        if code is not None:
+            raise _write_error(
+                "output_dir", e, code, _writing(staging), staging, root
+            ) from None
         raise ExportError(
             ("builder", "src"),
             f"TensorFlow could not save the traced model: {describe_exception(e)}",
@@ -87,15 +106,172 @@ def write(
             " as an attribute of one of its layers; the traceback below names the object",
             format_traceback(e),
         ) from None
-    _clear_fingerprint_uuid(tmp_dir)
-    assets = os.path.join(tmp_dir, ASSETS_DIR)
-    os.makedirs(assets, exist_ok=True)
-    with open(os.path.join(assets, MODEL_JSON), "w", encoding="utf-8") as f:
-        f.write(model_json)
-    if model is not None:
-        layer_state.write_layer_assets(model, assets)
-    if as_text:
-        _convert_to_text(tmp_dir)
+    try:
+        _clear_fingerprint_uuid(tmp_dir)
+        assets = os.path.join(tmp_dir, ASSETS_DIR)
+        os.makedirs(assets, exist_ok=True)
+        with open(os.path.join(assets, MODEL_JSON), "w", encoding="utf-8") as f:
+            f.write(model_json)
+        if model is not None:
+            layer_state.write_layer_assets(model, assets)
+        if resolved.request.as_text:
+            _convert_to_text(tmp_dir)
+    except (OSError, tf.errors.OpError) as e:
+        code = _system_errno(e, staging.output_dir)
+        if code is None:
+            raise
+        raise _write_error(
+            "output_dir", e, code, _writing(staging), staging, root
+        ) from None
+
+
+@contextlib.contextmanager
+def write_errors(staging: Staging):
+    """Inside it, a file written into the staging folder besides the SavedModel (the
+    warmup requests) fails on a full or read-only filesystem as write() does."""
+    try:
+        yield
+    except (OSError, tf.errors.OpError) as e:
+        code = _system_errno(e, staging.output_dir)
+        if code is None:
+            raise
+        raise _write_error("output_dir", e, code, _writing(staging), staging) from None
+
+
+def _writing(staging: Staging) -> str:
+    return f"writing the export into '{staging.output_dir}'"
+
+
+# The system errors of writing a file: the output folder's filesystem, not the model, is
+# what needs fixing. TensorFlow raises them from C++ as its own error types
+# (ResourceExhaustedError, OutOfRangeError, PermissionDeniedError, ...), whose message
+# ends in `<path>; <the system's message>` (tsl's IOError), so they are told by the
+# system's message, never by the type: ResourceExhaustedError is also what running out
+# of memory raises.
+_WRITE_ERRNOS = (
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EFBIG,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EIO,
+)
+# Errors that only a write gives; the others count only on a path in the output folder
+# (TensorFlow also reads files while saving: a lookup table's vocabulary file).
+_ONLY_ON_WRITE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+_ERRNO_OF_MESSAGE = {os.strerror(code): code for code in _WRITE_ERRNOS}
+_TENSORFLOW_SYSTEM_ERROR = re.compile(
+    "; (" + "|".join(re.escape(text) for text in _ERRNO_OF_MESSAGE) + r")\b"
+)
+
+
+def _system_errno(error: BaseException, folder: str | None = None) -> int | None:
+    """The system error (errno) of a failed write, None for other errors; given
+    `folder`, those that may also come from a read count only on a path inside it."""
+    if isinstance(error, OSError):
+        code = error.errno
+        paths = " ".join(str(p) for p in (error.filename, error.filename2) if p)
+    elif isinstance(error, tf.errors.OpError):
+        match = _TENSORFLOW_SYSTEM_ERROR.search(error.message or "")
+        if not match:
+            return None
+        code, paths = _ERRNO_OF_MESSAGE[match[1]], error.message
+    else:
+        return None
+    if code not in _WRITE_ERRNOS:
+        return None
+    if folder is None or code in _ONLY_ON_WRITE or folder in paths:
+        return code
+    return None
+
+
+def _write_error(
+    name: str,
+    error: BaseException,
+    code: int | None,
+    doing: str,
+    staging: Staging | None = None,
+    root: tf.Module | None = None,
+) -> ExportError:
+    """The error of a failed write whose system error is `code`: the system's message,
+    what the export needs where that is the cause, and the fix, for the setting `name`."""
+    if code is None:
+        reason = getattr(error, "strerror", None) or describe_exception(error)
+        return ExportError(
+            name, f"{doing} failed: {reason}", ["choose a writable ", setting(name)]
+        )
+    cause: list[str] = [f"{doing} failed: {os.strerror(code)}"]
+    needed = _variables_bytes(root) if root is not None else 0
+    estimate = f"{_size(needed)} (an estimate: the size of its variables)"
+    fix: Text
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        if needed:
+            cause.append(f"; the export needs at least {estimate}")
+        if code == errno.ENOSPC and staging and staging.free_bytes is not None:
+            cause.append(
+                f", and the filesystem had {_size(staging.free_bytes)} free when the"
+                " export began"
+            )
+        where = (
+            "within your disk quota" if code == errno.EDQUOT else "on that filesystem"
+        )
+        fix = [f"free space {where}, or choose another ", setting(name), " with room"]
+    elif code == errno.EFBIG:
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY:
+            cause.append(
+                f"; this process may write no file larger than {_size(limit)} (its"
+                " file size limit, ulimit -f)"
+            )
+            fix = "raise the file size limit (ulimit -f unlimited) and export again"
+        else:
+            cause.append("; the filesystem holds no file that large")
+            fix = [
+                "choose another ",
+                setting(name),
+                " on a filesystem that holds files that large",
+            ]
+        if needed:
+            cause.append(f", and the variables' data file takes {estimate}")
+    elif code == errno.EROFS:
+        fix = ["choose another ", setting(name), " on a writable filesystem"]
+    elif code == errno.EIO:
+        fix = [
+            "check the disk (the system log names it), or choose another ",
+            setting(name),
+        ]
+    else:  # EACCES, EPERM
+        fix = [
+            "give this user write permission there, or choose another ",
+            setting(name),
+        ]
+    return ExportError(name, cause, fix)
+
+
+def _variables_bytes(root: tf.Module) -> int:
+    """What the variables of `root` take as numbers: the bulk of a SavedModel's bytes."""
+    total = 0
+    for variable in {id(v): v for v in root.variables}.values():
+        count = variable.shape.num_elements()
+        if count is not None and variable.dtype != tf.string:
+            total += count * variable.dtype.size
+    return total
+
+
+def _free_bytes(folder: str) -> int | None:
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return None
+    return stat.f_bavail * stat.f_frsize
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
 
 
 def _clear_fingerprint_uuid(export_dir: str) -> None:
@@ -169,8 +345,6 @@ def write_manifest(path: str, manifest: dict) -> None:
     except OSError as e:
         if os.path.exists(tmp):
             os.remove(tmp)
-        raise ExportError(
-            "manifest_out",
-            f"cannot write '{path}' ({e.strerror or e})",
-            "choose a writable path for the manifest",
+        raise _write_error(
+            "manifest_out", e, _system_errno(e), f"writing the manifest '{path}'"
         ) from None

@@ -38,9 +38,9 @@ expect_export_error //tests/bazel_errors:missing_custom_object custom_objects --
   'custom_objects = {"Scale": "package.module:Scale"}'
 expect_export_error //tests/bazel_errors:builder_raises builder --builder \
   "ValueError: no training data at /data/train.csv"
-expect_export_error //tests/bazel_errors:bad_label_spec label_specs --label_specs \
+expect_export_error //tests/bazel_errors:bad_label_specs label_specs --label_specs \
   "dimension 'ten'" 'label_specs = {"probs": "None,10:float32"}'
-expect_export_error //tests/bazel_errors:label_spec_of_no_output label_specs --label_specs \
+expect_export_error //tests/bazel_errors:label_specs_of_no_output label_specs --label_specs \
   "scores is not an output of the model"
 expect_export_error //tests/bazel_errors:unsupported_mode modes --modes \
   "drop 'train' from modes"

@@ -1,8 +1,9 @@
 """A builder whose model holds Python lambdas: Keras marshals their bytecode into the
-model JSON, so the reproducibility test compares exports that carry code."""
+model JSON (with the module whose globals one of them uses), so the reproducibility test
+compares exports that carry code."""
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 
 def build() -> keras.Model:
@@ -10,5 +11,9 @@ def build() -> keras.Model:
     scaled = layers.Lambda(lambda t: t / 255.0 - 0.5, name="rescale")(inputs)
     hidden = layers.Conv2D(4, 3, activation="relu", name="conv")(scaled)
     pooled = layers.GlobalAveragePooling2D(name="pool")(hidden)
-    probs = layers.Dense(2, activation="softmax", name="probs")(pooled)
+    # Its code uses this module's `ops`: the export names the module to import it from.
+    squashed = layers.Lambda(
+        lambda t: ops.sign(t) * ops.log1p(ops.abs(t)), name="signed_log"
+    )(pooled)
+    probs = layers.Dense(2, activation="softmax", name="probs")(squashed)
     return keras.Model(inputs, probs, name="lambda_model")

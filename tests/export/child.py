@@ -4,8 +4,14 @@ Usage: python -m tests.export.child JOB.json, where JOB holds {"tasks": [...]}; 
 reads its inputs from an .npz file and writes its results to another:
   serve:      tf.saved_model.load, call serving_default.
   keras:      export.lib.loader.load_keras_model, call the model; also its weights.
+  keras_fit:  load_keras_model, then model.fit on one batch (x, y): the loss, the variables.
+  keras_error: load_keras_model, which must fail: the error's message.
+A task's "import_path" folders go to the front of sys.path first (for the tasks after it
+too: tasks share the process).
   train_eval: call eval (if exported), then train, then serving_default again; variables
               before/after.
+  calls:      call signatures on several feeds, each from the exported state: their
+              outputs or the error they raise, and whether the call changed a variable.
 """
 
 import importlib
@@ -36,15 +42,22 @@ def serve(task: dict) -> dict[str, np.ndarray]:
     return _call(loaded.signatures["serving_default"], load_arrays(task["inputs"]))
 
 
-def keras_load(task: dict) -> dict[str, np.ndarray]:
-    from export.lib import interface, loader
+def _load_keras_model(task: dict):
+    from export.lib import loader
 
+    sys.path[:0] = task.get("import_path", [])
     custom = {k: _import(v) for k, v in task.get("custom_objects", {}).items()}
-    model = loader.load_keras_model(
+    return loader.load_keras_model(
         task["path"],
         custom_objects=custom,
         safe_mode=not task.get("allow_unsafe_deserialization", False),
     )
+
+
+def keras_load(task: dict) -> dict[str, np.ndarray]:
+    from export.lib import interface
+
+    model = _load_keras_model(task)
     arrays = load_arrays(task["inputs"])
     desc = interface.describe_model(model)
     inputs = desc.pack_inputs([tf.constant(arrays[d.name]) for d in desc.inputs])
@@ -55,6 +68,25 @@ def keras_load(task: dict) -> dict[str, np.ndarray]:
         result["optimizer_iterations"] = np.asarray(model.optimizer.iterations.numpy())
         result["optimizer_class"] = np.asarray(type(model.optimizer).__name__)
     return result
+
+
+def keras_fit(task: dict) -> dict[str, np.ndarray]:
+    model = _load_keras_model(task)
+    arrays = load_arrays(task["inputs"])
+    x, y = arrays["x"], arrays["y"]
+    history = model.fit(x, y, batch_size=len(x), shuffle=False, verbose=0).history
+    result = {f"fit_{key}": np.asarray(values[-1]) for key, values in history.items()}
+    for i, variable in enumerate(model.variables):
+        result[f"variable_{i}"] = np.asarray(variable.numpy())
+    return result
+
+
+def keras_error(task: dict) -> dict[str, np.ndarray]:
+    try:
+        _load_keras_model(task)
+    except Exception as e:  # noqa: BLE001 - the test reads whatever it raised
+        return {"error": np.asarray(f"{type(e).__name__}: {e}")}
+    return {"error": np.asarray("")}
 
 
 def train_eval(task: dict) -> dict[str, np.ndarray]:
@@ -77,7 +109,43 @@ def train_eval(task: dict) -> dict[str, np.ndarray]:
     return result
 
 
-_TASKS = {"serve": serve, "keras": keras_load, "train_eval": train_eval}
+def calls(task: dict) -> dict[str, np.ndarray]:
+    loaded = tf.saved_model.load(task["path"])
+    variables = [
+        *loaded.model_variables,
+        *loaded.metric_variables,
+        *loaded.optimizer_variables,
+    ]
+    exported = [v.numpy() for v in variables]
+    result = {}
+    for call in task["calls"]:
+        name = call["name"]
+        try:
+            outputs = _call(
+                loaded.signatures[call["signature"]], load_arrays(call["inputs"])
+            )
+        except Exception as e:  # noqa: BLE001 - the error is the result
+            result[f"{name}/error"] = np.asarray(f"{type(e).__name__}: {e}")
+        else:
+            result.update({f"{name}/{k}": v for k, v in outputs.items()})
+        changed = [
+            not np.array_equal(v.numpy(), value)
+            for v, value in zip(variables, exported, strict=True)
+        ]
+        result[f"{name}/changed"] = np.asarray(any(changed))
+        for variable, value in zip(variables, exported, strict=True):
+            variable.assign(value)
+    return result
+
+
+_TASKS = {
+    "serve": serve,
+    "keras": keras_load,
+    "keras_fit": keras_fit,
+    "keras_error": keras_error,
+    "train_eval": train_eval,
+    "calls": calls,
+}
 
 
 def main(job_path: str) -> None:

@@ -21,6 +21,8 @@ from export.lib import options, sources
 from tests.export import testmodels, testutil
 
 BUILDER = f"--builder={testmodels.MODULE}:compiled_two_outputs"
+# The warmup requests are seeded sample inputs: the same bytes in every process too.
+WARMUP = "--warmup_requests=3"
 
 
 class DeterminismTest(absltest.TestCase):
@@ -30,17 +32,22 @@ class DeterminismTest(absltest.TestCase):
         os.makedirs(workdir)
         runs = {
             "a": testutil.start_exporter(
-                [BUILDER, f"--output_dir={tmp}/a", f"--manifest_out={tmp}/a.json"],
+                [
+                    BUILDER,
+                    WARMUP,
+                    f"--output_dir={tmp}/a",
+                    f"--manifest_out={tmp}/a.json",
+                ],
                 cwd=tmp,
                 env={"PYTHONHASHSEED": "0"},
             ),
             "b": testutil.start_exporter(
-                [BUILDER, "--output_dir=../b/nested", "--manifest_out=b.json"],
+                [BUILDER, WARMUP, "--output_dir=../b/nested", "--manifest_out=b.json"],
                 cwd=workdir,
                 env={"PYTHONHASHSEED": "12345"},
             ),
             "other_seed": testutil.start_exporter(
-                [BUILDER, f"--output_dir={tmp}/c", "--seed=1"], cwd=tmp
+                [BUILDER, WARMUP, f"--output_dir={tmp}/c", "--seed=1"], cwd=tmp
             ),
         }
         for name, proc in runs.items():
@@ -53,6 +60,7 @@ class DeterminismTest(absltest.TestCase):
             sorted(a),
             sorted(
                 [
+                    "assets.extra/tf_serving_warmup_requests",
                     "assets/saved_model.json",
                     "fingerprint.pb",
                     "saved_model.pb",
@@ -84,12 +92,32 @@ class DeterminismTest(absltest.TestCase):
         c = testutil.tree_bytes(os.path.join(tmp, "c", "1"))
         data = "variables/variables.data-00000-of-00001"
         self.assertNotEqual(a[data], c[data], "--seed did not change the weights")
+        warmup = "assets.extra/tf_serving_warmup_requests"
+        self.assertNotEqual(a[warmup], c[warmup], "--seed did not change the requests")
 
 
-# A builder module with lambdas, one holding nested code (an inner lambda).
+# A builder module with lambdas: one holding nested code (an inner lambda), one using
+# the module's `ops`, one in a custom layer's config (Keras's other layout for lambdas).
 _LAMBDA_MODULE = """
 import keras
-from keras import layers
+from keras import layers, ops
+
+
+class Transform(layers.Layer):
+    def __init__(self, transform, **kwargs):
+        super().__init__(**kwargs)
+        self.transform = transform
+
+    def call(self, inputs):
+        return self.transform(inputs)
+
+    def get_config(self):
+        return {**super().get_config(), "transform": self.transform}
+
+    @classmethod
+    def from_config(cls, config):
+        transform = keras.saving.deserialize_keras_object(config.pop("transform"))
+        return cls(transform, **config)
 
 
 def build():
@@ -98,6 +126,8 @@ def build():
             keras.Input((4,), name="pixels"),
             layers.Lambda(lambda t: t / 255.0 - 0.5, name="rescale"),
             layers.Lambda(lambda t: (lambda u: u * 2.0)(t), name="double"),
+            layers.Lambda(lambda t: ops.sign(t) * ops.log1p(ops.abs(t)), name="log"),
+            Transform(lambda t: t + 1.0, name="shift"),
         ],
         name="lambdas",
     )
@@ -118,6 +148,7 @@ class LambdaCodeTest(absltest.TestCase):
             request = options.ExportRequest(
                 output_dir=os.path.join(folder, "out"),
                 builder=f"{_LAMBDA_MODULE_NAME}:build",
+                custom_objects=[f"Transform={_LAMBDA_MODULE_NAME}:Transform"],
             )
             return sources.load_model(options.resolve(request).source).model_json
         finally:
@@ -139,14 +170,20 @@ class LambdaCodeTest(absltest.TestCase):
                 if isinstance(const, types.CodeType):
                     yield from filenames(const)
 
-        layers = json.loads(a)["config"]["layers"]
-        functions = [
-            layer["config"]["function"]["config"]["code"]
-            for layer in layers
-            if layer["class_name"] == "Lambda"
-        ]
-        self.assertLen(functions, 2)
-        for code in functions:
+        layers = {
+            layer["config"]["name"]: layer
+            for layer in json.loads(a)["config"]["layers"]
+        }
+        functions = {
+            name: layers[name]["config"]["function"]
+            for name in ("rescale", "double", "log")
+        }
+        # The module is recorded only where the code needs its globals.
+        self.assertEqual(functions["log"]["module"], _LAMBDA_MODULE_NAME)
+        self.assertNotIn("module", functions["rescale"])
+        codes = [f["config"]["code"] for f in functions.values()]
+        codes.append(layers["shift"]["config"]["transform"]["config"]["value"][0])
+        for code in codes:
             code = marshal.loads(base64.decodebytes(code.encode("ascii")))
             self.assertEqual(set(filenames(code)), {_LAMBDA_MODULE_NAME + ".py"})
 

@@ -232,7 +232,8 @@ class RoundTripTest(absltest.TestCase):
         self.assertEqual(self.results["low_level_train_step"].modes, ("serve", "train"))
         eval_sig = self.results["compiled"].manifest["signatures"]["eval"]
         self.assertEqual(
-            eval_sig["inputs"]["probs_target"], {"dtype": "int64", "shape": [None]}
+            eval_sig["inputs"]["probs_target"],
+            {"dtype": "int64", "shape": [None], "accepted_shapes": [[None], [None, 1]]},
         )
         self.assertEqual(set(eval_sig["outputs"]), {"loss", "accuracy"})
 

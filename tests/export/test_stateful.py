@@ -344,13 +344,16 @@ class StatefulErrorTest(absltest.TestCase):
         root.serve = tf.function(
             lambda x: x * untracked, input_signature=[tf.TensorSpec([None], tf.float32)]
         ).get_concrete_function()
+        resolved = options.resolve(
+            options.ExportRequest(
+                builder="unused.module:build",
+                output_dir=self.create_tempdir().full_path,
+            )
+        )
+        staging = writer.begin(resolved.output_dir, resolved.version)
         with self.assertRaises(ExportError) as cm:
             writer.write(
-                self.create_tempdir().full_path,
-                root,
-                {signatures.SERVING_KEY: root.serve},
-                "{}",
-                as_text=False,
+                staging, root, {signatures.SERVING_KEY: root.serve}, "{}", resolved
             )
         self.assertEqual(testutil.flags_named(cm.exception), "--builder/--src")
         paragraph = str(cm.exception).split("\n\n", 1)[0]

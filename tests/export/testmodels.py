@@ -7,7 +7,7 @@ the same in every process.
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import layers
+from keras import layers, ops
 
 from tests.zoo import training
 
@@ -48,6 +48,18 @@ def two_in_two_out() -> keras.Model:
     score = layers.Dense(1, name="score")(hidden)
     cls = layers.Dense(4, activation="softmax", name="cls")(hidden)
     return keras.Model([image, meta], [score, cls], name="two_in_two_out")
+
+
+def fixed_batch() -> keras.Model:
+    """Its input has a fixed batch size of 1 (batch_shape), which TF Serving's batcher
+    cannot batch."""
+    return keras.Sequential(
+        [
+            keras.Input(batch_shape=(1, 4), name="features"),
+            layers.Dense(2, name="scores"),
+        ],
+        name="fixed_batch",
+    )
 
 
 class Scale(layers.Layer):
@@ -344,14 +356,55 @@ def init_without_kwargs() -> keras.Model:
     return model
 
 
-SCALE = 2.0
+# What a builder's module defines, and its lambdas read.
+CLIP_AT = 3.0
+FEATURE_WEIGHTS = (1.0, 0.5, 2.0, 0.25)
 
 
-def lambda_using_global() -> keras.Model:
-    """A Lambda whose code uses a name of this module, which Keras does not save."""
-    inputs = keras.Input((3,), name="x")
-    outputs = layers.Lambda(lambda t: t * SCALE, name="scale")(inputs)
-    return keras.Model(inputs, outputs, name="lambda_using_global")
+@keras.saving.register_keras_serializable(package="rules_keras_tests")
+class FeatureTransform(layers.Layer):
+    """Applies the function it is given; Keras puts a lambda given to it in its config."""
+
+    def __init__(self, transform, **kwargs):
+        super().__init__(**kwargs)
+        self.transform = transform
+
+    def call(self, inputs):
+        return self.transform(inputs)
+
+    def get_config(self):
+        return {**super().get_config(), "transform": self.transform}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["transform"] = keras.saving.deserialize_keras_object(config["transform"])
+        return cls(**config)
+
+
+def lambdas_using_their_module() -> keras.Model:
+    """Lambdas whose code reads what their module imports and defines (keras.ops, tf,
+    np, constants), also from nested code (a comprehension, a generator), in Lambda
+    layers and in a custom layer's config."""
+    inputs = keras.Input((4,), name="features")
+    x = layers.Lambda(lambda t: ops.sign(t) * ops.log1p(ops.abs(t)), name="signed_log")(
+        inputs
+    )
+    x = layers.Lambda(lambda t: tf.clip_by_value(t, -CLIP_AT, CLIP_AT), name="clip")(x)
+    x = layers.Lambda(
+        lambda t: ops.stack(
+            [t[:, i] * w for i, w in enumerate(FEATURE_WEIGHTS)], axis=1
+        ),
+        name="weigh",
+    )(x)
+    x = FeatureTransform(
+        lambda t: sum(t**power for power in (1, 2)) * np.float32(0.5), name="poly"
+    )(x)
+    x = layers.Dense(8, activation="relu", name="hidden")(x)
+    outputs = layers.Dense(1, name="amount")(x)
+    model = keras.Model(inputs, outputs, name="lambdas_using_their_module")
+    model.compile(optimizer="adam", loss="mse")
+    return model
 
 
 @keras.saving.register_keras_serializable(package="rules_keras_tests")

@@ -11,9 +11,13 @@ def zoo_model(
         slow = False,
         custom_objects = {},
         allow_unsafe_deserialization = False,
+        contract = None,
+        warmup_requests = 0,
         tolerance = None,
+        modes = ["serve", "eval", "train"],
+        env = {},
         size = "medium"):
-    """Exports `builder` in every mode and checks it with zoo_check.py.
+    """Exports `builder` in every mode Keras runs it in and checks it with zoo_check.py.
 
     Args:
       name: the export; its check is `<name>_test`.
@@ -24,7 +28,12 @@ def zoo_model(
       custom_objects: as in keras_saved_model.
       allow_unsafe_deserialization: as in keras_saved_model (load_keras_model in the
         test then runs Lambda code).
+      contract: as in keras_saved_model: the checked-in serving contract.
+      warmup_requests: as in keras_saved_model (the test replays them).
       tolerance: max abs difference between served and Keras outputs (default 1e-5).
+      modes: the modes Keras runs the model in (a model trained with fit(x) and no
+        loss Keras can evaluate: serve and train).
+      env: the check's environment variables.
       size: the test's size.
     """
     tags = ["manual"] if slow else []
@@ -32,8 +41,10 @@ def zoo_model(
         name = name,
         builder = builder,
         allow_unsafe_deserialization = allow_unsafe_deserialization,
+        contract = contract,
         custom_objects = custom_objects,
-        modes = ["serve", "eval", "train"],
+        modes = modes,
+        warmup_requests = warmup_requests,
         tags = tags,
         deps = deps,
     )
@@ -52,6 +63,7 @@ def zoo_model(
         ],
         main = "zoo_check.py",
         args = args,
+        env = env,
         data = [
             ":" + name,
             "//export:exporter",
