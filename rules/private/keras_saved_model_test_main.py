@@ -310,10 +310,12 @@ class SavedModelTest(absltest.TestCase):
             "load_keras_model's model against the SavedModel",
         )
 
-    def _sample_feeds(self, signature) -> dict[str, np.ndarray]:
+    def _sample_feeds(self, key: str, signature) -> dict[str, np.ndarray]:
         """Seeded inputs for a SignatureDef: the model's inputs from its sample values
         (strings from its vocabularies), the others (labels) shaped and typed as the
-        signature declares them."""
+        signature declares them (as the manifest does, where the SignatureDef leaves
+        the rank open: labels that take several shapes)."""
+        declared = self.manifest["signatures"][key]["inputs"]
         facts = self._keras()
         samples = facts.samples
         arrays = interface.random_for(facts.inputs, _INPUT_SEED, _BATCH, samples)
@@ -321,7 +323,11 @@ class SavedModelTest(absltest.TestCase):
         labels = [
             interface.TensorDesc(
                 name,
-                tuple(None if d.size < 0 else d.size for d in info.tensor_shape.dim),
+                tuple(declared[name]["shape"])
+                if info.tensor_shape.unknown_rank
+                else tuple(
+                    None if d.size < 0 else d.size for d in info.tensor_shape.dim
+                ),
                 tf.as_dtype(info.dtype).name,
             )
             for name, info in sorted(signature.inputs.items())
@@ -338,7 +344,7 @@ class SavedModelTest(absltest.TestCase):
         facts = self._keras()
         session = TFServingSession(self.export_dir)
         keys = sorted(set(session.signatures) - {_TRAIN_KEY})
-        feeds = {key: self._sample_feeds(session.signatures[key]) for key in keys}
+        feeds = {key: self._sample_feeds(key, session.signatures[key]) for key in keys}
         served = {key: session.run(key, feeds[key]) for key in keys}
         all_keys = set(session.signatures)
         session.close()
@@ -376,7 +382,7 @@ class SavedModelTest(absltest.TestCase):
         if _TRAIN_KEY not in session.signatures:
             session.close()
             return
-        feeds = self._sample_feeds(session.signatures[_TRAIN_KEY])
+        feeds = self._sample_feeds(_TRAIN_KEY, session.signatures[_TRAIN_KEY])
         before = session.variable_digests()
         served = session.run(_TRAIN_KEY, feeds)
         after = session.variable_digests()
