@@ -82,7 +82,7 @@ class TFServingSession:
             meta_graph = tf.compat.v1.saved_model.loader.load(
                 self.session, [tf.saved_model.SERVING], export_dir
             )
-            # Every variable the graph holds, read and assigned by its handle.
+            # Every variable the graph holds, read by its handle.
             handles = [
                 op for op in self.graph.get_operations() if op.type == "VarHandleOp"
             ]
@@ -92,15 +92,8 @@ class TFServingSession:
                 )
                 for op in handles
             ]
-            self._variable_values = [
-                tf.compat.v1.placeholder(op.get_attr("dtype")) for op in handles
-            ]
-            self._assign_variables = tf.group(
-                *[
-                    tf.raw_ops.AssignVariableOp(resource=op.outputs[0], value=value)
-                    for op, value in zip(handles, self._variable_values, strict=True)
-                ]
-            )
+        self._saver = meta_graph.saver_def
+        self._checkpoint = os.path.join(export_dir, "variables", "variables")
         # Without the SignatureDef that only holds the init op (the loader ran it).
         self.signatures = {
             key: signature
@@ -126,12 +119,28 @@ class TFServingSession:
     def variable_values(self) -> list[np.ndarray]:
         return self.session.run(self._variable_reads)
 
-    def assign_variables(self, values: list[np.ndarray]) -> None:
-        """Puts back what variable_values returned."""
+    def restore_exported(self) -> None:
+        """Restores every variable from the export's checkpoint, as the loader did.
+
+        Signatures may change variables besides train: a layer that draws random
+        numbers (a VAE's sampling) advances its seed state on every serving call.
+        """
         self.session.run(
-            self._assign_variables,
-            feed_dict=dict(zip(self._variable_values, values, strict=True)),
+            self._saver.restore_op_name,
+            feed_dict={self._saver.filename_tensor_name: self._checkpoint},
         )
+
+
+def _restore_exported(loaded, export_dir: str) -> None:
+    """Restores the variables of an export loaded with tf.saved_model.load from its
+    checkpoint: what other signature calls (or an earlier train) changed."""
+    lists = {
+        name: getattr(loaded, name)
+        for name in ("model_variables", "metric_variables", "optimizer_variables")
+        if getattr(loaded, name, None)
+    }
+    prefix = os.path.join(export_dir, "variables", "variables")
+    tf.train.Checkpoint(**lists).read(prefix).assert_existing_objects_matched()
 
 
 def _assert_outputs_equal(want: dict, got: dict, atol: float, what: str) -> None:
@@ -281,20 +290,22 @@ class SavedModelTest(absltest.TestCase):
             else:  # strings, e.g. a StringLookup(invert=True) output
                 np.testing.assert_array_equal(want, got, err_msg=name)
 
-    def _sample_feeds(self, signature) -> dict[str, np.ndarray]:
-        """Seeded inputs for a SignatureDef: the model's inputs from its sample values
-        (strings from its vocabularies), the others (labels) shaped and typed as the
-        signature declares them."""
+    def _sample_feeds(self, key: str, signature) -> dict[str, np.ndarray]:
+        """Seeded inputs for the SignatureDef `key`: the model's inputs from its sample
+        values (strings from its vocabularies), the others (labels) typed as the
+        signature declares them and shaped as the manifest says a client sends them
+        (a label's signature declares no rank: it takes more than one shape)."""
         model_interface = self._keras().interface
         samples = model_interface.samples
         arrays = interface.random_for(
             model_interface.inputs, _INPUT_SEED, _BATCH, samples
         )
         feeds = {d.name: a for d, a in zip(model_interface.inputs, arrays, strict=True)}
+        described = self.manifest["signatures"][key]["inputs"]
         labels = [
             interface.TensorDesc(
                 name,
-                tuple(None if d.size < 0 else d.size for d in info.tensor_shape.dim),
+                tuple(described[name]["shape"]),
                 tf.as_dtype(info.dtype).name,
             )
             for name, info in sorted(signature.inputs.items())
@@ -320,7 +331,7 @@ class SavedModelTest(absltest.TestCase):
         self.assertEqual(set(session.signatures), set(self.loaded.signatures))
         for key in sorted(set(session.signatures) - {_TRAIN_KEY}):
             with self.subTest(signature=key):
-                feeds = self._sample_feeds(session.signatures[key])
+                feeds = self._sample_feeds(key, session.signatures[key])
                 served = session.run(key, feeds)
                 want = self.loaded.signatures[key](
                     **{name: tf.constant(value) for name, value in feeds.items()}
@@ -345,13 +356,14 @@ class SavedModelTest(absltest.TestCase):
         if _TRAIN_KEY not in self.loaded.signatures:
             return
         session = self._serving_session()
-        feeds = self._sample_feeds(session.signatures[_TRAIN_KEY])
+        feeds = self._sample_feeds(_TRAIN_KEY, session.signatures[_TRAIN_KEY])
+        session.restore_exported()
         before = session.variable_values()
         try:
             served = session.run(_TRAIN_KEY, feeds)
             after = session.variable_values()
         finally:
-            session.assign_variables(before)  # the exported values, for the other tests
+            session.restore_exported()  # for the other tests
         self.assertTrue(
             any(
                 not np.array_equal(old, new)
@@ -360,19 +372,13 @@ class SavedModelTest(absltest.TestCase):
             "train through TF Serving's loader changed no variable",
         )
         # The object API's train from the exported values, which are put back after.
-        variables = [
-            v
-            for name in ("model_variables", "metric_variables", "optimizer_variables")
-            for v in getattr(self.loaded, name, [])
-        ]
-        exported = [v.numpy() for v in variables]
+        _restore_exported(self.loaded, self.export_dir)
         try:
             want = self.loaded.signatures[_TRAIN_KEY](
                 **{name: tf.constant(value) for name, value in feeds.items()}
             )
         finally:
-            for variable, value in zip(variables, exported, strict=True):
-                variable.assign(value)
+            _restore_exported(self.loaded, self.export_dir)
         _assert_outputs_equal(
             {name: value.numpy() for name, value in want.items()},
             served,
