@@ -311,10 +311,10 @@ class SavedModelTest(absltest.TestCase):
         )
 
     def _sample_feeds(self, key: str, signature) -> dict[str, np.ndarray]:
-        """Seeded inputs for a SignatureDef: the model's inputs from its sample values
-        (strings from its vocabularies), the others (labels) shaped and typed as the
-        signature declares them (as the manifest does, where the SignatureDef leaves
-        the rank open: labels that take several shapes)."""
+        """Seeded inputs for the SignatureDef `key`: the model's inputs from its sample
+        values (strings from its vocabularies), the others (labels) typed as the
+        signature declares them and shaped as the manifest says a client sends them
+        (a label's SignatureDef declares no rank: it takes more than one shape)."""
         declared = self.manifest["signatures"][key]["inputs"]
         facts = self._keras()
         samples = facts.samples
@@ -323,11 +323,7 @@ class SavedModelTest(absltest.TestCase):
         labels = [
             interface.TensorDesc(
                 name,
-                tuple(declared[name]["shape"])
-                if info.tensor_shape.unknown_rank
-                else tuple(
-                    None if d.size < 0 else d.size for d in info.tensor_shape.dim
-                ),
+                tuple(declared[name]["shape"]),
                 tf.as_dtype(info.dtype).name,
             )
             for name, info in sorted(signature.inputs.items())

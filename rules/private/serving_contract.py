@@ -3,7 +3,9 @@ checked-in file, and the program that writes the file (keras_saved_model's `cont
 
 The contract is the serving API a client is built against, read from the export's own
 saved_model.pb: each SignatureDef of the MetaGraph tagged `serve` (the one TF Serving
-loads), with its method name and each input's and output's name, dtype and shape.
+loads), with its method name and each input's and output's name, dtype and shape. An
+eval or train label declares no rank (it takes more than one shape); the shapes it
+accepts come from the exporter's `<name>.signatures.json` (`accepts`).
 
   bazel test //models:my_export.contract_test   # fails when the export differs from the file
   bazel run //models:my_export.update_contract  # writes the file from the export
@@ -67,7 +69,7 @@ def read_contract(saved_model: str) -> dict:
     served = [m for m in proto.meta_graphs if set(m.meta_info_def.tags) == {SERVE_TAG}]
     if len(served) != 1:
         raise ValueError(f"{found[0]} has {len(served)} MetaGraphs tagged only 'serve'")
-    return {
+    contract = {
         "signatures": {
             key: {
                 "method_name": signature.method_name,
@@ -78,6 +80,23 @@ def read_contract(saved_model: str) -> dict:
             if key != INIT_OP_KEY
         }
     }
+    _add_accepted_shapes(contract, saved_model + ".signatures.json")
+    return contract
+
+
+def _add_accepted_shapes(contract: dict, manifest_path: str) -> None:
+    """Adds `accepts` to each input the exporter's manifest lists accepted shapes for
+    (the labels of eval and train)."""
+    if not os.path.exists(manifest_path):
+        return
+    with open(manifest_path, encoding="utf-8") as f:
+        manifest = json.load(f)
+    for key, signature in contract["signatures"].items():
+        described = manifest.get("signatures", {}).get(key, {}).get("inputs", {})
+        for name, entry in signature["inputs"].items():
+            accepted = described.get(name, {}).get("accepted_shapes")
+            if accepted:
+                entry["accepts"] = accepted
 
 
 def _tensors(infos) -> dict:
@@ -146,7 +165,21 @@ def _shape_text(shape) -> str:
 
 
 def _spec_text(spec: dict) -> str:
-    return f"{spec['dtype']} {_shape_text(spec['shape'])}"
+    return f"{spec['dtype']} {_accepted_text(spec)}"
+
+
+def _accepted(spec: dict) -> list:
+    """The shapes an input accepts: its `accepts` list, else its one shape."""
+    return spec.get("accepts") or [spec["shape"]]
+
+
+def _same_shapes(spec: dict) -> set:
+    """The accepted shapes, in any order."""
+    return {None if s is None else tuple(s) for s in _accepted(spec)}
+
+
+def _accepted_text(spec: dict) -> str:
+    return " or ".join(_shape_text(shape) for shape in _accepted(spec))
 
 
 def _fits(shape, into) -> bool:
@@ -210,24 +243,30 @@ def _tensor_changes(key: str, kind: str, old: dict, new: dict) -> list[Change]:
                     f"{key}: {kind} '{name}' dtype {was['dtype']} -> {now['dtype']}",
                 )
             )
-        if was["shape"] != now["shape"]:
-            shapes = f"{_shape_text(was['shape'])} -> {_shape_text(now['shape'])}"
-            if kind == "input":
-                wider = _fits(was["shape"], now["shape"])
-                why = (
-                    "accepts every shape it accepted"
-                    if wider
-                    else "refuses shapes it accepted"
-                )
-            else:
-                wider = _fits(now["shape"], was["shape"])
-                why = (
-                    "returns only shapes it returned"
-                    if wider
-                    else "may return shapes it did not"
-                )
+        if kind == "input" and _same_shapes(was) != _same_shapes(now):
+            shapes = f"{_accepted_text(was)} -> {_accepted_text(now)}"
+            wider = all(
+                any(_fits(shape, into) for into in _accepted(now))
+                for shape in _accepted(was)
+            )
+            why = (
+                "accepts every shape it accepted"
+                if wider
+                else "refuses shapes it accepted"
+            )
             changes.append(
                 Change(not wider, f"{key}: {kind} '{name}' shape {shapes} ({why})")
+            )
+        elif kind == "output" and was["shape"] != now["shape"]:
+            shapes = f"{_shape_text(was['shape'])} -> {_shape_text(now['shape'])}"
+            narrower = _fits(now["shape"], was["shape"])
+            why = (
+                "returns only shapes it returned"
+                if narrower
+                else "may return shapes it did not"
+            )
+            changes.append(
+                Change(not narrower, f"{key}: {kind} '{name}' shape {shapes} ({why})")
             )
     return changes
 

@@ -91,6 +91,11 @@ class ExampleVariantsTest(absltest.TestCase):
         self.assertEqual(
             serve["outputs"], {"probs": {"dtype": "float32", "shape": [None, 10]}}
         )
+        # The label's SignatureDef declares no rank; the manifest says what it takes.
+        self.assertEqual(
+            contract["signatures"]["eval"]["inputs"]["probs_target"],
+            {"dtype": "int64", "shape": None, "accepts": [[None], [None, 1]]},
+        )
 
 
 def _tensor(dtype: str, *shape) -> dict:
@@ -205,6 +210,34 @@ class CompareTest(absltest.TestCase):
                     else "accepts every shape it accepted",
                     text,
                 )
+
+    def test_label_shapes(self):
+        # A label declares no rank: what it accepts is its `accepts` list.
+        label = {"dtype": "int64", "shape": None, "accepts": [[None], [None, 1]]}
+        contract = copy.deepcopy(_CONTRACT)
+        contract["signatures"]["eval"] = {
+            "method_name": "tensorflow/serving/predict",
+            "inputs": {"image": _tensor("float32", None, 28, 28, 1), "y": label},
+            "outputs": {"loss": _tensor("float32")},
+        }
+        cases = {
+            # accepted shapes of the export -> breaking
+            ((None,),): True,  # no longer (n, 1)
+            ((None,), (None, 1), (None, 1, 1)): False,  # one more
+        }
+        for accepts, breaking in cases.items():
+            new = copy.deepcopy(contract)
+            new["signatures"]["eval"]["inputs"]["y"]["accepts"] = [
+                list(a) for a in accepts
+            ]
+            with self.subTest(accepts=accepts):
+                changes = serving_contract.compare(contract, new)
+                self.assertLen(changes, 1)
+                self.assertEqual(changes[0].breaking, breaking, changes[0].text)
+                self.assertIn("[None] or [None, 1] ->", changes[0].text)
+        reordered = copy.deepcopy(contract)
+        reordered["signatures"]["eval"]["inputs"]["y"]["accepts"].reverse()
+        self.assertEqual(serving_contract.compare(contract, reordered), [])
 
     def test_output_shapes(self):
         cases = {
