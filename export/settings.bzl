@@ -82,7 +82,10 @@ SETTINGS = [
                "the `<output>_target` input of the eval and train signatures. Unset " +
                "outputs: sparse losses take int64 class ids shaped like the output " +
                "without its last dimension, other losses labels shaped and typed like " +
-               "the output.",
+               "the output; without a compiled loss, the first of those forms (or the " +
+               "inputs alone, as fit(x)) the model's own step runs on. Each label also " +
+               "takes its shape with a trailing 1 more or less where Keras gives the " +
+               "same numbers for both (docs/rules.md, Labels).",
         "set_by": "user",
     },
     {
@@ -108,7 +111,8 @@ SETTINGS = [
         "type": "int",
         "default": 0,
         "doc": "Random seed set with keras.utils.set_random_seed before the model is " +
-               "built (weight initialisation); also seeds the verification inputs.",
+               "built (weight initialisation); also seeds the verification inputs and " +
+               "the warmup requests.",
         "set_by": "user",
     },
     {
@@ -127,6 +131,27 @@ SETTINGS = [
                "Keras model's on seeded inputs (string inputs get tokens of the model's " +
                "own vocabularies, unknown dimensions the first of 32, 16, 8, 4, 2, 1 the " +
                "model accepts); fail beyond 1e-5 absolute + 1e-5 relative.",
+        "set_by": "user",
+    },
+    {
+        "name": "warmup_requests",
+        "type": "int",
+        "default": 0,
+        "doc": "Write this many TF Serving warmup requests (0 to 1000, TF Serving's " +
+               "limit) into `<version>/assets.extra/tf_serving_warmup_requests`: a " +
+               "TFRecord file of `PredictionLog`s, each a `PredictRequest` of one example " +
+               "on `serving_default`, from the seeded sample inputs verify uses (request " +
+               "i from seed + i). TF Serving runs them when it loads the version, before " +
+               "taking traffic. 0: no file.",
+        "set_by": "user",
+    },
+    {
+        "name": "require_batchable_inputs",
+        "type": "bool",
+        "default": False,
+        "doc": "Fail the export when an input of a signature has no dynamic leading " +
+               "(batch) dimension, which TF Serving's batcher needs to batch requests " +
+               "together. False: such an input is a warning.",
         "set_by": "user",
     },
     {

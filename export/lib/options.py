@@ -34,6 +34,10 @@ LABEL_DTYPES = (
     "string",
 )
 
+# TF Serving reads at most this many warmup records (rules/private/keras_saved_model.bzl
+# checks the attribute against the same number; tests/docs pins the two).
+MAX_WARMUP_REQUESTS = 1000
+
 # The syntax rules/private/symbol_reference.bzl checks too (tests/docs pins the two):
 # a dotted name of ASCII identifiers, and a custom-object name as a Keras config gives
 # it, `MyLayer` or the registered `my_package>MyLayer`.
@@ -373,6 +377,21 @@ def resolve(request: ExportRequest) -> ResolvedRequest:
             "seed",
             f"'{request.seed}' is not a non-negative integer",
             ["give e.g. ", setting("seed", 0)],
+        )
+    warmup = request.warmup_requests
+    if (
+        not isinstance(warmup, int)
+        or isinstance(warmup, bool)
+        or not 0 <= warmup <= MAX_WARMUP_REQUESTS
+    ):
+        raise ExportError(
+            "warmup_requests",
+            f"'{warmup}' is not a number of requests from 0 to {MAX_WARMUP_REQUESTS}",
+            [
+                f"TF Serving reads at most {MAX_WARMUP_REQUESTS} warmup records; give e.g. ",
+                setting("warmup_requests", 4),
+                ", or 0 for none",
+            ],
         )
     specs, direct = parse_custom_objects(request.custom_objects)
     modes = parse_modes(request.modes)

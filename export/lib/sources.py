@@ -106,6 +106,17 @@ def load_model(source: options.ModelSource) -> LoadedModel:
         model = _from_builder(source, custom_objects)
     else:
         model = _from_file(source, custom_objects, notes)
+    if type(model).call is keras.Model.call:
+        name = type(model).__name__
+        raise ExportError(
+            source.setting,
+            f"the model class {name} defines no call(), so nothing can serve it (Keras's"
+            " fit runs its train_step, which calls the model's parts instead, but every"
+            " signature calls the model)",
+            f"add call(self, inputs) to {name}, returning what serving should return"
+            " (for a VAE, the decoder's reconstruction of the encoder's z_mean), or export"
+            " its parts (such as the encoder and decoder) as models of their own",
+        )
     if not model.built:
         raise ExportError(
             source.setting,

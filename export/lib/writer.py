@@ -125,6 +125,19 @@ def write(
         ) from None
 
 
+@contextlib.contextmanager
+def write_errors(staging: Staging):
+    """Inside it, a file written into the staging folder besides the SavedModel (the
+    warmup requests) fails on a full or read-only filesystem as write() does."""
+    try:
+        yield
+    except (OSError, tf.errors.OpError) as e:
+        code = _system_errno(e, staging.output_dir)
+        if code is None:
+            raise
+        raise _write_error("output_dir", e, code, _writing(staging), staging) from None
+
+
 def _writing(staging: Staging) -> str:
     return f"writing the export into '{staging.output_dir}'"
 

@@ -4,7 +4,12 @@ load("//export:settings.bzl", "SETTINGS")
 load(":actions.bzl", "ACTION_ENV", "add_flag", "attribute", "display_label")
 load(":providers.bzl", "SavedModelInfo")
 load(":py.bzl", "PyInfo", "py_library")
+load(":serving_contract.bzl", "serving_contract")
 load(":symbol_reference.bzl", "is_custom_object_name", "is_symbol_reference")
+
+# TF Serving reads at most this many warmup records (export/lib/options.py's
+# MAX_WARMUP_REQUESTS; tests/docs:surface_test pins the two).
+_MAX_WARMUP_REQUESTS = 1000
 
 # The exporter's modes, in its order, and the signature each one writes.
 _SIGNATURE_OF_MODE = {"serve": "serving_default", "eval": "eval", "train": "train"}
@@ -55,6 +60,9 @@ def _validate(ctx):
     for mode in ctx.attr.modes:
         if mode not in _SIGNATURE_OF_MODE:
             _fail_attr("modes", "unknown mode %r; choose among %s." % (mode, ", ".join(_SIGNATURE_OF_MODE)))
+    if ctx.attr.warmup_requests < 0 or ctx.attr.warmup_requests > _MAX_WARMUP_REQUESTS:
+        _fail_attr("warmup_requests", "must be from 0 to %d (TF Serving reads at most %d " % (_MAX_WARMUP_REQUESTS, _MAX_WARMUP_REQUESTS) +
+                                      "warmup records; 0 writes none), got %d." % ctx.attr.warmup_requests)
 
 def _is_stamped(ctx):
     return ctx.attr.stamp == 1 or (ctx.attr.stamp == -1 and ctx.attr.private_stamp_detect)
@@ -225,7 +233,7 @@ keras_saved_model_rule = rule(
     ),
 )
 
-def keras_saved_model(name, deps = [], visibility = None, tags = None, testonly = None, **kwargs):
+def keras_saved_model(name, deps = [], contract = None, visibility = None, tags = None, testonly = None, **kwargs):
     """Exports a Keras model as a TensorFlow SavedModel in one build action.
 
     The output is a folder `<name>/` in TF Serving's layout, holding `<version>/` with
@@ -236,14 +244,22 @@ def keras_saved_model(name, deps = [], visibility = None, tags = None, testonly 
     (the folder) and `SavedModelInfo`.
 
     Besides `<name>`, the macro makes `<name>.deps`, a py_library of the exporter's
-    library plus `deps`, which keras_saved_model_test reuses. The action runs the
-    shared `@rules_keras//export:exporter` with those deps' folders on its Python
-    path, as a persistent worker by default (`--strategy=KerasSavedModel=sandboxed`
-    turns workers off).
+    library plus `deps`, which keras_saved_model_test reuses. With `contract`, it also
+    makes `<name>.contract_test`, which fails when the export's serving API (every
+    signature's method, inputs and outputs with dtype and shape, read from its
+    saved_model.pb) differs from that checked-in file, saying which changes break a
+    client built against it, and `<name>.update_contract`, which `bazel run` runs to
+    write the file from the export (docs/rules.md, "The serving contract").
+
+    The action runs the shared `@rules_keras//export:exporter` with those deps'
+    folders on its Python path, as a persistent worker by default
+    (`--strategy=KerasSavedModel=sandboxed` turns workers off).
 
     Args:
       name: the target, and the name of the output folder.
       deps: py_library targets the builder (or the model's custom objects) imports.
+      contract: a file of the package (e.g. "my_export.contract.json") holding the
+        export's serving contract; None: no contract targets.
       visibility: as usual, also applied to the `<name>.deps` library.
       tags: as usual, also applied to the `<name>.deps` library.
       testonly: as usual, also applied to the `<name>.deps` library.
@@ -274,3 +290,5 @@ def keras_saved_model(name, deps = [], visibility = None, tags = None, testonly 
         testonly = testonly,
         **kwargs
     )
+    if contract:
+        serving_contract(name, contract, tags = tags, visibility = visibility, testonly = testonly)

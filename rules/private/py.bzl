@@ -7,10 +7,12 @@ release (Bazel 9 has no built-in ones); a change of where they come from is made
 load(
     "@rules_python//python:defs.bzl",
     _PyInfo = "PyInfo",
+    _py_binary = "py_binary",
     _py_library = "py_library",
     _py_test = "py_test",
 )
 
 PyInfo = _PyInfo
+py_binary = _py_binary
 py_library = _py_library
 py_test = _py_test

@@ -234,6 +234,14 @@ def _uv_environment(cache):
     return {"UV_CACHE_DIR": "%s/uv-cache" % cache}
 
 def _uv_install(rctx, uv, cache, staging, target_python, lock, lock_label, extra = []):
+    """Installs exactly the packages of the lock.
+
+    A lock lists every package with its hash (tools/update_lock.sh writes it with uv,
+    the dependencies included), so each is installed as it is, without resolving its
+    requirements again (`--no-deps`, as rules_python's pip rules install theirs): a
+    requirement the lock replaces on purpose (requirements_overrides.txt) is not
+    looked for.
+    """
     rctx.report_progress("Installing %s" % lock_label)
     _run_or_fail(
         rctx,
@@ -245,6 +253,7 @@ def _uv_install(rctx, uv, cache, staging, target_python, lock, lock_label, extra
             target_python,
             "--require-hashes",
             "--only-binary=:all:",
+            "--no-deps",
             "--no-progress",
         ] + extra + ["-r", lock],
         "install the locked Python packages",

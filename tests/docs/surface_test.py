@@ -35,6 +35,9 @@ _INTERNAL_ATTRS = {"private_stamp_detect"}
 _RULE_ONLY_ATTRS = {"deps", "stamp"}
 # Arguments of every macro that pass through to Bazel's own attributes.
 _COMMON_ARGS = {"name", "visibility", "tags", "testonly"}
+# keras_saved_model's arguments that make targets of their own rather than set an
+# attribute (contract: the contract test and update program).
+_MACRO_ONLY_ARGS = {"contract"}
 # Flags the docs and docstrings may name besides the exporter's: Bazel's, absl's,
 # saved_model_cli's, and `--flag` itself in prose.
 _OTHER_FLAGS = {
@@ -52,7 +55,9 @@ _OTHER_FLAGS = {
     "signature_def",
     "tag_set",
     "verbosity",
-    # pip's.
+    # pip's and uv's.
+    "no-deps",
+    "override",
     "require-hashes",
     # Bazel's, named where the docs say how to build.
     "experimental_sandbox_async_tree_delete_idle_threads",
@@ -170,7 +175,8 @@ class SurfaceTest(unittest.TestCase):
         rows = _table(_markdown_section(self.docs, "## keras_saved_model"), "attribute")
         documented = [name for row in rows for name in _code_names(row[0])]
         self.assertEqual(
-            sorted(set(documented) - _COMMON_ARGS), sorted(self.public_attrs)
+            sorted(set(documented) - _COMMON_ARGS),
+            sorted(self.public_attrs | _MACRO_ONLY_ARGS),
         )
 
     def test_docs_table_gives_each_settings_type(self):
@@ -193,7 +199,9 @@ class SurfaceTest(unittest.TestCase):
         params, documented = _starlark_function(self.rule_bzl, "keras_saved_model")
         self.assertEqual(documented, params, "Args: must follow the parameters")
         self.assertIn("kwargs", params, "the attributes pass through **kwargs")
-        self.assertLessEqual(set(params) - {"kwargs"}, _COMMON_ARGS | {"deps"})
+        self.assertLessEqual(
+            set(params) - {"kwargs"}, _COMMON_ARGS | {"deps"} | _MACRO_ONLY_ARGS
+        )
 
     def test_public_file_only_forwards(self):
         defs = _read("rules/defs.bzl")
@@ -276,6 +284,11 @@ class SurfaceTest(unittest.TestCase):
 
         self.assertEqual(self.surface["signature_of_mode"], signatures.SIGNATURE_KEYS)
         self.assertEqual(tuple(signatures.SIGNATURE_KEYS), options.MODES)
+
+    def test_warmup_limit_matches_the_exporter(self):
+        match = re.search(r"(?m)^_MAX_WARMUP_REQUESTS = (\d+)$", self.rule_bzl)
+        self.assertIsNotNone(match, "keras_saved_model.bzl: no _MAX_WARMUP_REQUESTS")
+        self.assertEqual(int(match.group(1)), options.MAX_WARMUP_REQUESTS)
 
     def test_lib_readme_lists_the_public_api(self):
         from export.lib import api  # imports TensorFlow

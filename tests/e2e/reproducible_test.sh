@@ -7,10 +7,11 @@
 #      builds under linux-sandbox.
 #   2. reproducible: A and B each run every export (no cache) under linux-sandbox with a
 #      strict action environment; the trees are compared file by file (sha256) and must
-#      be identical; so must an export whose model JSON holds Python lambdas (their
-#      marshalled code names its source file, at a different path in A and B). The
-#      non-deterministic control target, built the same way, must be reported different by
-#      the same comparison, or the check is worthless.
+#      be identical (the example's TF Serving warmup records among them); so must an
+#      export whose model JSON holds Python lambdas (their marshalled code names its
+#      source file, at a different path in A and B). The non-deterministic control
+#      target, built the same way, must be reported different by the same comparison,
+#      or the check is worthless.
 #   3. disk cache: A builds and tests with --disk_cache; B, after `bazel clean`, runs no
 #      KerasSavedModel action (all remoteCacheHit in the execution log) and its tests are
 #      "(cached) PASSED".
@@ -156,6 +157,12 @@ echo "--- reproducible: A and B exports compared"
 compare_outputs "$bin_a" "$bin_b" $(outputs "${exports[@]}" "$lambdas") ||
   fail "the exports of A and B differ: they are not reproducible"
 echo "ok: byte-identical in two output bases"
+# Covered by the comparison above; checked by name, so that the example keeps writing
+# them (its test replays them through TF Serving's loader in A's build above).
+warmup=models/my_export/1/assets.extra/tf_serving_warmup_requests
+[ -s "$bin_a/$warmup" ] && [ -s "$bin_b/$warmup" ] || fail "$warmup is missing or empty in A or B"
+compare_outputs "$bin_a" "$bin_b" "$warmup" || fail "the TF Serving warmup records of A and B differ"
+echo "ok: the TF Serving warmup records ($(stat -c %s "$bin_a/$warmup") bytes) are byte-identical"
 
 echo "--- reproducible: A and B TFLite files compared"
 # shellcheck disable=SC2046 # tflite_outputs prints space-free paths

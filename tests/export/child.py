@@ -10,6 +10,8 @@ A task's "import_path" folders go to the front of sys.path first (for the tasks 
 too: tasks share the process).
   train_eval: call eval (if exported), then train, then serving_default again; variables
               before/after.
+  calls:      call signatures on several feeds, each from the exported state: their
+              outputs or the error they raise, and whether the call changed a variable.
 """
 
 import importlib
@@ -107,12 +109,42 @@ def train_eval(task: dict) -> dict[str, np.ndarray]:
     return result
 
 
+def calls(task: dict) -> dict[str, np.ndarray]:
+    loaded = tf.saved_model.load(task["path"])
+    variables = [
+        *loaded.model_variables,
+        *loaded.metric_variables,
+        *loaded.optimizer_variables,
+    ]
+    exported = [v.numpy() for v in variables]
+    result = {}
+    for call in task["calls"]:
+        name = call["name"]
+        try:
+            outputs = _call(
+                loaded.signatures[call["signature"]], load_arrays(call["inputs"])
+            )
+        except Exception as e:  # noqa: BLE001 - the error is the result
+            result[f"{name}/error"] = np.asarray(f"{type(e).__name__}: {e}")
+        else:
+            result.update({f"{name}/{k}": v for k, v in outputs.items()})
+        changed = [
+            not np.array_equal(v.numpy(), value)
+            for v, value in zip(variables, exported, strict=True)
+        ]
+        result[f"{name}/changed"] = np.asarray(any(changed))
+        for variable, value in zip(variables, exported, strict=True):
+            variable.assign(value)
+    return result
+
+
 _TASKS = {
     "serve": serve,
     "keras": keras_load,
     "keras_fit": keras_fit,
     "keras_error": keras_error,
     "train_eval": train_eval,
+    "calls": calls,
 }
 
 

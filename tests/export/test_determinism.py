@@ -21,6 +21,8 @@ from export.lib import options, sources
 from tests.export import testmodels, testutil
 
 BUILDER = f"--builder={testmodels.MODULE}:compiled_two_outputs"
+# The warmup requests are seeded sample inputs: the same bytes in every process too.
+WARMUP = "--warmup_requests=3"
 
 
 class DeterminismTest(absltest.TestCase):
@@ -30,17 +32,22 @@ class DeterminismTest(absltest.TestCase):
         os.makedirs(workdir)
         runs = {
             "a": testutil.start_exporter(
-                [BUILDER, f"--output_dir={tmp}/a", f"--manifest_out={tmp}/a.json"],
+                [
+                    BUILDER,
+                    WARMUP,
+                    f"--output_dir={tmp}/a",
+                    f"--manifest_out={tmp}/a.json",
+                ],
                 cwd=tmp,
                 env={"PYTHONHASHSEED": "0"},
             ),
             "b": testutil.start_exporter(
-                [BUILDER, "--output_dir=../b/nested", "--manifest_out=b.json"],
+                [BUILDER, WARMUP, "--output_dir=../b/nested", "--manifest_out=b.json"],
                 cwd=workdir,
                 env={"PYTHONHASHSEED": "12345"},
             ),
             "other_seed": testutil.start_exporter(
-                [BUILDER, f"--output_dir={tmp}/c", "--seed=1"], cwd=tmp
+                [BUILDER, WARMUP, f"--output_dir={tmp}/c", "--seed=1"], cwd=tmp
             ),
         }
         for name, proc in runs.items():
@@ -53,6 +60,7 @@ class DeterminismTest(absltest.TestCase):
             sorted(a),
             sorted(
                 [
+                    "assets.extra/tf_serving_warmup_requests",
                     "assets/saved_model.json",
                     "fingerprint.pb",
                     "saved_model.pb",
@@ -84,6 +92,8 @@ class DeterminismTest(absltest.TestCase):
         c = testutil.tree_bytes(os.path.join(tmp, "c", "1"))
         data = "variables/variables.data-00000-of-00001"
         self.assertNotEqual(a[data], c[data], "--seed did not change the weights")
+        warmup = "assets.extra/tf_serving_warmup_requests"
+        self.assertNotEqual(a[warmup], c[warmup], "--seed did not change the requests")
 
 
 # A builder module with lambdas: one holding nested code (an inner lambda), one using

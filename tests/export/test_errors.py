@@ -108,6 +108,19 @@ class ErrorTest(absltest.TestCase):
             builder=f"{M}:unbuilt",
         )
 
+    def test_model_class_without_call(self):
+        # keras.io's VAE as written: fit runs its train_step; nothing can serve it.
+        error = self.assertExportError(
+            "--builder",
+            [
+                "VAE defines no call()",
+                "call(self, inputs) to VAE",
+                "encoder and decoder",
+            ],
+            builder="tests.export.training_models:vae_without_call",
+        )
+        self.assertNotIn("never built", str(error))
+
     def test_subclassed_without_get_config(self):
         self.assertExportError(
             "--builder",
@@ -375,6 +388,34 @@ class ErrorTest(absltest.TestCase):
             "--verify",
             ["max abs diff", "tolerance", "--noverify"],
             builder=f"{M}:noisy",
+        )
+
+    def test_more_warmup_requests_than_tf_serving_reads(self):
+        self.assertExportError(
+            "--warmup_requests",
+            [
+                "'1001' is not a number of requests from 0 to 1000",
+                "TF Serving reads at most 1000 warmup records",
+                "--warmup_requests=4",
+            ],
+            builder=f"{M}:mlp",
+            warmup_requests=1001,
+        )
+
+    def test_an_input_without_a_batch_dimension_when_batching_is_required(self):
+        self.assertExportError(
+            "--require_batchable_inputs",
+            [
+                (
+                    "TF Serving's batcher cannot batch the input(s) 'features' (shape"
+                    " [1, 4], in serving_default)"
+                ),
+                "the first dimension, which must be dynamic (None)",
+                "keras.Input(shape=...)",
+                "--norequire_batchable_inputs",
+            ],
+            builder=f"{M}:fixed_batch",
+            require_batchable_inputs=True,
         )
 
 

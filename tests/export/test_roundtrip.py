@@ -232,7 +232,8 @@ class RoundTripTest(absltest.TestCase):
         self.assertEqual(self.results["low_level_train_step"].modes, ("serve", "train"))
         eval_sig = self.results["compiled"].manifest["signatures"]["eval"]
         self.assertEqual(
-            eval_sig["inputs"]["probs_target"], {"dtype": "int64", "shape": [None]}
+            eval_sig["inputs"]["probs_target"],
+            {"dtype": "int64", "shape": [None], "accepted_shapes": [[None], [None, 1]]},
         )
         self.assertEqual(set(eval_sig["outputs"]), {"loss", "accuracy"})
 
@@ -271,6 +272,22 @@ class RoundTripTest(absltest.TestCase):
                     np.testing.assert_array_equal(
                         got[f"variable_{i}"], value, err_msg=name
                     )
+
+    def test_load_keras_model_rejects_a_variable_of_another_shape(self):
+        class ScalarScale(testmodels.Scale):
+            """Scale changed since the export: one gain instead of one per feature."""
+
+            def build(self, input_shape):
+                self.gain = self.add_weight(name="gain", shape=(1,), initializer="ones")
+
+        with self.assertRaisesRegex(
+            ValueError,
+            r"holds float32 \[4\] as model_variables 2, .* has float32 \[1\] there"
+            r" \(scaled/gain",
+        ):
+            api.load_keras_model(
+                self.results["custom_layer"].path, {"Scale": ScalarScale}
+            )
 
     def test_weights_flag_applies_weights(self):
         got = self._child("weights", "serve")["probs"]

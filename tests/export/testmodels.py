@@ -50,6 +50,18 @@ def two_in_two_out() -> keras.Model:
     return keras.Model([image, meta], [score, cls], name="two_in_two_out")
 
 
+def fixed_batch() -> keras.Model:
+    """Its input has a fixed batch size of 1 (batch_shape), which TF Serving's batcher
+    cannot batch."""
+    return keras.Sequential(
+        [
+            keras.Input(batch_shape=(1, 4), name="features"),
+            layers.Dense(2, name="scores"),
+        ],
+        name="fixed_batch",
+    )
+
+
 class Scale(layers.Layer):
     """Deliberately NOT registered: loading its config needs --custom_objects=Scale=..."""
 

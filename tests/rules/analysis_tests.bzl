@@ -161,6 +161,26 @@ def _test_model_files_impl(ctx):
 
 test_model_files_test = analysistest.make(_test_model_files_impl)
 
+def _contract_targets_impl(ctx):
+    env = analysistest.begin(ctx)
+    paths = _runfile_paths(analysistest.target_under_test(env))
+    asserts.true(env, "tests/rules/contract_export" in paths, "the export: %s" % paths)
+
+    # The test reads the file; the program that writes it does not, so it can write
+    # the first one.
+    asserts.equals(
+        env,
+        ctx.attr.reads_the_contract,
+        "tests/rules/contract_export.contract.json" in paths,
+        "the contract file in %s" % paths,
+    )
+    return analysistest.end(env)
+
+contract_targets_test = analysistest.make(
+    _contract_targets_impl,
+    attrs = {"reads_the_contract": attr.bool(mandatory = True)},
+)
+
 def keras_saved_model_analysis_test_suite(name):
     """Declares the targets under test (manual: they are not meant to build) and tests.
 
@@ -181,6 +201,7 @@ def keras_saved_model_analysis_test_suite(name):
         "builder_without_function": ("builder", "\"tests.rules.fake\" is not of the form \"package.module:function\"", dict(builder = "tests.rules.fake")),
         "negative_version": ("version", "must be 0 or more", dict(builder = "tests.rules.fake:build", version = -1)),
         "neither_source": ("builder", "set exactly one model source", dict()),
+        "too_many_warmup_requests": ("warmup_requests", "must be from 0 to 1000 (TF Serving reads at most 1000 warmup records; 0 writes none), got 1001.", dict(builder = "tests.rules.fake:build", warmup_requests = 1001)),
         "unknown_mode": ("modes", "unknown mode \"predict\"; choose among serve, eval, train", dict(builder = "tests.rules.fake:build", modes = ["predict"])),
     }
     successes = {
@@ -209,6 +230,15 @@ def keras_saved_model_analysis_test_suite(name):
     keras_saved_model_test(name = "src_export_check", saved_model = ":src_export", tags = ["manual"])
     test_model_files_test(name = "test_model_files_test", target_under_test = ":src_export_check.model_files")
     tests.append(":test_model_files_test")
+    keras_saved_model(
+        name = "contract_export",
+        builder = "tests.rules.fake:build",
+        contract = "contract_export.contract.json",
+        tags = ["manual"],
+    )
+    contract_targets_test(name = "contract_test_test", target_under_test = ":contract_export.contract_test", reads_the_contract = True)
+    contract_targets_test(name = "update_contract_test", target_under_test = ":contract_export.update_contract", reads_the_contract = False)
+    tests += [":contract_test_test", ":update_contract_test"]
     repointed_tensorflow_test(name = "repointed_tensorflow_test", target_under_test = ":good_export.deps")
     tests.append(":repointed_tensorflow_test")
 

@@ -15,11 +15,15 @@ def zoo_model(
         slow = False,
         custom_objects = {},
         allow_unsafe_deserialization = False,
+        contract = None,
+        warmup_requests = 0,
         tolerance = None,
+        modes = ["serve", "eval", "train"],
+        env = {},
         tflite = [],
         tflite_select_tf_ops = False,
         size = "medium"):
-    """Exports `builder` in every mode and checks it with zoo_check.py.
+    """Exports `builder` in every mode Keras runs it in and checks it with zoo_check.py.
 
     Args:
       name: the export; its check is `<name>_test`.
@@ -30,7 +34,12 @@ def zoo_model(
       custom_objects: as in keras_saved_model.
       allow_unsafe_deserialization: as in keras_saved_model (load_keras_model in the
         test then runs Lambda code).
+      contract: as in keras_saved_model: the checked-in serving contract.
+      warmup_requests: as in keras_saved_model (the test replays them).
       tolerance: max abs difference between served and Keras outputs (default 1e-5).
+      modes: the modes Keras runs the model in (a model trained with fit(x) and no
+        loss Keras can evaluate: serve and train).
+      env: the check's environment variables.
       tflite: optimizations (`none`, `dynamic_range`, `float16`) to convert the export
         with, builtin ops only, as `<name>_tflite` (`none`) or `<name>_tflite_<opt>`;
         the check runs each against the SavedModel (keras_tflite_model_test's checks).
@@ -43,8 +52,10 @@ def zoo_model(
         name = name,
         builder = builder,
         allow_unsafe_deserialization = allow_unsafe_deserialization,
+        contract = contract,
         custom_objects = custom_objects,
-        modes = ["serve", "eval", "train"],
+        modes = modes,
+        warmup_requests = warmup_requests,
         tags = tags,
         deps = deps,
     )
@@ -92,6 +103,7 @@ def zoo_model(
         ],
         main = "zoo_check.py",
         args = args,
+        env = env,
         data = data,
         tags = tags,
         deps = [

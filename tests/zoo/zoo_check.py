@@ -1,12 +1,16 @@
 """Checks one zoo export the way its user would, in a process of its own.
 
 It runs keras_saved_model_test's checks (signatures, serving outputs and
-load_keras_model against the rebuilt Keras model) and adds, on the model's own sample
+load_keras_model against the rebuilt Keras model, every signature and the warmup
+requests through TF Serving's loader) and adds, on the model's own sample
 batch (real strings, real labels): serving equals the Keras model, `eval` equals
-`model.evaluate`, `train` changes every trainable variable and BatchNormalization's
-moving statistics, a second export gives the same bytes, and `saved_model_cli` reads it.
+`model.evaluate` for the labels in every shape the signature accepts, a label of
+another shape fails naming it, `train` changes every trainable variable and
+BatchNormalization's moving statistics and lowers the loss, a second export gives the
+same bytes, and `saved_model_cli` reads it.
 """
 
+import contextlib
 import importlib
 import os
 import subprocess
@@ -36,6 +40,8 @@ _DATA = flags.DEFINE_string(
 
 # Statistics that BatchNormalization updates in a training step without gradients.
 _MOVING_STATISTICS = ("moving_mean", "moving_variance")
+# Train calls on the sample batch after which its loss must be lower than before.
+_TRAIN_STEPS = 3
 
 
 def _import(reference: str):
@@ -60,6 +66,20 @@ def _paths(variables) -> list[tuple[str, bool]]:
     ]
 
 
+def _dataset(x, y):
+    """One batch, as a dataset: Keras's numpy adapter does not take string arrays."""
+    return tf.data.Dataset.from_tensors(x if y is None else (x, y))
+
+
+def _as_shape(value: np.ndarray, shape) -> np.ndarray:
+    """`value` in an accepted shape of its label (a trailing 1 more or less)."""
+    if len(shape) == value.ndim + 1:
+        return value[..., None]
+    if len(shape) == value.ndim - 1:
+        return value[..., 0]
+    return value
+
+
 class ZooTest(rule_test.SavedModelTest):
     @classmethod
     def setUpClass(cls):
@@ -67,22 +87,26 @@ class ZooTest(rule_test.SavedModelTest):
         cls.export_base = rule_test._SAVED_MODEL.value
         cls.atol = rule_test._TOLERANCE.value
         x, y = _import(_DATA.value)()
+        # Small models: these checks keep the export and the Keras model side by side
+        # for the class (keras_saved_model_test's own load one copy at a time).
+        cls.loaded = tf.saved_model.load(cls.export_dir)
         rebuilt = sources.load_model(cls.source)
         model, model_interface = rebuilt.model, rebuilt.interface
+        cls.model, cls.x, cls.y, cls.outputs = model, x, y, model_interface.outputs
+        cls.has_eval = "eval" in cls.manifest["signatures"]
         # Fed as the signatures declare them (a client sends those dtypes).
-        eval_inputs = cls.manifest["signatures"]["eval"]["inputs"]
+        cls.train_inputs = cls.manifest["signatures"]["train"]["inputs"]
         cls.serve_feeds = {
-            name: tf.constant(value, dtype=eval_inputs[name]["dtype"])
+            name: tf.constant(value, dtype=cls.train_inputs[name]["dtype"])
             for name, value in _by_name(model_interface.inputs, x).items()
         }
-        targets = _by_name(model_interface.outputs, y, signatures.TARGET_SUFFIX)
-        cls.train_feeds = {
-            **cls.serve_feeds,
-            **{
-                name: tf.constant(value, dtype=eval_inputs[name]["dtype"])
-                for name, value in targets.items()
-            },
-        }
+        # A model trained with fit(x) has no labels (y is None).
+        cls.targets = (
+            {}
+            if y is None
+            else _by_name(model_interface.outputs, y, signatures.TARGET_SUFFIX)
+        )
+        cls.train_feeds = {**cls.serve_feeds, **cls._label_feeds(cls.targets)}
         packed = model_interface.pack_inputs(
             [cls.serve_feeds[d.name] for d in model_interface.inputs]
         )
@@ -92,10 +116,13 @@ class ZooTest(rule_test.SavedModelTest):
                 model(packed, training=False)
             ).items()
         }
-        # One batch, as a dataset: Keras's numpy adapter does not take string arrays.
-        cls.keras_evaluate = model.evaluate(
-            tf.data.Dataset.from_tensors((x, y)), verbose=0, return_dict=True
-        )
+        # Keras's evaluate needs a loss: None where it cannot run (no eval either).
+        try:
+            cls.keras_evaluate = cls._keras_evaluate(y)
+        except ValueError as e:
+            if "No loss to compute" not in str(e):
+                raise
+            cls.keras_evaluate = None
         cls.variable_paths = _paths(model.variables)
         # The exporter builds the optimizer the same way before tracing `train`.
         if not model.optimizer.built:
@@ -103,6 +130,47 @@ class ZooTest(rule_test.SavedModelTest):
         # A LossScaleOptimizer's own `iteration` stays 0: count the wrapped one's steps.
         cls.iterations_path = model.optimizer.iterations.path
         cls.optimizer_paths = [path for path, _ in _paths(model.optimizer.variables)]
+        if cls.keras_evaluate is None:
+            # The names train's logs must have: those of Keras's fit. It trains the
+            # rebuilt model, which the rule's checks compare with the export after
+            # this, so its variables are put back.
+            variables = [*model.variables, *model.optimizer.variables]
+            values = [v.numpy() for v in variables]
+            history = model.fit(_dataset(x, y), verbose=0).history
+            for variable, value in zip(variables, values, strict=True):
+                variable.assign(value)
+            cls.keras_train_log_names = set(history)
+        else:
+            cls.keras_train_log_names = set(cls.keras_evaluate)
+
+    @classmethod
+    def _label_feeds(cls, targets):
+        return {
+            name: tf.constant(value, dtype=cls.train_inputs[name]["dtype"])
+            for name, value in targets.items()
+        }
+
+    @classmethod
+    def _keras_evaluate(cls, y):
+        # A test function of its own for each label form: Keras would trace the one it
+        # has again with a shape of unknown rank, which its losses do not take.
+        cls.model.make_test_function(force=True)
+        return cls.model.evaluate(_dataset(cls.x, y), verbose=0, return_dict=True)
+
+    @contextlib.contextmanager
+    def _exported_state_kept(self):
+        """Puts the loaded export's variables back after train calls."""
+        variables = [
+            *self.loaded.model_variables,
+            *self.loaded.metric_variables,
+            *self.loaded.optimizer_variables,
+        ]
+        values = [v.numpy() for v in variables]
+        try:
+            yield
+        finally:
+            for variable, value in zip(variables, values, strict=True):
+                variable.assign(value)
 
     def test_sample_batch_serves_like_keras(self):
         serve = self.loaded.signatures[signatures.SERVING_KEY]
@@ -114,12 +182,78 @@ class ZooTest(rule_test.SavedModelTest):
             )
 
     def test_eval_equals_keras_evaluate(self):
-        got = self.loaded.signatures["eval"](**self.train_feeds)
-        self.assertEqual(set(got), set(self.keras_evaluate))
-        for name, want in self.keras_evaluate.items():
+        if self.keras_evaluate is None:
+            self.assertFalse(self.has_eval, "eval, but Keras cannot evaluate the model")
+            return
+        self._assert_eval_gives(self.train_feeds, self.keras_evaluate)
+
+    def _assert_eval_gives(self, feeds, want, msg=""):
+        got = self.loaded.signatures["eval"](**feeds)
+        self.assertEqual(set(got), set(want), msg)
+        for name, value in want.items():
             self.assertAlmostEqual(
-                float(got[name]), want, delta=max(self.atol, 1e-6), msg=name
+                float(got[name]), value, delta=max(self.atol, 1e-6), msg=f"{msg} {name}"
             )
+
+    def test_every_accepted_label_shape_gives_keras_evaluate(self):
+        """The label in each shape the manifest lists: eval gives what Keras's
+        evaluate gives for the label in that shape."""
+        if not self.has_eval:
+            self.skipTest("no eval signature")
+        for name, value in self.targets.items():
+            for shape in self.train_inputs[name]["accepted_shapes"]:
+                form = _as_shape(value, shape)
+                with self.subTest(label=name, shape=form.shape):
+                    labels = self._label_feeds({**self.targets, name: form})
+                    want = self._keras_evaluate(self._replaced_label(name, form))
+                    self._assert_eval_gives({**self.serve_feeds, **labels}, want)
+
+    def _replaced_label(self, target, value):
+        """The model's own y with the label of `target` replaced by `value`."""
+        names = [d.name + signatures.TARGET_SUFFIX for d in self.outputs]
+        if isinstance(self.y, dict):
+            return {**self.y, target.removesuffix(signatures.TARGET_SUFFIX): value}
+        flat = keras.tree.flatten(self.y)
+        flat[names.index(target)] = value
+        return keras.tree.pack_sequence_as(self.y, flat)
+
+    def test_labels_of_other_shapes_fail_naming_the_label(self):
+        mode = "eval" if self.has_eval else "train"
+        for name, value in self.targets.items():
+            wrongs = [value[:-1], np.stack([value, value], axis=-1)]
+            # One step long where the label must be as long as an input (a sequence).
+            for follows in self.train_inputs[name].get("sizes_from_inputs", []):
+                wrongs.append(np.take(value, [0], axis=follows["dim"]))
+            for wrong in wrongs:
+                with self.subTest(label=name, shape=wrong.shape):
+                    labels = self._label_feeds({**self.targets, name: wrong})
+                    with (
+                        self._exported_state_kept(),
+                        self.assertRaisesRegex(
+                            tf.errors.InvalidArgumentError,
+                            f"the label {name} has the shape",
+                        ),
+                    ):
+                        self.loaded.signatures[mode](**self.serve_feeds, **labels)
+
+    def test_train_lowers_the_loss(self):
+        """A few train calls on the sample batch lower its loss: eval's, or where
+        there is no eval, train's own (each call's is its batch's before its step)."""
+        train = self.loaded.signatures["train"]
+        with self._exported_state_kept():
+            if self.has_eval:
+                evaluate = self.loaded.signatures["eval"]
+                before = float(evaluate(**self.train_feeds)["loss"])
+                for _ in range(_TRAIN_STEPS):
+                    train(**self.train_feeds)
+                after = float(evaluate(**self.train_feeds)["loss"])
+            else:
+                losses = [
+                    float(train(**self.train_feeds)["loss"])
+                    for _ in range(_TRAIN_STEPS + 1)
+                ]
+                before, after = losses[0], losses[-1]
+        self.assertLess(after, before)
 
     def test_train_changes_the_variables(self):
         model_variables = self.loaded.model_variables
@@ -127,22 +261,13 @@ class ZooTest(rule_test.SavedModelTest):
         self.assertLen(model_variables, len(self.variable_paths))
         self.assertLen(optimizer_variables, len(self.optimizer_paths))
         before = [v.numpy() for v in model_variables]
-        saved_optimizer = [v.numpy() for v in optimizer_variables]
-        try:
+        with self._exported_state_kept():
             logs = self.loaded.signatures["train"](**self.train_feeds)
             after = [v.numpy() for v in model_variables]
             iterations = optimizer_variables[
                 self.optimizer_paths.index(self.iterations_path)
             ].numpy()
-        finally:
-            # The other tests use the exported values.
-            for variable, value in zip(
-                model_variables + optimizer_variables,
-                before + saved_optimizer,
-                strict=True,
-            ):
-                variable.assign(value)
-        self.assertEqual(set(logs), set(self.keras_evaluate))
+        self.assertEqual(set(logs), self.keras_train_log_names)
         for name, value in logs.items():
             self.assertTrue(np.all(np.isfinite(value.numpy())), f"{name}: {value}")
         self.assertEqual(int(iterations), 1, self.iterations_path)
