@@ -301,6 +301,16 @@ class SurfaceTest(unittest.TestCase):
             "export/lib/README.md's public names and api.__all__ differ",
         )
 
+    def test_lib_readme_lists_every_module(self):
+        readme = _read("export/lib/README.md")
+        listed = set(re.findall(r"(?m)^\| `(\w+)` \|", readme))
+        modules = {
+            name.removesuffix(".py")
+            for name in os.listdir(os.path.join(_WORKSPACE, "export/lib"))
+            if name.endswith(".py") and name != "__init__.py"
+        }
+        self.assertEqual(listed, modules, "export/lib/README.md's module table")
+
     def test_action_environment(self):
         env = self.surface["action_env"]
         # What the exporter relies on; the bench reads the whole environment from the
