@@ -11,6 +11,7 @@ second export in the same process is valid but not byte-identical to a fresh one
 
 import contextlib
 import dataclasses
+import gc
 import sys
 import time
 
@@ -52,7 +53,8 @@ def _timed(timings: dict[str, float], phase: str):
     try:
         yield
     finally:
-        timings[phase] = round(time.perf_counter() - start, 3)
+        # A phase may run in parts (verify: the Keras call, then the reload).
+        timings[phase] = round(timings.get(phase, 0.0) + time.perf_counter() - start, 3)
 
 
 def export_saved_model(request: ExportRequest) -> str:
@@ -73,8 +75,71 @@ def export_resolved(resolved: options.ResolvedRequest) -> ExportResult:
     The exporter resolves before importing this module, so that bad flags fail before
     the seconds TensorFlow takes to import.
     """
-    global _exports_in_process
     timings: dict[str, float] = {}
+    written = _write_from_keras(resolved, timings)
+    try:
+        max_diff = None
+        if written.reference is not None:
+            with _timed(timings, "verify"):
+                # The Keras model, its optimizer and the traced functions are
+                # unreachable now, but sit in reference cycles: collected here, their
+                # memory is free before the SavedModel's own copy is loaded.
+                gc.collect()
+                result = verify.compare(
+                    written.staging.tmp_dir,
+                    written.reference,
+                    resolved.verify_atol,
+                    resolved.verify_rtol,
+                )
+            max_diff = result.max_abs_diff
+        if resolved.manifest_out:
+            writer.write_manifest(resolved.manifest_out, written.manifest)
+            written.staging.manifest_path = resolved.manifest_out
+        writer.commit(written.staging, resolved.final_dir)
+    except BaseException:
+        # Nothing half-written: no temporary folder, no manifest for a missing export.
+        writer.abort(written.staging)
+        raise
+    return ExportResult(
+        path=resolved.final_dir,
+        version=resolved.version,
+        modes=written.modes,
+        manifest=written.manifest,
+        max_abs_diff=max_diff,
+        notes=written.notes,
+        timings=timings,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Written:
+    """What outlives the Keras model: nothing here refers to it or its variables."""
+
+    staging: writer.Staging
+    modes: tuple[str, ...]
+    manifest: dict
+    notes: tuple[str, ...]
+    reference: verify.KerasReference | None  # None without verify
+
+
+def _write_from_keras(
+    resolved: options.ResolvedRequest, timings: dict[str, float]
+) -> _Written:
+    """Loads the model, traces it and writes the SavedModel into a staging folder.
+
+    With verify it then calls the model on the verify inputs (after the write, so the
+    files never depend on it). The model and all that was traced from it are local to
+    this call and unreachable once it returns; TensorFlow's own global reference to
+    the traced train function is dropped on the way out.
+    """
+    with signatures.custom_gradients_scoped():
+        return _load_trace_write(resolved, timings)
+
+
+def _load_trace_write(
+    resolved: options.ResolvedRequest, timings: dict[str, float]
+) -> _Written:
+    global _exports_in_process
     with _timed(timings, "load"):
         loaded = sources.load_model(resolved.source)
     model = loaded.model
@@ -117,32 +182,13 @@ def export_resolved(resolved: options.ResolvedRequest) -> ExportResult:
                         resolved.source.seed,
                         resolved.request.warmup_requests,
                     )
-        max_diff = None
+        reference = None
         if resolved.verify:
             with _timed(timings, "verify"):
-                result = verify.verify(
-                    staging.tmp_dir,
-                    model,
-                    loaded.interface,
-                    resolved.source.seed,
-                    resolved.verify_atol,
-                    resolved.verify_rtol,
+                reference = verify.keras_reference(
+                    model, loaded.interface, resolved.source.seed
                 )
-            max_diff = result.max_abs_diff
-        if resolved.manifest_out:
-            writer.write_manifest(resolved.manifest_out, manifest)
-            staging.manifest_path = resolved.manifest_out
-        writer.commit(staging, resolved.final_dir)
     except BaseException:
-        # Nothing half-written: no temporary folder, no manifest for a missing export.
         writer.abort(staging)
         raise
-    return ExportResult(
-        path=resolved.final_dir,
-        version=resolved.version,
-        modes=modes,
-        manifest=manifest,
-        max_abs_diff=max_diff,
-        notes=tuple(notes),
-        timings=timings,
-    )
+    return _Written(staging, modes, manifest, tuple(notes), reference)

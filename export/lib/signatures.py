@@ -33,11 +33,12 @@ import contextlib
 import dataclasses
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import ops as tf_ops
 
 from export.lib import interface, options
 from export.lib.errors import (
@@ -58,6 +59,8 @@ PROBE_BATCH = 2
 FORMS_BATCH = 3
 FORMS_SEED = 7
 FORMS_RTOL, FORMS_ATOL = 1e-5, 1e-6
+# How tf.custom_gradient names the gradient it registers for a traced graph.
+_CUSTOM_GRADIENT_PREFIX = "CustomGradient-"
 
 
 class ExportModule(tf.Module):
@@ -407,6 +410,31 @@ def _reshaped_labels(values, labels: tuple[Label, ...]) -> list:
         )
         reshaped.append(tf.ensure_shape(tf.reshape(value, target), label.desc.shape))
     return reshaped
+
+
+@contextlib.contextmanager
+def custom_gradients_scoped() -> Iterator[None]:
+    """Forgets, on exit, the custom gradients that TensorFlow registered inside.
+
+    Tracing a tf.custom_gradient (Keras's train_step has one: the optimizer's
+    all-reduce of the gradients) registers its gradient function in TensorFlow's
+    global gradient registry for the life of the process, and through its closure the
+    traced train function and every variable that function captures: without this,
+    the model and its optimizer could never be freed; loading a SavedModel does the
+    same for the gradients it saved. Each such entry's name is made up for the one
+    graph that uses it (`CustomGradient-<uid>`), which needs it only while it lives.
+    Gradients registered by name for an op type (a user module's
+    tf.RegisterGradient("MyOp"), imported meanwhile) stay.
+    """
+    # TensorFlow has no public way to remove a registration.
+    registry = tf_ops.gradient_registry._registry
+    before = set(registry)
+    try:
+        yield
+    finally:
+        for name in set(registry) - before:
+            if name.startswith(_CUSTOM_GRADIENT_PREFIX):
+                del registry[name]
 
 
 def _log_tensors(step_name: str, logs) -> dict[str, tf.Tensor]:

@@ -1,4 +1,10 @@
-"""Reloads a written SavedModel and compares its serving outputs with the Keras model's."""
+"""Reloads a written SavedModel and compares its serving outputs with the Keras model's.
+
+In two steps, so that the Keras model and the reloaded SavedModel are never in memory
+together (at 1 GB of weights, all modes, the pair took 1.8x the memory of the export
+itself: bench/README.md): keras_reference calls the model on seeded inputs and keeps
+only arrays; the caller releases the model; compare loads the SavedModel and checks it.
+"""
 
 import dataclasses
 
@@ -27,16 +33,25 @@ class VerifyResult:
     outputs: tuple[str, ...]
 
 
-def verify(
-    export_dir: str,
+@dataclasses.dataclass(frozen=True)
+class KerasReference:
+    """Seeded serving inputs and the Keras model's outputs on them, by name, as arrays.
+
+    It holds no reference to the model, so the model can be released before the
+    SavedModel is loaded and the two never take memory at the same time.
+    """
+
+    inputs: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+
+
+def keras_reference(
     model: keras.Model,
     model_interface: interface.ModelInterface,
     seed: int,
-    atol: float,
-    rtol: float,
     batch: int = 1,
-) -> VerifyResult:
-    """Compares the reloaded serving signature with the Keras model on seeded inputs.
+) -> KerasReference:
+    """Calls the Keras model on seeded inputs: what the SavedModel must reproduce.
 
     The default batch of one keeps the eager Keras call's memory small (measured in
     bench/README.md); keras_saved_model_test checks larger batches, and so the
@@ -46,7 +61,7 @@ def verify(
     arrays = interface.random_for(model_interface.inputs, seed, batch, samples)
     tensors = [tf.constant(a) for a in arrays]
     try:
-        expected = model_interface.name_outputs(
+        outputs = model_interface.name_outputs(
             model(model_interface.pack_inputs(tensors), training=False)
         )
     except Exception as e:  # noqa: BLE001 - user code: report whatever it raised
@@ -68,13 +83,25 @@ def verify(
             ],
             format_traceback(e),
         ) from None
+    return KerasReference(
+        inputs={d.name: a for d, a in zip(model_interface.inputs, arrays, strict=True)},
+        outputs={name: np.asarray(value) for name, value in outputs.items()},
+    )
+
+
+def compare(
+    export_dir: str, reference: KerasReference, atol: float, rtol: float
+) -> VerifyResult:
+    """Reloads the SavedModel and compares its serving outputs with `reference`."""
+    expected = reference.outputs
     try:
         tf.saved_model.experimental.read_fingerprint(export_dir)
-        loaded = tf.saved_model.load(export_dir)
+        # Loading registers the saved gradients of the train function globally, which
+        # would keep the loaded SavedModel alive after this returns.
+        with signatures.custom_gradients_scoped():
+            loaded = tf.saved_model.load(export_dir)
         serve = loaded.signatures[signatures.SERVING_KEY]
-        got = serve(
-            **{d.name: t for d, t in zip(model_interface.inputs, tensors, strict=True)}
-        )
+        got = serve(**{name: tf.constant(a) for name, a in reference.inputs.items()})
     except Exception as e:  # noqa: BLE001 - anything here means a broken export
         raise ExportError(
             "verify",

@@ -5,9 +5,17 @@ the export was made from; this test rebuilds the Keras model from it (through th
 export's own deps) and compares it with the SavedModel, as a user would. The model file
 and weights come through the test's `<name>.model_files` target: the export's runfiles
 leave them out.
+
+One copy of the model is in memory at a time (the rebuilt or re-loaded Keras model, the
+export loaded through the object API, or through TF Serving's loader): what a test
+compares is computed from each copy in turn, as arrays, and the copy dropped before the
+next one loads, so that a model of a few GB can be tested where it can be exported.
 """
 
+import dataclasses
+import gc
 import glob
+import hashlib
 import json
 import os
 
@@ -83,17 +91,13 @@ class TFServingSession:
                 self.session, [tf.saved_model.SERVING], export_dir
             )
             # Every variable the graph holds, read by its handle.
-            handles = [
-                op for op in self.graph.get_operations() if op.type == "VarHandleOp"
-            ]
             self._variable_reads = [
                 tf.raw_ops.ReadVariableOp(
                     resource=op.outputs[0], dtype=op.get_attr("dtype")
                 )
-                for op in handles
+                for op in self.graph.get_operations()
+                if op.type == "VarHandleOp"
             ]
-        self._saver = meta_graph.saver_def
-        self._checkpoint = os.path.join(export_dir, "variables", "variables")
         # Without the SignatureDef that only holds the init op (the loader ran it).
         self.signatures = {
             key: signature
@@ -116,31 +120,38 @@ class TFServingSession:
             feed_dict={signature.inputs[k].name: value for k, value in feeds.items()},
         )
 
-    def variable_values(self) -> list[np.ndarray]:
-        return self.session.run(self._variable_reads)
-
-    def restore_exported(self) -> None:
-        """Restores every variable from the export's checkpoint, as the loader did.
-
-        Signatures may change variables besides train: a layer that draws random
-        numbers (a VAE's sampling) advances its seed state on every serving call.
-        """
-        self.session.run(
-            self._saver.restore_op_name,
-            feed_dict={self._saver.filename_tensor_name: self._checkpoint},
-        )
+    def variable_digests(self) -> list[str]:
+        """A digest of each variable's value, read one variable at a time."""
+        return [
+            hashlib.sha256(np.ascontiguousarray(self.session.run(read))).hexdigest()
+            for read in self._variable_reads
+        ]
 
 
-def _restore_exported(loaded, export_dir: str) -> None:
-    """Restores the variables of an export loaded with tf.saved_model.load from its
-    checkpoint: what other signature calls (or an earlier train) changed."""
-    lists = {
-        name: getattr(loaded, name)
-        for name in ("model_variables", "metric_variables", "optimizer_variables")
-        if getattr(loaded, name, None)
-    }
-    prefix = os.path.join(export_dir, "variables", "variables")
-    tf.train.Checkpoint(**lists).read(prefix).assert_existing_objects_matched()
+@dataclasses.dataclass(frozen=True)
+class KerasFacts:
+    """What the tests compare with the rebuilt Keras model, as arrays: its sample
+    inputs, its outputs on them, and on the inputs of the warmup requests."""
+
+    inputs: tuple[interface.TensorDesc, ...]
+    samples: interface.SampleValues
+    reference: verify.KerasReference
+    warmup: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]
+
+
+def _keras_outputs(loaded: sources.LoadedModel, feeds: dict) -> dict[str, np.ndarray]:
+    model_interface = loaded.interface
+    packed = model_interface.pack_inputs(
+        [tf.constant(feeds[d.name]) for d in model_interface.inputs]
+    )
+    outputs = model_interface.name_outputs(loaded.model(packed, training=False))
+    return {name: np.asarray(value) for name, value in outputs.items()}
+
+
+def _load_object_api(export_dir: str, variables: bool = True):
+    """tf.saved_model.load, with or without restoring the variables' values."""
+    options = tf.saved_model.LoadOptions(experimental_skip_checkpoint=not variables)
+    return tf.saved_model.load(export_dir, options=options)
 
 
 def _assert_outputs_equal(want: dict, got: dict, atol: float, what: str) -> None:
@@ -175,34 +186,40 @@ class SavedModelTest(absltest.TestCase):
                 f"expected one version folder in {base_dir}: {versions}"
             )
         cls.export_dir = os.path.dirname(versions[0])
-        cls.loaded = tf.saved_model.load(cls.export_dir)
         cls.source = cls._model_source()
 
-    # The Keras model rebuilt from what the export was made from: made once, when a
-    # test first needs it.
-    _rebuilt: sources.LoadedModel | None = None
+    def setUp(self):
+        super().setUp()
+        # What a test loaded is gone before the next test loads its own: cleanups run
+        # last first, so TensorFlow forgets the loaded gradients, then collects.
+        self.addCleanup(gc.collect)
+        self.enter_context(signatures.custom_gradients_scoped())
+
+    # What the tests compare with Keras, from the model rebuilt from what the export
+    # was made from: computed once, when a test first needs it; the model is dropped.
+    _facts: KerasFacts | None = None
 
     @classmethod
-    def _keras(cls) -> sources.LoadedModel:
-        if cls._rebuilt is None:
-            cls._rebuilt = sources.load_model(cls.source)
-        return cls._rebuilt
-
-    # The export loaded as TF Serving loads it, once: train puts back the variables it
-    # changes.
-    _session: TFServingSession | None = None
-
-    @classmethod
-    def _serving_session(cls) -> TFServingSession:
-        if cls._session is None:
-            cls._session = TFServingSession(cls.export_dir)
-        return cls._session
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls._session is not None:
-            cls._session.close()
-        super().tearDownClass()
+    def _keras(cls) -> KerasFacts:
+        if cls._facts is None:
+            rebuilt = sources.load_model(cls.source)
+            model_interface = rebuilt.interface
+            warmup = serving.warmup_inputs(
+                model_interface,
+                cls.info["seed"],
+                len(serving.read_warmup_requests(cls.export_dir)),
+            )
+            cls._facts = KerasFacts(
+                inputs=model_interface.inputs,
+                samples=model_interface.samples,
+                reference=verify.keras_reference(
+                    rebuilt.model, model_interface, seed=_INPUT_SEED, batch=_BATCH
+                ),
+                warmup=[(feeds, _keras_outputs(rebuilt, feeds)) for feeds in warmup],
+            )
+            del rebuilt, model_interface
+            gc.collect()
+        return cls._facts
 
     @classmethod
     def _model_source(cls) -> options.ModelSource:
@@ -223,27 +240,26 @@ class SavedModelTest(absltest.TestCase):
         expected = {signatures.SIGNATURE_KEYS[mode] for mode in self.info["modes"]}
         expected |= set(self.manifest["signatures"]) | set(_EXPECT_SIGNATURE.value)
         expected.add(signatures.SERVING_KEY)
-        self.assertContainsSubset(expected, set(self.loaded.signatures))
+        # The signatures, not the variables' values: the other tests restore those.
+        loaded = _load_object_api(self.export_dir, variables=False)
+        self.assertContainsSubset(expected, set(loaded.signatures))
 
     def test_serving_outputs_equal_the_keras_model(self):
         if _GOLDEN.value:
             self._check_golden(_GOLDEN.value)
             return
-        rebuilt = self._keras()
-        result = verify.verify(
+        result = verify.compare(
             self.export_dir,
-            rebuilt.model,
-            rebuilt.interface,
-            seed=_INPUT_SEED,
+            self._keras().reference,
             atol=_TOLERANCE.value,
             rtol=0.0,
-            batch=3,
         )
         self.assertNotEmpty(result.outputs)
 
     def _check_golden(self, path: str):
         golden = np.load(path)
-        serve = self.loaded.signatures[signatures.SERVING_KEY]
+        loaded = _load_object_api(self.export_dir)
+        serve = loaded.signatures[signatures.SERVING_KEY]
         inputs = {
             key.removeprefix("input:"): tf.constant(golden[key])
             for key in golden.files
@@ -270,42 +286,44 @@ class SavedModelTest(absltest.TestCase):
         )
         model_interface = interface.describe_model(model)
         arrays = interface.random_for(
-            model_interface.inputs, _INPUT_SEED, 3, model_interface.samples
+            model_interface.inputs, _INPUT_SEED, _BATCH, model_interface.samples
         )
-        keras_outputs = model_interface.name_outputs(
-            model(model_interface.pack_inputs(arrays), training=False)
+        inputs = {
+            d.name: a for d, a in zip(model_interface.inputs, arrays, strict=True)
+        }
+        keras_outputs = {
+            name: np.asarray(value)
+            for name, value in model_interface.name_outputs(
+                model(model_interface.pack_inputs(arrays), training=False)
+            ).items()
+        }
+        del model, model_interface
+        gc.collect()
+        loaded = _load_object_api(self.export_dir)
+        served = loaded.signatures[signatures.SERVING_KEY](
+            **{name: tf.constant(value) for name, value in inputs.items()}
         )
-        serve = self.loaded.signatures[signatures.SERVING_KEY]
-        served = serve(
-            **{
-                d.name: tf.constant(a)
-                for d, a in zip(model_interface.inputs, arrays, strict=True)
-            }
+        _assert_outputs_equal(
+            keras_outputs,
+            {name: value.numpy() for name, value in served.items()},
+            _TOLERANCE.value,
+            "load_keras_model's model against the SavedModel",
         )
-        self.assertEqual(set(keras_outputs), set(served))
-        for name, value in keras_outputs.items():
-            want, got = np.asarray(value), served[name].numpy()
-            if np.issubdtype(want.dtype, np.number):
-                np.testing.assert_allclose(want, got, rtol=0, atol=_TOLERANCE.value)
-            else:  # strings, e.g. a StringLookup(invert=True) output
-                np.testing.assert_array_equal(want, got, err_msg=name)
 
     def _sample_feeds(self, key: str, signature) -> dict[str, np.ndarray]:
         """Seeded inputs for the SignatureDef `key`: the model's inputs from its sample
         values (strings from its vocabularies), the others (labels) typed as the
         signature declares them and shaped as the manifest says a client sends them
-        (a label's signature declares no rank: it takes more than one shape)."""
-        model_interface = self._keras().interface
-        samples = model_interface.samples
-        arrays = interface.random_for(
-            model_interface.inputs, _INPUT_SEED, _BATCH, samples
-        )
-        feeds = {d.name: a for d, a in zip(model_interface.inputs, arrays, strict=True)}
-        described = self.manifest["signatures"][key]["inputs"]
+        (a label's SignatureDef declares no rank: it takes more than one shape)."""
+        declared = self.manifest["signatures"][key]["inputs"]
+        facts = self._keras()
+        samples = facts.samples
+        arrays = interface.random_for(facts.inputs, _INPUT_SEED, _BATCH, samples)
+        feeds = {d.name: a for d, a in zip(facts.inputs, arrays, strict=True)}
         labels = [
             interface.TensorDesc(
                 name,
-                tuple(described[name]["shape"]),
+                tuple(declared[name]["shape"]),
                 tf.as_dtype(info.dtype).name,
             )
             for name, info in sorted(signature.inputs.items())
@@ -315,37 +333,40 @@ class SavedModelTest(absltest.TestCase):
         feeds.update({d.name: a for d, a in zip(labels, arrays, strict=True)})
         return {name: feeds[name] for name in signature.inputs}
 
-    def _keras_outputs(self, feeds: dict) -> dict[str, np.ndarray]:
-        rebuilt = self._keras()
-        packed = rebuilt.interface.pack_inputs(
-            [tf.constant(feeds[d.name]) for d in rebuilt.interface.inputs]
-        )
-        outputs = rebuilt.interface.name_outputs(rebuilt.model(packed, training=False))
-        return {name: np.asarray(value) for name, value in outputs.items()}
-
     def test_every_signature_through_tf_servings_loader(self):
         """Each SignatureDef but train, run by its tensor names as TF Serving runs it,
         gives what the object API gives on the same inputs; serving_default also gives
         the Keras model's outputs."""
-        session = self._serving_session()
-        self.assertEqual(set(session.signatures), set(self.loaded.signatures))
-        for key in sorted(set(session.signatures) - {_TRAIN_KEY}):
+        facts = self._keras()
+        session = TFServingSession(self.export_dir)
+        keys = sorted(set(session.signatures) - {_TRAIN_KEY})
+        feeds = {key: self._sample_feeds(key, session.signatures[key]) for key in keys}
+        served = {key: session.run(key, feeds[key]) for key in keys}
+        all_keys = set(session.signatures)
+        session.close()
+        del session
+        gc.collect()
+        loaded = _load_object_api(self.export_dir)
+        self.assertEqual(all_keys, set(loaded.signatures))
+        for key in keys:
             with self.subTest(signature=key):
-                feeds = self._sample_feeds(key, session.signatures[key])
-                served = session.run(key, feeds)
-                want = self.loaded.signatures[key](
-                    **{name: tf.constant(value) for name, value in feeds.items()}
+                want = loaded.signatures[key](
+                    **{name: tf.constant(value) for name, value in feeds[key].items()}
                 )
                 _assert_outputs_equal(
                     {name: value.numpy() for name, value in want.items()},
-                    served,
+                    served[key],
                     _TOLERANCE.value,
                     f"'{key}' through TF Serving's loader against the object API",
                 )
                 if key == signatures.SERVING_KEY:
+                    for name, value in feeds[key].items():
+                        np.testing.assert_array_equal(
+                            value, facts.reference.inputs[name], err_msg=name
+                        )
                     _assert_outputs_equal(
-                        self._keras_outputs(feeds),
-                        served,
+                        facts.reference.outputs,
+                        served[key],
                         _TOLERANCE.value,
                         f"'{key}' through TF Serving's loader against Keras",
                     )
@@ -353,32 +374,25 @@ class SavedModelTest(absltest.TestCase):
     def test_train_through_tf_servings_loader(self):
         """train, run as TF Serving runs it, changes variables and returns the logs the
         object API's train returns from the same state."""
-        if _TRAIN_KEY not in self.loaded.signatures:
+        session = TFServingSession(self.export_dir)
+        if _TRAIN_KEY not in session.signatures:
+            session.close()
             return
-        session = self._serving_session()
         feeds = self._sample_feeds(_TRAIN_KEY, session.signatures[_TRAIN_KEY])
-        session.restore_exported()
-        before = session.variable_values()
-        try:
-            served = session.run(_TRAIN_KEY, feeds)
-            after = session.variable_values()
-        finally:
-            session.restore_exported()  # for the other tests
-        self.assertTrue(
-            any(
-                not np.array_equal(old, new)
-                for old, new in zip(before, after, strict=True)
-            ),
-            "train through TF Serving's loader changed no variable",
+        before = session.variable_digests()
+        served = session.run(_TRAIN_KEY, feeds)
+        after = session.variable_digests()
+        session.close()
+        del session
+        gc.collect()
+        self.assertNotEqual(
+            before, after, "train through TF Serving's loader changed no variable"
         )
-        # The object API's train from the exported values, which are put back after.
-        _restore_exported(self.loaded, self.export_dir)
-        try:
-            want = self.loaded.signatures[_TRAIN_KEY](
-                **{name: tf.constant(value) for name, value in feeds.items()}
-            )
-        finally:
-            _restore_exported(self.loaded, self.export_dir)
+        # The object API's train from the exported values, in a copy of its own.
+        loaded = _load_object_api(self.export_dir)
+        want = loaded.signatures[_TRAIN_KEY](
+            **{name: tf.constant(value) for name, value in feeds.items()}
+        )
         _assert_outputs_equal(
             {name: value.numpy() for name, value in want.items()},
             served,
@@ -394,11 +408,13 @@ class SavedModelTest(absltest.TestCase):
         self.assertLen(requests, self.info["warmup_requests"])
         if not requests:
             return
-        expected = serving.warmup_inputs(
-            self._keras().interface, self.info["seed"], len(requests)
-        )
-        session = self._serving_session()
-        for index, (request, want) in enumerate(zip(requests, expected, strict=True)):
+        expected = self._keras().warmup
+        self.assertLen(expected, len(requests))
+        session = TFServingSession(self.export_dir)
+        self.addCleanup(session.close)
+        for index, (request, (want, keras_outputs)) in enumerate(
+            zip(requests, expected, strict=True)
+        ):
             what = f"warmup request {index}"
             self.assertEqual(
                 request.model_spec.signature_name, signatures.SERVING_KEY, what
@@ -410,7 +426,7 @@ class SavedModelTest(absltest.TestCase):
             for name, value in want.items():
                 np.testing.assert_array_equal(feeds[name], value, err_msg=what)
             _assert_outputs_equal(
-                self._keras_outputs(feeds),
+                keras_outputs,
                 session.run(signatures.SERVING_KEY, feeds),
                 _TOLERANCE.value,
                 what,

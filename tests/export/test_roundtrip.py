@@ -273,6 +273,22 @@ class RoundTripTest(absltest.TestCase):
                         got[f"variable_{i}"], value, err_msg=name
                     )
 
+    def test_load_keras_model_rejects_a_variable_of_another_shape(self):
+        class ScalarScale(testmodels.Scale):
+            """Scale changed since the export: one gain instead of one per feature."""
+
+            def build(self, input_shape):
+                self.gain = self.add_weight(name="gain", shape=(1,), initializer="ones")
+
+        with self.assertRaisesRegex(
+            ValueError,
+            r"holds float32 \[4\] as model_variables 2, .* has float32 \[1\] there"
+            r" \(scaled/gain",
+        ):
+            api.load_keras_model(
+                self.results["custom_layer"].path, {"Scale": ScalarScale}
+            )
+
     def test_weights_flag_applies_weights(self):
         got = self._child("weights", "serve")["probs"]
         plain = self.expected["mlp"]["outputs"]["probs"]
