@@ -17,14 +17,13 @@ import gc
 import os
 import signal
 import sys
-import tempfile
 
 # TensorFlow's C++ info logs would bury the exporter's own messages.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging
 
-from export.lib import options, settings
+from export.lib import options, program, settings
 from export.lib.errors import ExportError
 
 # One flag per setting of export/settings.bzl, named as keras_saved_model's attributes.
@@ -79,7 +78,7 @@ def _export() -> int:
     if not _FLAGS["quiet"].value:
         return _export_from_flags()
     notes: list[str] = []
-    code = _quietly(lambda: _export_from_flags(notes))
+    code = program.quietly(lambda: _export_from_flags(notes))
     for note in notes:
         print(f"exporter: note: {note}", file=sys.stderr)
     return code
@@ -132,30 +131,6 @@ def _export_from_flags(notes: list[str] | None = None) -> int:
     return 0
 
 
-def _quietly(run) -> int:
-    """Runs `run()` with stdout and stderr captured; replays them only if it fails."""
-    with tempfile.TemporaryFile() as log:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        saved = os.dup(1), os.dup(2)
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        try:
-            code = run()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-        if code != 0:
-            log.seek(0)
-            sys.stderr.buffer.write(log.read())
-            sys.stderr.flush()
-    return code
-
-
 def _serve_as_worker() -> int:
     # Import (never run) TensorFlow, Keras and the library in the worker itself, so each
     # forked request starts warm; running any op here would change every output.
@@ -188,14 +163,7 @@ def _run_request(arguments: list[str]) -> int:
 
 def run(argv: list[str] | None = None) -> None:
     """The program: parses flags, exports, and exits without tearing TensorFlow down."""
-    try:
-        app.run(main, argv=argv)
-    except SystemExit as e:
-        # Everything is written and closed by now; the interpreter's teardown of
-        # TensorFlow would only cost seconds per export (bench/README.md).
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(e.code if isinstance(e.code, int) else int(e.code is not None))
+    program.run_and_exit(lambda: app.run(main, argv=argv))
 
 
 if __name__ == "__main__":

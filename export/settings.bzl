@@ -213,8 +213,9 @@ SETTINGS = [
         "name": "target_label",
         "type": "string",
         "default": None,
-        "doc": "The keras_saved_model target running this export: errors then name it " +
-               "and its attributes instead of this program's flags.",
+        "doc": "The target running this program (a keras_saved_model, or for the " +
+               "TFLite converter a keras_tflite_model): errors then name it and its " +
+               "attributes instead of this program's flags.",
         "set_by": "program",
     },
     {

@@ -215,7 +215,8 @@ class ExportError(Exception):
         if all(m.setting.is_attribute for m in mentions):
             return f"{target}: attribute " + "/".join(m.for_target() for m in mentions)
         flags = "/".join(m.for_command_line() for m in mentions)
-        return f"{target}: the exporter's {flags} (set by keras_saved_model)"
+        owner = mentions[0].setting
+        return f"{target}: the {owner.program}'s {flags} (set by {owner.rule})"
 
 
 def _sentence(text: str) -> str:

@@ -14,6 +14,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 TABLE_PATH = os.path.join(os.path.dirname(__file__), os.pardir, "settings.bzl")
+# keras_tflite_model's and the TFLite converter's settings, in the same format.
+TFLITE_TABLE_PATH = os.path.join(
+    os.path.dirname(__file__), os.pardir, "tflite_settings.bzl"
+)
 
 # Who sets a setting (the table's `set_by`).
 USER = "user"
@@ -31,6 +35,10 @@ class Setting:
     set_by: str
     allow_files: tuple[str, ...] = ()
     flag_type: str | None = None
+    values: tuple[str, ...] = ()
+    # The rule whose attribute it is and the program whose flag it is (its table's).
+    rule: str = "keras_saved_model"
+    program: str = "exporter"
 
     @property
     def is_attribute(self) -> bool:
@@ -46,21 +54,30 @@ class Setting:
         return self.set_by != PROGRAM
 
 
-def _read_table(path: str) -> tuple[Setting, ...]:
+def _read_table(path: str, variable: str, **owner: str) -> tuple[Setting, ...]:
+    """The settings of the list `variable` in the table at `path`; `owner` gives their
+    rule and program."""
     with open(path, encoding="utf-8") as f:
         module = ast.parse(f.read(), filename=path)
     for statement in module.body:
         if (
             isinstance(statement, ast.Assign)
             and len(statement.targets) == 1
-            and getattr(statement.targets[0], "id", None) == "SETTINGS"
+            and getattr(statement.targets[0], "id", None) == variable
         ):
             entries = ast.literal_eval(_joined_strings(statement.value))
             return tuple(
-                Setting(**{**e, "allow_files": tuple(e.get("allow_files", ()))})
+                Setting(
+                    **{
+                        **e,
+                        "allow_files": tuple(e.get("allow_files", ())),
+                        "values": tuple(e.get("values", ())),
+                        **owner,
+                    }
+                )
                 for e in entries
             )
-    raise RuntimeError(f"{path} defines no SETTINGS list")
+    raise RuntimeError(f"{path} defines no {variable} list")
 
 
 def _joined_strings(node: ast.AST) -> ast.AST:
@@ -85,16 +102,31 @@ def _joined_strings(node: ast.AST) -> ast.AST:
     return Fold().visit(node)
 
 
-SETTINGS = _read_table(TABLE_PATH)
+SETTINGS = _read_table(TABLE_PATH, "SETTINGS")
 BY_NAME = {s.name: s for s in SETTINGS}
+TFLITE_SETTINGS = _read_table(
+    TFLITE_TABLE_PATH,
+    "TFLITE_SETTINGS",
+    rule="keras_tflite_model",
+    program="tflite_converter",
+)
+# The converter's flags: its own settings and the exporter's program settings (how the
+# program runs: --quiet, --target_label, the persistent worker's).
+CONVERTER_SETTINGS = TFLITE_SETTINGS + tuple(s for s in SETTINGS if s.set_by == PROGRAM)
+# Every setting by name, for errors: a name is unique across the two tables.
+_ANY_BY_NAME = {s.name: s for s in SETTINGS + TFLITE_SETTINGS}
+if len(_ANY_BY_NAME) != len(SETTINGS) + len(TFLITE_SETTINGS):
+    raise RuntimeError(f"{TABLE_PATH} and {TFLITE_TABLE_PATH} share a setting's name")
 
 
 def get(name: str) -> Setting:
-    return BY_NAME[name]
+    """The setting `name` of either table."""
+    return _ANY_BY_NAME[name]
 
 
-def define_flags(flag_values) -> dict[str, Any]:
-    """Defines one absl flag per setting that has one; returns their holders by name.
+def define_flags(flag_values, table: Sequence[Setting] = SETTINGS) -> dict[str, Any]:
+    """Defines one absl flag per setting of `table` that has one; returns their holders
+    by name.
 
     They are this module's flags: the program adopts them as its key flags
     (flags.adopt_module_key_flags), so that --help lists them."""
@@ -111,7 +143,7 @@ def define_flags(flag_values) -> dict[str, Any]:
         "path_list": flags.DEFINE_multi_string,
     }
     holders = {}
-    for setting in SETTINGS:
+    for setting in table:
         if not setting.has_flag:
             continue
         kind = setting.flag_type or setting.type
@@ -120,6 +152,15 @@ def define_flags(flag_values) -> dict[str, Any]:
             default = str(default)
         if kind in ("string_dict", "path_list"):
             default = []
+        if setting.values:
+            holders[setting.name] = flags.DEFINE_enum(
+                setting.name,
+                default,
+                setting.values,
+                _help(setting),
+                flag_values=flag_values,
+            )
+            continue
         holders[setting.name] = definers[kind](
             setting.name, default, _help(setting), flag_values=flag_values
         )

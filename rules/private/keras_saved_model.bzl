@@ -1,6 +1,7 @@
 """Implementation of keras_saved_model: one build action runs the exporter."""
 
 load("//export:settings.bzl", "SETTINGS")
+load(":actions.bzl", "ACTION_ENV", "add_flag", "attribute", "display_label")
 load(":providers.bzl", "SavedModelInfo")
 load(":py.bzl", "PyInfo", "py_library")
 load(":serving_contract.bzl", "serving_contract")
@@ -13,63 +14,12 @@ _MAX_WARMUP_REQUESTS = 1000
 # The exporter's modes, in its order, and the signature each one writes.
 _SIGNATURE_OF_MODE = {"serve": "serving_default", "eval": "eval", "train": "train"}
 
-# The action's whole environment. It is fixed so that outputs do not depend on the
-# shell a build started from (TF_DETERMINISTIC_OPS, for one, changes the graph).
-_ACTION_ENV = {
-    "CUDA_VISIBLE_DEVICES": "",
-    "KERAS_BACKEND": "tensorflow",
-    # Keras reads and writes keras.json there; the sandbox's scratch folder keeps the
-    # user's ~/.keras out of the build.
-    "KERAS_HOME": ".keras_home",
-    "PATH": "/bin:/usr/bin",
-    "PYTHONHASHSEED": "0",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-}
-
 # The settings a user sets: each is an attribute of the same name, type and doc, passed
 # to the exporter as the flag of that name (export/settings.bzl).
 _ATTRIBUTE_SETTINGS = [s for s in SETTINGS if s["set_by"] == "user"]
 
 # Passed by _keras_saved_model_impl itself: `stamp` chooses between it and the build time.
 _PASSED_BY_HAND = ["version"]
-
-def _attribute(setting):
-    """The rule attribute of a setting of export/settings.bzl."""
-    kind, doc, default = setting["type"], setting["doc"], setting["default"]
-    if kind == "string":
-        return attr.string(default = default or "", doc = doc)
-    if kind == "label":
-        return attr.label(allow_single_file = setting["allow_files"], doc = doc)
-    if kind == "bool":
-        return attr.bool(default = default, doc = doc)
-    if kind == "int":
-        return attr.int(default = default, doc = doc)
-    if kind == "string_list":
-        return attr.string_list(default = default, doc = doc)
-    if kind == "string_dict":
-        return attr.string_dict(default = default, doc = doc)
-    fail("export/settings.bzl: setting %r has the type %r, which keras_saved_model cannot take" % (setting["name"], kind))
-
-def _add_flag(args, setting, value):
-    """Passes one setting's attribute value to the exporter as its flag, if set.
-
-    Returns the file to add to the action's inputs, or None.
-    """
-    name, kind = setting["name"], setting["type"]
-    if kind == "bool":
-        args.add("--" + name if value else "--no" + name)
-    elif kind == "int":
-        args.add(str(value), format = "--%s=%%s" % name)
-    elif kind == "string" and value:
-        args.add(value, format = "--%s=%%s" % name)
-    elif kind == "label" and value:
-        args.add(value, format = "--%s=%%s" % name)
-        return value
-    elif kind == "string_list" and value:
-        args.add_joined(value, join_with = ",", format_joined = "--%s=%%s" % name)
-    elif kind == "string_dict":
-        args.add_all(["%s=%s" % (k, value[k]) for k in sorted(value)], format_each = "--%s=%%s" % name)
-    return None
 
 def _setting_value(ctx, setting):
     """The value of a setting's attribute: a File for labels, else the attribute's."""
@@ -173,14 +123,6 @@ def _imports_roots(ctx, python_deps):
             roots.append("/".join([p for p in [root, folder] if p != "." and p]) or ".")
     return roots
 
-def _display_label(label):
-    """`//pkg:name`, or `@repo//pkg:name` outside the main repository (as users write it).
-
-    str(label) is `@@//pkg:name` with Bzlmod.
-    """
-    repo = "@" + label.workspace_name if label.workspace_name else ""
-    return "%s//%s:%s" % (repo, label.package, label.name)
-
 def _signature_names(modes):
     """The signatures `modes` makes, in the exporter's order, serving_default always.
 
@@ -212,7 +154,7 @@ def _keras_saved_model_impl(ctx):
     args.add(signatures, format = "--manifest_out=%s")
     for setting in _ATTRIBUTE_SETTINGS:
         if setting["name"] not in _PASSED_BY_HAND:
-            file = _add_flag(args, setting, _setting_value(ctx, setting))
+            file = add_flag(args, setting, _setting_value(ctx, setting))
             if file:
                 inputs.append(file)
     if _is_stamped(ctx):
@@ -224,7 +166,7 @@ def _keras_saved_model_impl(ctx):
     args.add("--quiet")
 
     # Errors then speak of this target's attributes, not of the exporter's flags.
-    args.add(_display_label(ctx.label), format = "--target_label=%s")
+    args.add(display_label(ctx.label), format = "--target_label=%s")
 
     deps_files = [python_sources] + [dep[DefaultInfo].default_runfiles.files for dep in ctx.attr.deps]
     ctx.actions.run(
@@ -232,7 +174,7 @@ def _keras_saved_model_impl(ctx):
         arguments = [args],
         inputs = depset(inputs, transitive = deps_files),
         outputs = [base_dir, signatures],
-        env = _ACTION_ENV,
+        env = ACTION_ENV,
         mnemonic = "KerasSavedModel",
         progress_message = "Exporting Keras SavedModel %s" % ctx.label,
         execution_requirements = {
@@ -268,7 +210,7 @@ keras_saved_model_rule = rule(
     doc = "Exports a Keras model as a TensorFlow SavedModel in one build action. " +
           "Use the keras_saved_model macro, which also makes the `<name>.deps` library.",
     attrs = dict(
-        {setting["name"]: _attribute(setting) for setting in _ATTRIBUTE_SETTINGS},
+        {setting["name"]: attribute(setting, "keras_saved_model") for setting in _ATTRIBUTE_SETTINGS},
         deps = attr.label_list(
             providers = [PyInfo],
             cfg = "exec",

@@ -1,5 +1,6 @@
 """Implementation of keras_saved_model_test: a py_test that checks an export."""
 
+load(":actions.bzl", "deps_of")
 load(":providers.bzl", "SavedModelInfo")
 load(":py.bzl", "py_test")
 
@@ -15,13 +16,6 @@ _model_files = rule(
     implementation = _model_files_impl,
     attrs = {"saved_model": attr.label(mandatory = True, providers = [SavedModelInfo])},
 )
-
-def _deps_of(saved_model):
-    """The `<name>.deps` py_library that keras_saved_model made next to `saved_model`."""
-    target = saved_model.split("//")[-1]
-    if ":" in target or "//" not in saved_model:
-        return saved_model + ".deps"
-    return "%s:%s.deps" % (saved_model, target.split("/")[-1])
 
 def keras_saved_model_test(
         name,
@@ -65,10 +59,13 @@ def keras_saved_model_test(
         args.append("--tolerance=%s" % tolerance)
     py_test(
         name = name,
-        srcs = [Label("//rules/private:keras_saved_model_test_main.py")],
+        srcs = [
+            Label("//rules/private:export_info.py"),
+            Label("//rules/private:keras_saved_model_test_main.py"),
+        ],
         main = Label("//rules/private:keras_saved_model_test_main.py"),
         args = args,
         data = data,
-        deps = [_deps_of(saved_model), Label("//export:lib")] + deps,
+        deps = [deps_of(saved_model), Label("//export:lib")] + deps,
         **kwargs
     )

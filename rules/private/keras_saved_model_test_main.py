@@ -28,12 +28,12 @@ from export.lib import (
     interface,
     options,
     serving,
-    settings,
     signatures,
     sources,
     verify,
 )
 from export.lib.loader import load_keras_model
+from rules.private import export_info
 
 _SAVED_MODEL = flags.DEFINE_string(
     "saved_model", None, "The keras_saved_model folder (runfiles path).", required=True
@@ -48,25 +48,15 @@ _TOLERANCE = flags.DEFINE_float(
     "tolerance", 1e-5, "Largest absolute difference allowed."
 )
 
-# The keys of `<name>.export.json`, written (and documented) by keras_saved_model.bzl's
-# _export_info: the target's label and every setting a user sets, files as runfiles
-# paths.
-_EXPORT_INFO_KEYS = {"label"} | {s.name for s in settings.SETTINGS if s.is_attribute}
-
-# Inputs that differ from the exporter's own verification inputs (seed 0).
-_INPUT_SEED = 20261123
+_INPUT_SEED = export_info.INPUT_SEED
 # The labels fed to eval and train along with those inputs.
 _LABEL_SEED = _INPUT_SEED + 1
 _BATCH = 3
 _TRAIN_KEY = signatures.SIGNATURE_KEYS["train"]
+# TFServingSession reads variables in groups of about this size.
+_READ_GROUP_BYTES = 64 << 20
 # The SignatureDef TensorFlow adds to hold the init op (no client calls it).
 _INIT_OP_KEY = "__saved_model_init_op"
-
-
-def _runfile(path: str) -> str:
-    return os.path.normpath(
-        os.path.join(os.environ["TEST_SRCDIR"], os.environ["TEST_WORKSPACE"], path)
-    )
 
 
 def _read_json(path: str) -> dict:
@@ -90,14 +80,26 @@ class TFServingSession:
             meta_graph = tf.compat.v1.saved_model.loader.load(
                 self.session, [tf.saved_model.SERVING], export_dir
             )
-            # Every variable the graph holds, read by its handle.
-            self._variable_reads = [
-                tf.raw_ops.ReadVariableOp(
-                    resource=op.outputs[0], dtype=op.get_attr("dtype")
+            # Every variable the graph holds, read by its handle, in groups of at
+            # most _READ_GROUP_BYTES: one run per variable re-prunes the whole graph
+            # each time (minutes for MobileNetV2's 800), one run for all holds a
+            # second copy of a big model.
+            self._read_groups = [[]]
+            group_bytes = 0
+            for op in self.graph.get_operations():
+                if op.type != "VarHandleOp":
+                    continue
+                dtype = tf.as_dtype(op.get_attr("dtype"))
+                shape = tf.TensorShape(op.get_attr("shape"))
+                size = shape.num_elements() if shape.is_fully_defined() else None
+                nbytes = _READ_GROUP_BYTES if size is None else size * dtype.size
+                if self._read_groups[-1] and group_bytes + nbytes > _READ_GROUP_BYTES:
+                    self._read_groups.append([])
+                    group_bytes = 0
+                self._read_groups[-1].append(
+                    tf.raw_ops.ReadVariableOp(resource=op.outputs[0], dtype=dtype)
                 )
-                for op in self.graph.get_operations()
-                if op.type == "VarHandleOp"
-            ]
+                group_bytes += nbytes
         # Without the SignatureDef that only holds the init op (the loader ran it).
         self.signatures = {
             key: signature
@@ -121,10 +123,12 @@ class TFServingSession:
         )
 
     def variable_digests(self) -> list[str]:
-        """A digest of each variable's value, read one variable at a time."""
+        """A digest of each variable's value, read a group at a time."""
         return [
-            hashlib.sha256(np.ascontiguousarray(self.session.run(read))).hexdigest()
-            for read in self._variable_reads
+            hashlib.sha256(np.ascontiguousarray(value)).hexdigest()
+            for group in self._read_groups
+            if group
+            for value in self.session.run(group)
         ]
 
 
@@ -172,13 +176,7 @@ class SavedModelTest(absltest.TestCase):
     def setUpClass(cls):
         super().setUpClass()
         base_dir = _SAVED_MODEL.value
-        cls.info = _read_json(base_dir + ".export.json")
-        if set(cls.info) != _EXPORT_INFO_KEYS:
-            raise AssertionError(
-                f"{base_dir}.export.json has the keys {sorted(cls.info)}, this test reads"
-                f" {sorted(_EXPORT_INFO_KEYS)}: update both keras_saved_model.bzl and"
-                " keras_saved_model_test_main.py"
-            )
+        cls.info = export_info.read(base_dir)
         cls.manifest = _read_json(base_dir + ".signatures.json")
         versions = glob.glob(os.path.join(base_dir, "*", "saved_model.pb*"))
         if len(versions) != 1:
@@ -223,18 +221,7 @@ class SavedModelTest(absltest.TestCase):
 
     @classmethod
     def _model_source(cls) -> options.ModelSource:
-        info = cls.info
-        specs, _ = options.parse_custom_objects(
-            [f"{name}={ref}" for name, ref in info["custom_objects"].items()]
-        )
-        return options.ModelSource(
-            builder=info["builder"],
-            src=info["src"] and _runfile(info["src"]),
-            weights=info["weights"] and _runfile(info["weights"]),
-            custom_objects=specs,
-            allow_unsafe_deserialization=info["allow_unsafe_deserialization"],
-            seed=info["seed"],
-        )
+        return export_info.model_source(cls.info)
 
     def test_expected_signatures_exist(self):
         expected = {signatures.SIGNATURE_KEYS[mode] for mode in self.info["modes"]}

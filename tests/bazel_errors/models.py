@@ -35,6 +35,20 @@ def uncompiled() -> keras.Model:
     return keras.Model(inputs, keras.layers.Dense(2, name="y")(inputs))
 
 
+def review_sentiment() -> keras.Model:
+    """Raw text in, as keras.io's text classification tutorial: its TextVectorization
+    splits and lowercases strings with TensorFlow ops that TFLite has no builtin for."""
+    vectorize = keras.layers.TextVectorization(
+        max_tokens=50, output_sequence_length=8, name="vectorize"
+    )
+    vectorize.adapt(["a great movie", "a dull plot", "great acting, dull ending"])
+    text = keras.Input((1,), dtype="string", name="review")
+    x = keras.layers.Embedding(50, 4, name="embed")(vectorize(text))
+    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+    positive = keras.layers.Dense(1, activation="sigmoid", name="positive")(x)
+    return keras.Model(text, positive, name="review_sentiment")
+
+
 def save_lambda_model(path: str) -> None:
     """A .keras file holding a Lambda layer's Python code, which safe mode refuses."""
     inputs = keras.Input((3,), name="x")

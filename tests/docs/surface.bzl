@@ -19,7 +19,7 @@ _TargetSurfaceInfo = provider(
 def _surface_aspect_impl(target, ctx):
     action_env = None
     for action in target.actions:
-        if action.mnemonic == "KerasSavedModel":
+        if action.mnemonic in ("KerasSavedModel", "KerasTfliteModel"):
             action_env = action.env
     signature_of_mode = None
     if SavedModelInfo in target:
@@ -35,6 +35,7 @@ _surface_aspect = aspect(implementation = _surface_aspect_impl)
 
 def _rule_surface_impl(ctx):
     export = ctx.attr.export[_TargetSurfaceInfo]
+    tflite = ctx.attr.tflite[_TargetSurfaceInfo]
     common = ctx.attr.attributeless[_TargetSurfaceInfo]
     out = ctx.actions.declare_file(ctx.label.name + ".json")
     ctx.actions.write(out, json.encode_indent(struct(
@@ -43,12 +44,15 @@ def _rule_surface_impl(ctx):
         attrs = [a for a in export.attrs if a not in common.attrs],
         action_env = export.action_env,
         signature_of_mode = export.signature_of_mode,
+        tflite_attrs = [a for a in tflite.attrs if a not in common.attrs],
+        tflite_action_env = tflite.action_env,
     )))
     return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out]))]
 
 rule_surface = rule(
     implementation = _rule_surface_impl,
-    doc = "Writes `<name>.json`: `attrs`, `action_env`, `signature_of_mode` of `export`.",
+    doc = "Writes `<name>.json`: `attrs`, `action_env`, `signature_of_mode` of `export`, " +
+          "and `tflite_attrs`, `tflite_action_env` of `tflite`.",
     attrs = {
         "attributeless": attr.label(
             aspects = [_surface_aspect],
@@ -58,6 +62,10 @@ rule_surface = rule(
             aspects = [_surface_aspect],
             providers = [SavedModelInfo],
             doc = "A keras_saved_model target with every mode in `modes`.",
+        ),
+        "tflite": attr.label(
+            aspects = [_surface_aspect],
+            doc = "A keras_tflite_model target.",
         ),
     },
 )

@@ -8,12 +8,15 @@ the modes' signature names and of the `module:symbol` syntax must agree with the
 ones, and the action's environment must hold what the exporter relies on.
 """
 
+import ast
 import dataclasses
 import json
 import os
 import re
+import subprocess
 import sys
 import unittest
+from xml.etree import ElementTree
 
 from absl import flags
 
@@ -143,6 +146,12 @@ class SurfaceTest(unittest.TestCase):
         cls.flag_rows = _table(
             _markdown_section(cls.docs, "### The exporter's flags"), "flag"
         )
+        cls.tflite_bzl = _read("rules/private/keras_tflite_model.bzl")
+        cls.tflite_test_bzl = _read("rules/private/keras_tflite_model_test.bzl")
+        cls.tflite_attrs = {
+            a for a in cls.surface["tflite_attrs"] if not a.startswith("_")
+        }
+        cls.converter_flags = _converter_flags()
 
     def test_the_aspect_saw_the_rule(self):
         # Guards the test itself: an empty dump would make every check below pass.
@@ -197,7 +206,14 @@ class SurfaceTest(unittest.TestCase):
     def test_public_file_only_forwards(self):
         defs = _read("rules/defs.bzl")
         self.assertNotRegex(defs, r"(?m)^def ", "rules/defs.bzl must only forward")
-        for symbol in ("keras_saved_model", "keras_saved_model_test", "SavedModelInfo"):
+        for symbol in (
+            "keras_saved_model",
+            "keras_saved_model_test",
+            "SavedModelInfo",
+            "keras_tflite_model",
+            "keras_tflite_model_test",
+            "TfliteModelInfo",
+        ):
             self.assertRegex(defs, rf"(?m)^{symbol} = _{symbol}$")
 
     def test_test_macro_documents_every_argument(self):
@@ -238,12 +254,16 @@ class SurfaceTest(unittest.TestCase):
         self.assertTrue(all(row[1] for row in rows), "an empty reason")
 
     def test_docs_and_sources_name_only_real_flags(self):
-        known = self.flags | {"no" + f for f in self.flags} | _OTHER_FLAGS
+        programs = self.flags | self.converter_flags
+        known = programs | {"no" + f for f in programs} | _OTHER_FLAGS
         paths = [
             "docs/rules.md",
             "export/settings.bzl",
+            "export/tflite_settings.bzl",
             "rules/private/keras_saved_model.bzl",
+            "rules/private/keras_tflite_model.bzl",
             "export/exporter.py",
+            "export/tflite_converter.py",
         ]
         export_lib = os.path.join(_WORKSPACE, "export", "lib")
         paths += [
@@ -281,6 +301,16 @@ class SurfaceTest(unittest.TestCase):
             "export/lib/README.md's public names and api.__all__ differ",
         )
 
+    def test_lib_readme_lists_every_module(self):
+        readme = _read("export/lib/README.md")
+        listed = set(re.findall(r"(?m)^\| `(\w+)` \|", readme))
+        modules = {
+            name.removesuffix(".py")
+            for name in os.listdir(os.path.join(_WORKSPACE, "export/lib"))
+            if name.endswith(".py") and name != "__init__.py"
+        }
+        self.assertEqual(listed, modules, "export/lib/README.md's module table")
+
     def test_action_environment(self):
         env = self.surface["action_env"]
         # What the exporter relies on; the bench reads the whole environment from the
@@ -289,6 +319,94 @@ class SurfaceTest(unittest.TestCase):
         self.assertEqual(env["PYTHONHASHSEED"], "0")
         self.assertEqual(env["TF_CPP_MIN_LOG_LEVEL"], "2")
         self.assertNotIn("PYTHONPATH", env)
+
+    # keras_tflite_model: its table (export/tflite_settings.bzl), the converter's flags.
+
+    def test_tflite_attributes_are_the_tflite_user_settings(self):
+        self.assertIn("saved_model", self.tflite_attrs)  # the aspect saw the rule
+        user = {s.name for s in settings.TFLITE_SETTINGS if s.is_attribute}
+        self.assertEqual(self.tflite_attrs, user)
+
+    def test_tflite_action_has_the_exports_environment(self):
+        self.assertEqual(self.surface["tflite_action_env"], self.surface["action_env"])
+
+    def test_tflite_docs_table_lists_every_attribute_with_its_type(self):
+        rows = _table(
+            _markdown_section(self.docs, "## keras_tflite_model"), "attribute"
+        )
+        documented = {name for row in rows for name in _code_names(row[0])}
+        self.assertEqual(documented - _COMMON_ARGS, self.tflite_attrs)
+        for row in rows:
+            name = _code_names(row[0])[0]
+            if name in self.tflite_attrs:
+                with self.subTest(attribute=name):
+                    self.assertEqual(row[1], settings.get(name).type)
+
+    def test_tflite_macro_documents_what_it_takes(self):
+        params, documented = _starlark_function(self.tflite_bzl, "keras_tflite_model")
+        self.assertEqual(documented, params, "Args: must follow the parameters")
+        self.assertLessEqual(set(params) - {"kwargs"}, _COMMON_ARGS | {"saved_model"})
+
+    def test_tflite_test_macro_documents_every_argument(self):
+        params, documented = _starlark_function(
+            self.tflite_test_bzl, "keras_tflite_model_test"
+        )
+        self.assertEqual(documented, params)
+        rows = _table(
+            _markdown_section(self.docs, "## keras_tflite_model_test"), "attribute"
+        )
+        in_docs = {name for row in rows for name in _code_names(row[0])}
+        self.assertLessEqual(set(params) - {"name", "kwargs"}, in_docs)
+        self.assertLessEqual(in_docs - set(params), {"size", "tags", "timeout"})
+
+    def test_converter_flags_are_its_settings(self):
+        self.assertEqual(
+            self.converter_flags,
+            {s.name for s in settings.CONVERTER_SETTINGS if s.has_flag},
+        )
+
+    def test_docs_list_every_converter_flag_that_is_not_an_attribute(self):
+        rows = _table(_markdown_section(self.docs, "### The converter's flags"), "flag")
+        documented = {name.lstrip("-") for row in rows for name in _code_names(row[0])}
+        self.assertEqual(
+            documented,
+            {s.name for s in settings.TFLITE_SETTINGS if not s.is_attribute},
+        )
+
+    def test_tflite_bounds_are_the_tests(self):
+        main = _read("rules/private/keras_tflite_model_test_main.py")
+        (assignment,) = [
+            node
+            for node in ast.parse(main).body
+            if isinstance(node, ast.Assign)
+            and getattr(node.targets[0], "id", None) == "TOLERANCES"
+        ]
+        bounds = ast.literal_eval(assignment.value)
+        self.assertEqual(set(bounds), set(settings.get("optimization").values))
+        rows = _table(
+            _markdown_section(self.docs, "## keras_tflite_model_test"), "`optimization`"
+        )
+        self.assertEqual(
+            {_code_names(row[0])[0]: float(row[1]) for row in rows}, bounds
+        )
+        in_docstring = re.findall(r"`(\w+)` ([0-9][0-9.e-]*)", self.tflite_test_bzl)
+        self.assertEqual({name: float(x) for name, x in in_docstring}, bounds)
+
+
+def _converter_flags() -> set[str]:
+    """The flags //export:tflite_converter defines from the settings, read from its
+    --helpxml (it cannot be imported next to the exporter: both define --quiet)."""
+    program = os.path.join(_WORKSPACE, "export", "tflite_converter")
+    proc = subprocess.run(
+        [program, "--helpxml"], capture_output=True, text=True, check=False
+    )
+    names = set()
+    for flag in ElementTree.fromstring(proc.stdout).iter("flag"):
+        if flag.findtext("file") == "export.lib.settings":
+            names.add(flag.findtext("name"))
+    if not names:
+        raise AssertionError(f"no flags in the converter's --helpxml: {proc.stderr}")
+    return names
 
 
 class SymbolSyntaxTest(unittest.TestCase):

@@ -17,6 +17,10 @@
 #      "(cached) PASSED".
 #   4. if the action supports persistent workers: A, after `bazel clean`, exports in a
 #      worker; the bytes must equal the sandboxed exports'.
+#   TFLite: A and B also convert the example's export and a text model that needs
+#   TensorFlow ops (whose Flex ops carry NodeDefs, which the converter writes in a
+#   per-process order) under linux-sandbox, and in 4 in a worker; each .tflite file and
+#   its manifest must be identical.
 # Prints the figures (actions, hits, misses, wall times) and fails if a property breaks.
 source "$(dirname "$0")/lib.sh"
 
@@ -25,6 +29,9 @@ tests=("${CACHE_TESTS[@]}")
 negative=//tests/e2e_targets:nondeterministic_export
 lambdas=//tests/e2e_targets:lambda_export
 probe=//tests/e2e_targets:network_probe_export
+# keras_tflite_model targets, and the export they need besides CACHE_EXPORTS.
+tflites=(//models:my_tflite //tests/zoo:review_classifier_tflite)
+tflite_exports=(//tests/zoo:review_classifier)
 
 base_a=$(e2e_output_base reproducible_a)
 base_b=$(e2e_output_base reproducible_b)
@@ -43,6 +50,16 @@ outputs() {
     path=${label#//}
     path=${path/://}
     echo "$path" "$path.signatures.json" "$path.export.json"
+  done
+}
+
+# tflite_outputs LABEL...: a keras_tflite_model target's files, relative to bazel-bin.
+tflite_outputs() {
+  local label path
+  for label in "$@"; do
+    path=${label#//}
+    path=${path/://}
+    echo "$path.tflite" "$path.tflite.json"
   done
 }
 
@@ -105,19 +122,31 @@ cold_spawns=$SPAWNS
 expect_tests PASSED a_cold
 run_logged a_negative "$base_a" build "${hermetic[@]}" "${no_cache[@]}" "$negative"
 run_logged a_lambdas "$base_a" build "${hermetic[@]}" "${no_cache[@]}" "$lambdas"
+t=$(now)
+run_logged a_tflite "$base_a" build "${hermetic[@]}" "${no_cache[@]}" \
+  --strategy=KerasTfliteModel=linux-sandbox --execution_log_json_file="$E2E_TMP/a_tflite.json" \
+  "${tflites[@]}"
+read -r _ _ tflite_misses tflite_runners < <(spawn_stats "$E2E_TMP/a_tflite.json" KerasTfliteModel)
+[ "$tflite_misses" = "${#tflites[@]}" ] && [ "$tflite_runners" = linux-sandbox ] ||
+  fail "expected ${#tflites[@]} KerasTfliteModel actions under linux-sandbox in A, got $tflite_misses ($tflite_runners)"
+echo "  TFLite conversions (and the review export): $(seconds_since "$t") s"
 
 echo "--- output base B: set-up and independent build (no cache)"
 t=$(now)
-run_logged b_setup "$base_b" build "${hermetic[@]}" --nobuild "${exports[@]}" "$negative" "$lambdas"
+run_logged b_setup "$base_b" build "${hermetic[@]}" --nobuild "${exports[@]}" "$negative" "$lambdas" \
+  "${tflites[@]}"
 bazel_ob "$base_b" clean >/dev/null 2>&1 || fail "bazel clean failed in B"
 echo "  venv and analysis: $(seconds_since "$t") s"
 t=$(now)
 run_logged b_build "$base_b" build "${hermetic[@]}" "${no_cache[@]}" \
-  --execution_log_json_file="$E2E_TMP/b_build.json" "${exports[@]}" "$negative" "$lambdas"
+  --strategy=KerasTfliteModel=linux-sandbox --execution_log_json_file="$E2E_TMP/b_build.json" \
+  "${exports[@]}" "$negative" "$lambdas" "${tflites[@]}"
 echo "  wall time: $(seconds_since "$t") s"
 export_stats b_build
-[ "$MISSES" = $((${#exports[@]} + 2)) ] && [ "$HITS" = 0 ] ||
+[ "$MISSES" = $((${#exports[@]} + 2 + ${#tflite_exports[@]})) ] && [ "$HITS" = 0 ] ||
   fail "expected every export to run in B"
+read -r _ _ tflite_misses _ < <(spawn_stats "$E2E_TMP/b_build.json" KerasTfliteModel)
+[ "$tflite_misses" = "${#tflites[@]}" ] || fail "expected every TFLite conversion to run in B"
 
 bin_a=$(bazel_ob "$base_a" info "${hermetic[@]}" bazel-bin 2>/dev/null)
 bin_b=$(bazel_ob "$base_b" info "${hermetic[@]}" bazel-bin 2>/dev/null)
@@ -134,6 +163,15 @@ warmup=models/my_export/1/assets.extra/tf_serving_warmup_requests
 [ -s "$bin_a/$warmup" ] && [ -s "$bin_b/$warmup" ] || fail "$warmup is missing or empty in A or B"
 compare_outputs "$bin_a" "$bin_b" "$warmup" || fail "the TF Serving warmup records of A and B differ"
 echo "ok: the TF Serving warmup records ($(stat -c %s "$bin_a/$warmup") bytes) are byte-identical"
+
+echo "--- reproducible: A and B TFLite files compared"
+# shellcheck disable=SC2046 # tflite_outputs prints space-free paths
+compare_outputs "$bin_a" "$bin_b" $(tflite_outputs "${tflites[@]}") ||
+  fail "the .tflite files of A and B differ: the conversion is not reproducible"
+# Kept for the worker's comparison: the disk-cache step below cleans B.
+# shellcheck disable=SC2046
+digest_outputs "$bin_b" $(tflite_outputs "${tflites[@]}") >"$E2E_TMP/tflite_sandboxed_sums"
+echo "ok: byte-identical .tflite files in two output bases"
 
 echo "--- negative control: $negative in A and B"
 # shellcheck disable=SC2046
@@ -174,6 +212,17 @@ case "$execution_info" in
     compare_outputs "$bin_a" "$bin_b" $(outputs "${exports[@]}") ||
       fail "exports made by the persistent worker differ from the sandboxed ones"
     echo "ok: the worker writes the same bytes"
+    run_logged a_tflite_worker "$base_a" build "${hermetic[@]}" "${no_cache[@]}" \
+      --strategy=KerasTfliteModel=worker --execution_log_json_file="$E2E_TMP/a_tflite_worker.json" \
+      "${tflites[@]}"
+    read -r _ _ tflite_misses tflite_runners < <(spawn_stats "$E2E_TMP/a_tflite_worker.json" KerasTfliteModel)
+    [ "$tflite_misses" = "${#tflites[@]}" ] && [ "$tflite_runners" = worker ] ||
+      fail "expected the ${#tflites[@]} TFLite conversions to run in a worker"
+    # shellcheck disable=SC2046
+    digest_outputs "$bin_a" $(tflite_outputs "${tflites[@]}") >"$E2E_TMP/tflite_worker_sums"
+    python3 "$E2E_TOOLS" compare "$E2E_TMP/tflite_worker_sums" "$E2E_TMP/tflite_sandboxed_sums" ||
+      fail "TFLite files converted by the persistent worker differ from the sandboxed ones"
+    echo "ok: the TFLite worker writes the same bytes"
     ;;
   *) echo "  (the KerasSavedModel action does not support workers: skipped)" ;;
 esac

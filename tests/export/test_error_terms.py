@@ -52,6 +52,13 @@ MENTIONS = [
     # Set by the rule itself: there is no attribute to name, so the flag stays.
     (("output_dir", "DIR"), "--output_dir=DIR", "--output_dir=DIR"),
     (("verify",), "--verify", "verify"),
+    # keras_tflite_model's, from export/tflite_settings.bzl.
+    (
+        ("allow_select_tf_ops", True),
+        "--allow_select_tf_ops",
+        "allow_select_tf_ops = True",
+    ),
+    (("optimization", "float16"), "--optimization=float16", 'optimization = "float16"'),
 ]
 
 
@@ -104,6 +111,14 @@ class RenderTest(absltest.TestCase):
             " a file. Point it at a folder.",
         )
 
+    def test_a_setting_the_tflite_rule_sets(self):
+        error = ExportError("tflite_out", "'out' is a folder", "point it at a file")
+        self.assertEqual(
+            error.render("//pkg:my_tflite"),
+            "//pkg:my_tflite: the tflite_converter's --tflite_out (set by"
+            " keras_tflite_model): 'out' is a folder. Point it at a file.",
+        )
+
     def test_details_follow_in_both(self):
         error = ExportError("builder", "it raised", "fix it", "Traceback: --builder")
         self.assertEqual(
@@ -145,9 +160,12 @@ def _literal_flags(source: str) -> set[str]:
 class VocabularyTest(absltest.TestCase):
     def test_messages_name_settings_only_through_mentions(self):
         # A flag written as text would reach a Bazel user as a flag.
-        names = {s.name for s in settings.SETTINGS}
+        names = {s.name for s in settings.SETTINGS + settings.TFLITE_SETTINGS}
         lib = os.path.dirname(errors.__file__)
-        paths = sorted(glob.glob(os.path.join(lib, "*.py"))) + [exporter.__file__]
+        paths = sorted(glob.glob(os.path.join(lib, "*.py"))) + [
+            exporter.__file__,
+            os.path.join(os.path.dirname(exporter.__file__), "tflite_converter.py"),
+        ]
         self.assertGreater(len(paths), 10)
         for path in paths:
             with open(path, encoding="utf-8") as f:

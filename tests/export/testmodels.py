@@ -466,3 +466,17 @@ def train_step_logs_none() -> keras.Model:
     model = LogsNone(inputs, probs, name="logs_none")
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     return model
+
+
+def review_text() -> keras.Model:
+    """Raw text in: TextVectorization splits and lowercases strings with TensorFlow ops
+    that TFLite has no builtin for (a keras_tflite_model needs allow_select_tf_ops)."""
+    vectorize = layers.TextVectorization(
+        max_tokens=50, output_sequence_length=8, name="vectorize"
+    )
+    vectorize.adapt(["a great movie", "a dull plot", "great acting, dull ending"])
+    text = keras.Input((1,), dtype="string", name="review")
+    x = layers.Embedding(50, 4, name="embed")(vectorize(text))
+    x = layers.GlobalAveragePooling1D(name="pool")(x)
+    positive = layers.Dense(1, activation="sigmoid", name="positive")(x)
+    return keras.Model(text, positive, name="review_text")

@@ -2,7 +2,14 @@
 
 load("@bazel_skylib//lib:unittest.bzl", "analysistest", "asserts")
 load("@rules_python//python:defs.bzl", "PyInfo")
-load("//rules:defs.bzl", "SavedModelInfo", "keras_saved_model", "keras_saved_model_test")
+load(
+    "//rules:defs.bzl",
+    "SavedModelInfo",
+    "TfliteModelInfo",
+    "keras_saved_model",
+    "keras_saved_model_test",
+    "keras_tflite_model",
+)
 
 # --- Bad attributes fail at analysis time, naming the attribute. ---
 
@@ -234,7 +241,55 @@ def keras_saved_model_analysis_test_suite(name):
     tests += [":contract_test_test", ":update_contract_test"]
     repointed_tensorflow_test(name = "repointed_tensorflow_test", target_under_test = ":good_export.deps")
     tests.append(":repointed_tensorflow_test")
+
+    keras_tflite_model(
+        name = "good_tflite",
+        saved_model = ":good_export",
+        optimization = "float16",
+        allow_select_tf_ops = True,
+        tags = ["manual"],
+    )
+    tflite_test(name = "good_tflite_test", target_under_test = ":good_tflite")
+    tests.append(":good_tflite_test")
     native.test_suite(name = name, tests = tests)
+
+# --- keras_tflite_model: its provider and its action. ---
+
+def _tflite_impl(ctx):
+    env = analysistest.begin(ctx)
+    target = analysistest.target_under_test(env)
+    info = target[TfliteModelInfo]
+    asserts.equals(env, "good_tflite.tflite", info.tflite.basename)
+    asserts.equals(env, "good_tflite.tflite.json", info.manifest.basename)
+    asserts.equals(env, "float16", info.optimization)
+    asserts.equals(env, ["TFLITE_BUILTINS", "SELECT_TF_OPS"], info.supported_ops)
+    asserts.equals(env, "good_export", info.saved_model.base_dir.basename)
+    asserts.equals(env, [info.tflite], target[DefaultInfo].files.to_list())
+
+    actions = [a for a in analysistest.target_actions(env) if a.mnemonic == "KerasTfliteModel"]
+    asserts.equals(env, 1, len(actions))
+    action = actions[0]
+    for flag in [
+        "--saved_model=" + info.saved_model.base_dir.path,
+        "--optimization=float16",
+        "--allow_select_tf_ops",
+        "--tflite_out=" + info.tflite.path,
+        "--tflite_manifest_out=" + info.manifest.path,
+        "--quiet",
+        "--target_label=//tests/rules:good_tflite",
+    ]:
+        asserts.true(env, flag in action.argv, "missing %s in %s" % (flag, action.argv))
+    asserts.true(env, action.argv[0].endswith("/export/tflite_converter"), action.argv[0])
+    asserts.true(env, info.saved_model.base_dir in action.inputs.to_list(), "the export is an input")
+    asserts.equals(env, "0", action.env["PYTHONHASHSEED"])
+    asserts.equals(
+        env,
+        sorted([info.tflite.path, info.manifest.path]),
+        sorted([f.path for f in action.outputs.to_list()]),
+    )
+    return analysistest.end(env)
+
+tflite_test = analysistest.make(_tflite_impl)
 
 # --- TensorFlow comes from the label_flag //export:tensorflow, which a user repoints. ---
 

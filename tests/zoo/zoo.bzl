@@ -1,7 +1,11 @@
 """zoo_model: one zoo model's export in every mode and its check."""
 
 load("@rules_python//python:defs.bzl", "py_test")
-load("//rules:defs.bzl", "keras_saved_model")
+load("//rules:defs.bzl", "keras_saved_model", "keras_tflite_model")
+
+# The zoo's checks take the same --tflite_files as keras_tflite_model_test.
+# buildifier: disable=bzl-visibility
+load("//rules/private:keras_tflite_model_test.bzl", "tflite_files")
 
 def zoo_model(
         name,
@@ -16,6 +20,8 @@ def zoo_model(
         tolerance = None,
         modes = ["serve", "eval", "train"],
         env = {},
+        tflite = [],
+        tflite_select_tf_ops = False,
         size = "medium"):
     """Exports `builder` in every mode Keras runs it in and checks it with zoo_check.py.
 
@@ -34,6 +40,11 @@ def zoo_model(
       modes: the modes Keras runs the model in (a model trained with fit(x) and no
         loss Keras can evaluate: serve and train).
       env: the check's environment variables.
+      tflite: optimizations (`none`, `dynamic_range`, `float16`) to convert the export
+        with, builtin ops only, as `<name>_tflite` (`none`) or `<name>_tflite_<opt>`;
+        the check runs each against the SavedModel (keras_tflite_model_test's checks).
+      tflite_select_tf_ops: convert it as `<name>_tflite` with allow_select_tf_ops,
+        build only: the Python interpreter here has no Flex delegate to run it.
       size: the test's size.
     """
     tags = ["manual"] if slow else []
@@ -54,20 +65,46 @@ def zoo_model(
     ]
     if tolerance != None:
         args.append("--tolerance=%s" % tolerance)
+    data = [
+        ":" + name,
+        "//export:exporter",
+    ]
+    for optimization in tflite:
+        tflite_name = name + "_tflite" + ("" if optimization == "none" else "_" + optimization)
+        keras_tflite_model(
+            name = tflite_name,
+            saved_model = ":" + name,
+            optimization = optimization,
+            tags = tags,
+        )
+        tflite_files(
+            name = tflite_name + ".files",
+            tflite_model = ":" + tflite_name,
+            testonly = True,
+            tags = tags,
+        )
+        args.append("--tflite_files=$(rootpath :%s.files)" % tflite_name)
+        data.append(":%s.files" % tflite_name)
+    if tflite_select_tf_ops:
+        keras_tflite_model(
+            name = name + "_tflite",
+            saved_model = ":" + name,
+            allow_select_tf_ops = True,
+            tags = tags,
+        )
     py_test(
         name = name + "_test",
         size = size,
         srcs = [
             "zoo_check.py",
+            "//rules/private:export_info.py",
             "//rules/private:keras_saved_model_test_main.py",
+            "//rules/private:keras_tflite_model_test_main.py",
         ],
         main = "zoo_check.py",
         args = args,
         env = env,
-        data = [
-            ":" + name,
-            "//export:exporter",
-        ],
+        data = data,
         tags = tags,
         deps = [
             ":%s.deps" % name,

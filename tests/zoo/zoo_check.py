@@ -25,6 +25,9 @@ from absl.testing import absltest
 
 from export.lib import interface, settings, signatures, sources
 from rules.private import keras_saved_model_test_main as rule_test
+
+# keras_tflite_model_test's checks of the zoo_model's `tflite` conversions, if any.
+from rules.private.keras_tflite_model_test_main import TfliteModelTest  # noqa: F401
 from tests.export import testutil
 
 _DATA = flags.DEFINE_string(

@@ -1,0 +1,188 @@
+"""The program of keras_tflite_model_test: checks one .tflite file in a fresh process.
+
+It rebuilds the Keras model the export was made from (through the export's own deps)
+only to get its sample inputs (interface.random_for with the model's SampleValues:
+tokens of its vocabularies for string inputs), runs them through the SavedModel's
+`serving_default` and through the TFLite interpreter, and compares: within a bound that
+depends on the optimization (TOLERANCES). It also checks that the .tflite file's
+signature has the SavedModel's inputs and outputs, and that its manifest describes it.
+"""
+
+import json
+import unittest
+
+import numpy as np
+import tensorflow as tf
+from absl import flags
+from absl.testing import absltest
+
+from export.lib import interface, sources, tflite
+from rules.private import export_info
+
+_FILES = flags.DEFINE_multi_string(
+    "tflite_files",
+    [],
+    "JSON (written by keras_tflite_model_test) of the runfiles paths of a .tflite file,"
+    " its manifest and the export it was converted from. Repeatable: conversions of"
+    " one export.",
+)
+_TOLERANCE = flags.DEFINE_float(
+    "tflite_tolerance",
+    None,
+    "Largest difference allowed, as a fraction of the output's largest magnitude (at"
+    " least 1); default: the optimization's (TOLERANCES).",
+)
+
+# Largest |TFLite - SavedModel| allowed per output, as a fraction of max(1, the
+# output's largest magnitude), by optimization: about 10x the largest seen on the
+# example, the zoo and the e2e exports (bench/tflite_table.py, tests/zoo/README.md).
+#   none: the same float32 arithmetic in other kernels and another order of summation;
+#     seen up to 2.4e-7 (2 float32 ulps of 1).
+#   float16: weights rounded to float16 (each off by up to 2^-11 = 4.9e-4 of itself),
+#     arithmetic in float32; seen up to 4.0e-4.
+#   dynamic_range: weights rounded to int8 per channel (off by up to 1/254 of the
+#     channel's largest weight) and activations quantized to int8 on the fly, so a few
+#     such errors add up; seen up to 4.0e-3.
+TOLERANCES = {"none": 1e-5, "float16": 5e-3, "dynamic_range": 5e-2}
+
+# The same inputs as keras_saved_model_test's.
+BATCH = 3
+
+
+def read_json(path: str) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def flex_delegate_error(model: tflite.TfliteModel) -> str | None:
+    """Why this process cannot run the model, or None: tensorflow-cpu's interpreter has
+    no Flex delegate, so a model with TensorFlow ops converts but does not run here."""
+    if not model.select_tf_ops:
+        return None
+    return (
+        f"the model runs TensorFlow ops through the Flex delegate"
+        f" ({', '.join(model.select_tf_ops)}), which the Python TFLite interpreter of"
+        " tensorflow-cpu does not have: it cannot be run, so not checked, here; test it"
+        " where the app links TFLite's Select TF ops"
+    )
+
+
+def run_tflite(content: bytes, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The serving_default signature's outputs on `feeds`, from the TFLite interpreter."""
+    interpreter = tf.lite.Interpreter(model_content=content)
+    runner = interpreter.get_signature_runner(tflite.SERVING_KEY)
+    return {name: np.asarray(value) for name, value in runner(**feeds).items()}
+
+
+def max_differences(
+    served: dict[str, np.ndarray], got: dict[str, np.ndarray]
+) -> dict[str, float]:
+    """Per numeric output: max |got - served| / max(1, max |served|). Raises
+    AssertionError on different names, shapes, or unequal non-numeric outputs."""
+    if set(served) != set(got):
+        raise AssertionError(
+            f"TFLite returns {sorted(got)}, the SavedModel {sorted(served)}"
+        )
+    result = {}
+    for name in sorted(served):
+        want, have = np.asarray(served[name]), np.asarray(got[name])
+        if want.shape != have.shape:
+            raise AssertionError(
+                f"output '{name}' has shape {have.shape} in TFLite, {want.shape} served"
+            )
+        if not np.issubdtype(want.dtype, np.number):
+            np.testing.assert_array_equal(have, want, err_msg=name)
+            continue
+        want64, have64 = want.astype(np.float64), have.astype(np.float64)
+        scale = max(1.0, float(np.max(np.abs(want64))) if want.size else 0.0)
+        result[name] = (
+            float(np.max(np.abs(have64 - want64))) / scale if want.size else 0.0
+        )
+    return result
+
+
+class TfliteModelTest(absltest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if not _FILES.value:
+            raise unittest.SkipTest("no keras_tflite_model given (--tflite_files)")
+        cls.conversions = []
+        for path in _FILES.value:
+            files = read_json(path)
+            with open(files["tflite"], "rb") as f:
+                model = tflite.describe(f.read())
+            cls.conversions.append((files, model, read_json(files["manifest"])))
+        exports = {files["saved_model"] for files, _, _ in cls.conversions}
+        if len(exports) != 1:
+            raise AssertionError(f"conversions of several exports: {sorted(exports)}")
+        base_dir = exports.pop()
+        cls.signatures = read_json(base_dir + ".signatures.json")["signatures"]
+        source = export_info.model_source(export_info.read(base_dir))
+        # The Keras model only gives the sample inputs; it is dropped before the
+        # SavedModel loads, so the two are never in memory together.
+        model_interface = sources.load_model(source).interface
+        arrays = interface.random_for(
+            model_interface.inputs,
+            export_info.INPUT_SEED,
+            BATCH,
+            model_interface.samples,
+        )
+        cls.feeds = {
+            d.name: a for d, a in zip(model_interface.inputs, arrays, strict=True)
+        }
+        serve = tf.saved_model.load(tflite.find_saved_model(base_dir)).signatures[
+            tflite.SERVING_KEY
+        ]
+        served = serve(**{k: tf.constant(v) for k, v in cls.feeds.items()})
+        cls.served = {name: value.numpy() for name, value in served.items()}
+
+    def test_manifest_describes_the_file(self):
+        for files, model, manifest in self.conversions:
+            with self.subTest(tflite=files["tflite"]):
+                self.assertEqual(manifest, model.manifest(manifest["optimization"]))
+
+    def test_signature_is_the_saved_models(self):
+        serving = self.signatures[tflite.SERVING_KEY]
+        for files, model, _ in self.conversions:
+            for kind, tensors in (("inputs", model.inputs), ("outputs", model.outputs)):
+                with self.subTest(tflite=files["tflite"], kind=kind):
+                    self.assertEqual(
+                        {
+                            t.name: {"dtype": t.dtype, "shape": list(t.shape)}
+                            for t in tensors
+                        },
+                        serving[kind],
+                    )
+
+    def test_outputs_equal_the_saved_model(self):
+        for files, model, manifest in self.conversions:
+            with self.subTest(tflite=files["tflite"]):
+                reason = flex_delegate_error(model)
+                if reason:
+                    self.fail(reason)
+                optimization = manifest["optimization"]
+                bound = (
+                    _TOLERANCE.value
+                    if _TOLERANCE.value is not None
+                    else TOLERANCES[optimization]
+                )
+                differences = max_differences(
+                    self.served, run_tflite(model.content, self.feeds)
+                )
+                print(
+                    f"{files['tflite']} ({optimization}): max |TFLite - SavedModel| /"
+                    f" max(1, |SavedModel|) = {differences}"
+                )
+                for name, difference in differences.items():
+                    self.assertLessEqual(
+                        difference,
+                        bound,
+                        f"output '{name}': TFLite ({optimization}) differs from the"
+                        f" SavedModel by {difference:.3g} of its scale, more than"
+                        f" {bound:g}",
+                    )
+
+
+if __name__ == "__main__":
+    absltest.main()
