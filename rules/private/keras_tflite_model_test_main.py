@@ -34,15 +34,8 @@ _TOLERANCE = flags.DEFINE_float(
 )
 
 # Largest |TFLite - SavedModel| allowed per output, as a fraction of max(1, the
-# output's largest magnitude), by optimization: about 10x the largest seen on the
-# example, the zoo and the e2e exports (bench/tflite_table.py, tests/zoo/README.md).
-#   none: the same float32 arithmetic in other kernels and another order of summation;
-#     seen up to 2.4e-7 (2 float32 ulps of 1).
-#   float16: weights rounded to float16 (each off by up to 2^-11 = 4.9e-4 of itself),
-#     arithmetic in float32; seen up to 4.0e-4.
-#   dynamic_range: weights rounded to int8 per channel (off by up to 1/254 of the
-#     channel's largest weight) and activations quantized to int8 on the fly, so a few
-#     such errors add up; seen up to 4.0e-3.
+# output's largest magnitude), by optimization: docs/rules.md (keras_tflite_model_test)
+# says why each and the largest difference seen (bench/tflite_table.py).
 TOLERANCES = {"none": 1e-5, "float16": 5e-3, "dynamic_range": 5e-2}
 
 # The same inputs as keras_saved_model_test's.
