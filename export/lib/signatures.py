@@ -568,8 +568,10 @@ def _prepare_training_state(
     forms are tried in a fixed order (_found_labels).
     """
     # The probes' forward passes advance seed generators (a VAE's sampling layer):
-    # the export keeps the state the builder left.
-    with _put_back_variables(interface.tf_variables(model.variables)):
+    # the export keeps the state the builder left. Only non-trainable state changes
+    # there (train_step's probes put back the weights and slots themselves), and a
+    # copy of every weight would be a second model in memory.
+    with _put_back_variables(interface.tf_variables(model.non_trainable_variables)):
         return _probe_training_state(model, model_interface, modes, label_specs)
 
 
