@@ -4,10 +4,12 @@ tf.contrib.saved_model.load_keras_model).
 The architecture comes from `assets/saved_model.json`, the weights from the checkpoint in
 `variables/`, matched positionally: the export tracks `model.variables` in Keras's own
 (deterministic) order, and a model re-created from the same config lists them the same way.
-When the JSON carries a training config and the export has optimizer state (train mode),
-the optimizer is rebuilt and restored too, so training can continue. Then each layer's
-own loading hooks run (layer_state): an adapted Normalization recomputes its mean and
-variance from its restored variables, an adapted lookup layer reads its vocabulary.
+When the JSON carries a training config, the model comes back compiled; when the export
+has optimizer state (train mode) the optimizer is rebuilt and restored too, so training
+can continue, and otherwise its variables are created when training first needs them,
+as for a model just compiled. Then each layer's own loading hooks run (layer_state): an
+adapted Normalization recomputes its mean and variance from its restored variables, an
+adapted lookup layer reads its vocabulary.
 A lambda that uses its module's globals (`ops`, `np`, a constant) is re-created with
 the globals of the module the export names for it (lambda_code), not Keras's own.
 """
@@ -20,7 +22,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from export.lib import interface, lambda_code, layer_state, writer
+from export.lib import interface, lambda_code, layer_state, sources, writer
 
 _MODEL_KEY = "model_variables/"
 _OPTIMIZER_KEY = "optimizer_variables/"
@@ -37,6 +39,8 @@ def load_keras_model(
     custom_objects: classes and functions the model config names but Keras does not know.
     safe_mode: as in keras.saving.load_model; False allows Lambda layers' Python code,
       and imports the modules whose globals the lambdas use.
+    The model is compiled as it was exported (if it was); its optimizer's state is
+    restored from a train export, and created by the first training step otherwise.
     Raises ValueError when the export does not match the re-created model, or a lambda
     cannot be re-created (its module cannot be imported, or lacks a name it uses).
     """
@@ -51,9 +55,7 @@ def load_keras_model(
             raise ValueError(
                 f"cannot re-create the model in {export_dir}: {e}"
             ) from None
-    model = keras.saving.deserialize_keras_object(
-        config, custom_objects=objects, safe_mode=safe_mode
-    )
+    model = sources.deserialize_model(config, objects, safe_mode)
     if interface.is_subclassed(model):
         # Re-created subclassed models are built but have not created all variables.
         interface.describe_model(model)

@@ -398,10 +398,8 @@ def _model_json(
         # with a lambda that cannot be re-created was noted above instead.
         if source.builder and not unloadable and _uses_code_outside_keras(config):
             lambdas = lambda_code.recreate(config)
-            keras.saving.deserialize_keras_object(
-                config,
-                custom_objects={**custom_objects, **lambdas},
-                safe_mode=False,
+            deserialize_model(
+                config, custom_objects={**custom_objects, **lambdas}, safe_mode=False
             )
     except lambda_code.LambdaError as e:
         raise ExportError(source.setting, e.cause, e.fix) from None
@@ -435,6 +433,44 @@ def _model_json(
             fix,
         ) from None
     return text
+
+
+def deserialize_model(
+    config: dict[str, Any], custom_objects: dict[str, Any], safe_mode: bool
+) -> keras.Model:
+    """keras.saving.deserialize_keras_object for a model's config, compiled as Keras
+    compiles it, except that the optimizer's variables are left for when they are first
+    needed (restoring its state, or training).
+
+    Keras creates them right away: for Adam, two more copies of the weights, which a
+    model re-created to check its config or to serve does not need (bench/README.md).
+    """
+    compile_config = config.get("compile_config")
+    model = keras.saving.deserialize_keras_object(
+        {key: value for key, value in config.items() if key != "compile_config"},
+        custom_objects=custom_objects,
+        safe_mode=safe_mode,
+    )
+    if not compile_config:
+        return model
+    cls = type(model)
+    if (
+        cls.compile is keras.Model.compile
+        and cls.compile_from_config is keras.Model.compile_from_config
+    ):
+        # What keras.Model.compile_from_config does, without building the optimizer.
+        model.compile(
+            **keras.saving.deserialize_keras_object(
+                compile_config, custom_objects=custom_objects, safe_mode=safe_mode
+            )
+        )
+    else:  # the model's own compile: Keras's way (it skips an overridden compile)
+        with keras.saving.custom_object_scope(custom_objects):
+            model.compile_from_config(compile_config)
+    model.compiled = (
+        True  # as Keras marks a model it deserialized with a compile config
+    )
+    return model
 
 
 def _note_unloadable_lambdas(config: Any, notes: list[str]) -> bool:

@@ -14,7 +14,8 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import absltest
 
-from export.lib import api, interface
+from export.lib import api, interface, signatures
+from export.lib.loader import load_keras_model
 from tests.export import testutil
 
 # Files in variables/ may exceed the variables' own bytes by this much: the index and
@@ -151,6 +152,67 @@ class MemoryTest(absltest.TestCase):
             (grad,) = tf.gradients(y, x)
             with tf.compat.v1.Session(graph=graph) as session:
                 self.assertEqual(session.run(grad), 6.0)
+
+    def test_the_json_check_creates_no_optimizer_variables(self):
+        # A serve-only export builds no optimizer: neither does re-creating the model
+        # from its JSON to check that load_keras_model can (Keras's deserialization
+        # creates Adam's slots, two more copies of the weights).
+        with mock.patch.object(
+            keras.optimizers.Adam,
+            "build",
+            autospec=True,
+            side_effect=keras.optimizers.Adam.build,
+        ) as builds:
+            result = api.export_with_result(
+                api.ExportRequest(
+                    # Lambdas using their module: code from outside Keras.
+                    builder="tests.export.testmodels:lambdas_using_their_module",
+                    output_dir=self.tmp,
+                    modes="serve",
+                )
+            )
+        self.assertIsNotNone(result.max_abs_diff)
+        self.assertEqual(builds.call_count, 0)
+
+    def test_load_keras_model_creates_optimizer_variables_when_needed(self):
+        x = np.random.default_rng(0).normal(size=(8, 64)).astype("float32")
+        y = np.arange(8) % 10
+        for modes, restored in (("serve", False), ("serve,eval,train", True)):
+            with self.subTest(modes=modes):
+                path = api.export_saved_model(
+                    api.ExportRequest(
+                        builder=f"{_MODULE}:classifier",
+                        output_dir=os.path.join(self.tmp, modes),
+                        modes=modes,
+                    )
+                )
+                model = load_keras_model(path)
+                # Only a train export holds the optimizer's state to restore.
+                self.assertEqual(model.optimizer.built, restored)
+                history = model.fit(x, y, epochs=2, verbose=0).history
+                self.assertLess(history["loss"][1], history["loss"][0])
+                self.assertTrue(model.optimizer.built)
+
+    def test_label_probes_copy_no_weights_of_a_model_trained_by_keras(self):
+        # Choosing the labels runs test_step and forward passes, which change only
+        # non-trainable state (seed generators): a copy of the weights to put back
+        # would be a second model in memory.
+        copied = []
+        real = signatures._put_back_variables
+
+        def recording(variables):
+            copied.extend(v for v in variables if v.trainable)
+            return real(variables)
+
+        with mock.patch.object(signatures, "_put_back_variables", recording):
+            api.export_saved_model(
+                api.ExportRequest(
+                    builder=f"{_MODULE}:classifier",
+                    output_dir=self.tmp,
+                    modes="serve,eval,train",
+                )
+            )
+        self.assertEqual([v.name for v in copied], [])
 
     def test_each_variable_is_stored_once(self):
         model = classifier()
