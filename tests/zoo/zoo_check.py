@@ -10,7 +10,6 @@ BatchNormalization's moving statistics and lowers the loss, a second export give
 same bytes, and `saved_model_cli` reads it.
 """
 
-import contextlib
 import importlib
 import os
 import subprocess
@@ -152,20 +151,15 @@ class ZooTest(rule_test.SavedModelTest):
         cls.model.make_test_function(force=True)
         return cls.model.evaluate(_dataset(cls.x, y), verbose=0, return_dict=True)
 
-    @contextlib.contextmanager
     def _exported_state_kept(self):
         """Puts the loaded export's variables back after train calls."""
-        variables = [
-            *self.loaded.model_variables,
-            *self.loaded.metric_variables,
-            *self.loaded.optimizer_variables,
-        ]
-        values = [v.numpy() for v in variables]
-        try:
-            yield
-        finally:
-            for variable, value in zip(variables, values, strict=True):
-                variable.assign(value)
+        return signatures._put_back_variables(
+            [
+                *self.loaded.model_variables,
+                *self.loaded.metric_variables,
+                *self.loaded.optimizer_variables,
+            ]
+        )
 
     def test_sample_batch_serves_like_keras(self):
         serve = self.loaded.signatures[signatures.SERVING_KEY]
