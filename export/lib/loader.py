@@ -21,8 +21,17 @@ from typing import Any
 
 import keras
 import tensorflow as tf
+from tensorflow.python.saved_model import loader_impl
 
-from export.lib import interface, lambda_code, layer_state, sources, writer
+from export.lib import (
+    interface,
+    lambda_code,
+    layer_state,
+    options,
+    signatures,
+    sources,
+    writer,
+)
 
 _MODEL_KEY = "model_variables/"
 _OPTIMIZER_KEY = "optimizer_variables/"
@@ -56,9 +65,15 @@ def load_keras_model(
                 f"cannot re-create the model in {export_dir}: {e}"
             ) from None
     model = sources.deserialize_model(config, objects, safe_mode)
-    if interface.is_subclassed(model):
-        # Re-created subclassed models are built but have not created all variables.
-        interface.describe_model(model)
+    assets_dir = os.path.join(export_dir, writer.ASSETS_DIR)
+    subclassed = interface.is_subclassed(model)
+    if subclassed:
+        # Re-created subclassed models are built but have not created all variables:
+        # called once on inputs of the serving signature's shapes and dtypes, which
+        # the model's config does not record (strings, ids), with the vocabularies
+        # their lookups need to run.
+        layer_state.load_layer_assets(model, assets_dir)
+        interface.describe_model(model, _serving_input_specs(export_dir))
 
     prefix = os.path.join(export_dir, "variables", "variables")
     saved = [name for name, _ in tf.train.list_variables(prefix)]
@@ -78,8 +93,21 @@ def load_keras_model(
             )
     # Metric variables are not restored into the Keras model.
     _restore_one_by_one(export_dir, prefix, objects)
-    layer_state.restore_layer_state(model, os.path.join(export_dir, writer.ASSETS_DIR))
+    layer_state.restore_layer_state(model, assets_dir, with_assets=not subclassed)
     return model
+
+
+def _serving_input_specs(export_dir: str) -> dict[str, options.LabelSpec]:
+    """The serving signature's inputs, read from saved_model.pb (or .pbtxt)."""
+    meta_graph = loader_impl.parse_saved_model(export_dir).meta_graphs[0]
+    inputs = meta_graph.signature_def[signatures.SERVING_KEY].inputs
+    return {
+        name: options.LabelSpec(
+            tuple(None if d.size < 0 else d.size for d in info.tensor_shape.dim),
+            tf.as_dtype(info.dtype).name,
+        )
+        for name, info in inputs.items()
+    }
 
 
 def _restore_one_by_one(
