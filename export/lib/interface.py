@@ -267,8 +267,9 @@ def _argument_descs(model, arguments, build_config, declared, dtype):
         known = [a for a in arguments if recorded[a] is not None]
         raise InterfaceError(
             f"the subclassed model {type(model).__name__} takes {', '.join(arguments)} in"
-            f" call(), but Keras recorded the shape of {', '.join(known) or 'none'} of"
-            f" them (its default build() records the first argument's only)",
+            " call(), but Keras recorded the shape of"
+            f" {' and '.join(known) + ' alone' if known else 'none of them'} (its default"
+            " build() records the first argument's only)",
             [
                 "declare the shape and dtype of each, e.g. ",
                 setting("input_specs", {a: "None,8:float32" for a in missing}),
@@ -306,7 +307,7 @@ def _declared(model, inputs, declared, dtypes_known: bool) -> tuple[TensorDesc, 
             f" inputs, as the serving signature names them: {', '.join(names)})",
             [
                 "name each input spec after one of those inputs, e.g. ",
-                setting("input_specs", {names[0]: _spec_text(inputs[0], declared)}),
+                setting("input_specs", {names[0]: _spec_text(declared[unknown[0]])}),
             ],
             settings=("input_specs",),
         )
@@ -339,7 +340,7 @@ def _declared(model, inputs, declared, dtypes_known: bool) -> tuple[TensorDesc, 
                 f" {what} there",
                 [
                     "declare what the model takes (None for a size that varies), e.g. ",
-                    setting("input_specs", {desc.name: _spec_text(told, {})}),
+                    setting("input_specs", {desc.name: _spec_text(told)}),
                     ", or leave the input out of ",
                     setting("input_specs"),
                 ],
@@ -354,11 +355,9 @@ def _shape_text(shape) -> str:
     return ",".join("None" if d is None else str(d) for d in shape)
 
 
-def _spec_text(desc: TensorDesc, declared) -> str:
-    spec = declared.get(desc.name)
-    if spec is not None:
-        return f"{_shape_text(spec.shape)}:{spec.dtype}"
-    return f"{_shape_text(desc.shape or (None,))}:{desc.dtype}"
+def _spec_text(spec) -> str:
+    """A TensorDesc or LabelSpec as input_specs spells it: `None,16:float32`."""
+    return f"{_shape_text(spec.shape)}:{spec.dtype}"
 
 
 def _call_error(model, inputs, guessed, error) -> InterfaceError:

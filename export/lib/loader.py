@@ -14,6 +14,8 @@ A lambda that uses its module's globals (`ops`, `np`, a constant) is re-created 
 the globals of the module the export names for it (lambda_code), not Keras's own.
 """
 
+import collections
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -21,6 +23,7 @@ from typing import Any
 
 import keras
 import tensorflow as tf
+from keras.src.backend.common import global_state
 from tensorflow.python.saved_model import loader_impl
 
 from export.lib import (
@@ -64,7 +67,8 @@ def load_keras_model(
             raise ValueError(
                 f"cannot re-create the model in {export_dir}: {e}"
             ) from None
-    model = sources.deserialize_model(config, objects, safe_mode)
+    with _names_of_a_fresh_session():
+        model = sources.deserialize_model(config, objects, safe_mode)
     assets_dir = os.path.join(export_dir, writer.ASSETS_DIR)
     subclassed = interface.is_subclassed(model)
     if subclassed:
@@ -95,6 +99,21 @@ def load_keras_model(
     _restore_one_by_one(export_dir, prefix, objects)
     layer_state.restore_layer_state(model, assets_dir, with_assets=not subclassed)
     return model
+
+
+@contextlib.contextmanager
+def _names_of_a_fresh_session():
+    """Names the layers re-created without a name in the config (a subclassed model's
+    own sublayers) as the export named them, in the fresh Keras session it built the
+    model in: `text_vectorization`, not `text_vectorization_1` after another model
+    made one in this process. Their assets are found by those names (layer_state).
+    Keras keeps its name counters in this global attribute (keras.utils.get_uid)."""
+    counters = global_state.get_global_attribute("object_name_uids")
+    global_state.set_global_attribute("object_name_uids", collections.defaultdict(int))
+    try:
+        yield
+    finally:
+        global_state.set_global_attribute("object_name_uids", counters)
 
 
 def _serving_input_specs(export_dir: str) -> dict[str, options.LabelSpec]:
