@@ -222,9 +222,14 @@ class ErrorTest(absltest.TestCase):
         )
 
     def test_subclassed_call_fails_on_zeros(self):
+        # Zeros of a guessed dtype: the input may not be float, which input_specs says.
         self.assertExportError(
-            "--builder",
-            ["calling the subclassed model PositiveOnly on zeros", "must be positive"],
+            "--builder/--input_specs",
+            [
+                "calling the subclassed model PositiveOnly on zeros",
+                "must be positive",
+                "--input_specs=input_1=None,3:string",
+            ],
             builder=f"{M}:rejects_zeros",
         )
 
