@@ -89,6 +89,22 @@ SETTINGS = [
         "set_by": "user",
     },
     {
+        "name": "input_specs",
+        "type": "string_dict",
+        "default": {},
+        "doc": "Input name to `\"SHAPE:DTYPE\"`, spelled as in `label_specs` (e.g. " +
+               "`\"None:string\"`), for inputs the exporter cannot know: a subclassed " +
+               "model records the shapes it was called on, not their dtypes, so its " +
+               "inputs are taken as float32 of those shapes unless declared here. The " +
+               "names are those of the serving signature: `input_1` for a call() " +
+               "taking one tensor, the keys of a dict, `input_1`, `input_2`... of a " +
+               "list, and the parameter names of a call() taking several tensors " +
+               "(`call(self, x, y)`: `x` and `y`). Used by every signature, the eval " +
+               "and train probes and verify; a declared shape must agree with the " +
+               "recorded one (None matches any size).",
+        "set_by": "user",
+    },
+    {
         "name": "as_text",
         "type": "bool",
         "default": False,

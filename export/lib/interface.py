@@ -9,7 +9,8 @@ as Keras 2 did, or by their dict keys).
 
 import contextlib
 import dataclasses
-from collections.abc import Sequence
+import inspect
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
@@ -17,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from export.lib import errors
+from export.lib.errors import setting
 
 # Size first tried for unknown non-batch dims when a concrete tensor is needed (zeros,
 # random verification inputs): big enough for typical convolution strides and pooling.
@@ -73,9 +75,18 @@ class ModelInterface:
     output_struct: Any
     subclassed: bool
     samples: SampleValues = SampleValues()
+    # call() takes the inputs as separate arguments (`call(self, x, y)`): input_struct
+    # is a tuple of them, and the model is called as model(x, y).
+    separate_arguments: bool = False
 
     def pack_inputs(self, flat: Sequence[Any]) -> Any:
         return keras.tree.pack_sequence_as(self.input_struct, list(flat))
+
+    def call(self, model: keras.Model, x: Any, training: bool = False) -> Any:
+        """Calls the model on inputs packed by pack_inputs, as Keras users call it."""
+        if self.separate_arguments:
+            return model(*x, training=training)
+        return model(x, training=training)
 
     def pack_targets(self, flat: Sequence[Any]) -> Any:
         # Targets mirror the model's output structure so compiled losses line up.
@@ -92,12 +103,27 @@ class ModelInterface:
         }
 
 
-class InterfaceError(Exception):
-    """The model's inputs or outputs cannot be described; carries the cause and a fix."""
+# Stands for the setting the model comes from (builder or src) in InterfaceError.
+SOURCE = "source"
 
-    def __init__(self, cause: str, fix: str, details: str | None = None):
+
+class InterfaceError(Exception):
+    """The model's inputs or outputs cannot be described; carries the cause and a fix.
+
+    `settings` are the settings at fault: SOURCE (the model's builder or src), and
+    input_specs where declaring the inputs is the fix.
+    """
+
+    def __init__(
+        self,
+        cause: str,
+        fix: Any,
+        details: str | None = None,
+        settings: tuple[str, ...] = (SOURCE,),
+    ):
         super().__init__(cause)
         self.cause, self.fix, self.details = cause, fix, details
+        self.settings = settings
 
 
 def is_subclassed(model: keras.Model) -> bool:
@@ -107,10 +133,17 @@ def is_subclassed(model: keras.Model) -> bool:
     return not hasattr(model, "_inputs_struct")
 
 
-def describe_model(model: keras.Model) -> ModelInterface:
-    """Describes inputs/outputs; calls a subclassed model once (creating its variables)."""
+def describe_model(
+    model: keras.Model, input_specs: Mapping[str, Any] | None = None
+) -> ModelInterface:
+    """Describes inputs/outputs; calls a subclassed model once (creating its variables).
+
+    input_specs: input name -> declared shape and dtype (options.LabelSpec), which a
+    subclassed model does not record; checked against what the model does record.
+    """
+    declared = dict(input_specs or {})
     if is_subclassed(model):
-        return _describe_subclassed(model)
+        return _describe_subclassed(model, declared)
     if isinstance(model, keras.Sequential):
         in_struct, out_struct = model.inputs[0], model.outputs[0]
         out_names = [model.layers[-1].name]
@@ -124,7 +157,7 @@ def describe_model(model: keras.Model) -> ModelInterface:
     outputs = _descs(
         out_struct, lambda i, t: fallback[i] if fallback else f"output_{i + 1}"
     )
-    inputs = _unique(inputs)
+    inputs = _declared(model, _unique(inputs), declared, dtypes_known=True)
     samples = _graph_samples(model, in_struct, inputs)
     if _has_unknown_dims(inputs):
         # A model that accepts no size fails later, when tracing says more about why.
@@ -135,24 +168,33 @@ def describe_model(model: keras.Model) -> ModelInterface:
     )
 
 
-def _describe_subclassed(model: keras.Model) -> ModelInterface:
+def _describe_subclassed(
+    model: keras.Model, declared: Mapping[str, Any]
+) -> ModelInterface:
+    name = type(model).__name__
     build_config = model.get_build_config() or {}
     shapes = build_config.get("input_shape")
-    if shapes is None and build_config.get("shapes_dict"):
+    dtype = str(getattr(model, "input_dtype", None) or "float32")
+    arguments = _tensor_arguments(model)
+    separate = len(arguments) > 1
+    if separate:
+        struct: Any = tuple(range(len(arguments)))
+        inputs = _argument_descs(model, arguments, build_config, declared, dtype)
+    elif shapes is None and build_config.get("shapes_dict"):
         raise InterfaceError(
-            f"the subclassed model {type(model).__name__} takes several tensor arguments"
-            " in call(), which a signature cannot map",
-            "make call() take one tensor, or one list or dict of tensors",
+            f"the subclassed model {name} was built through build() with the shapes of"
+            f" {', '.join(build_config['shapes_dict'])}, but its call() takes one tensor",
+            "make call() take one tensor, one list or dict of tensors, or each tensor as"
+            " an argument of its own, with build() taking their shapes",
         )
-    if shapes is None:
+    elif shapes is None:
         raise InterfaceError(
-            f"the subclassed model {type(model).__name__} records no input shape",
+            f"the subclassed model {name} records no input shape",
             "build it in the builder with model.build(input_shape) or by calling it once on a"
             " batch, so the exporter knows its input shape",
         )
-    dtype = str(getattr(model, "input_dtype", None) or "float32")
-    if _is_shape(shapes):
-        struct: Any = 0
+    elif _is_shape(shapes):
+        struct = 0
         inputs = (TensorDesc("input_1", _batch_polymorphic(shapes), dtype),)
     elif isinstance(shapes, dict):
         keys = list(keras.tree.flatten({k: k for k in shapes}))
@@ -168,28 +210,191 @@ def _describe_subclassed(model: keras.Model) -> ModelInterface:
         )
     else:
         raise InterfaceError(
-            f"the subclassed model {type(model).__name__} was built with input shape"
+            f"the subclassed model {name} was built with input shape"
             f" {shapes!r}, which is not a shape, a list of shapes or a dict of shapes",
             "make call() take a single tensor, a list or a dict of tensors",
         )
+    guessed = [d for d in inputs if d.name not in declared]
+    inputs = _declared(model, _unique(inputs), declared, dtypes_known=False)
     samples = _layer_samples(model, inputs)
     try:
         # Creates the variables (build() alone may not) and reveals the outputs.
-        out_struct, samples = _call_on_samples(model, struct, inputs, samples)
+        out_struct, samples = _call_on_samples(model, struct, inputs, samples, separate)
     except Exception as e:  # noqa: BLE001 - user code: report whatever it raised
-        raise InterfaceError(
-            f"calling the subclassed model {type(model).__name__} on zeros shaped like its"
-            f" recorded input shape {shapes!r} failed ({errors.describe_exception(e)})",
-            "make call() accept one tensor, a list or a dict of tensors of that shape",
-            errors.format_traceback(e),
-        ) from None
+        raise _call_error(model, inputs, guessed, e) from None
     outputs = _descs(
         out_struct,
         lambda i, t: f"output_{i + 1}",
         shape_of=lambda t: _batch_polymorphic(t.shape),
     )
     return ModelInterface(
-        _unique(inputs), _unique(outputs), struct, out_struct, True, samples
+        inputs,
+        _unique(outputs),
+        struct,
+        out_struct,
+        True,
+        samples,
+        separate_arguments=separate,
+    )
+
+
+def _tensor_arguments(model: keras.Model) -> tuple[str, ...]:
+    """The names of the arguments call() requires (`call(self, x, y)`: x and y), which
+    Keras's own export passes positionally; `training` and `mask` are Keras's."""
+    try:
+        parameters = inspect.signature(model.call).parameters.values()
+    except (TypeError, ValueError):
+        return ()
+    return tuple(
+        p.name
+        for p in parameters
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        and p.default is p.empty
+        and p.name not in ("training", "mask")
+    )
+
+
+def _argument_descs(model, arguments, build_config, declared, dtype):
+    """The inputs of a call() taking several tensors: shapes from build()'s record
+    (`x_shape`, `y_shape`: Keras's own names for them) or, for the first argument
+    alone, Keras's default build; the others must be declared."""
+    shapes_dict = build_config.get("shapes_dict") or {}
+    recorded = {a: shapes_dict.get(f"{a}_shape") for a in arguments}
+    if not shapes_dict and build_config.get("input_shape") is not None:
+        recorded[arguments[0]] = build_config["input_shape"]
+    missing = [a for a in arguments if recorded[a] is None and a not in declared]
+    if missing:
+        known = [a for a in arguments if recorded[a] is not None]
+        raise InterfaceError(
+            f"the subclassed model {type(model).__name__} takes {', '.join(arguments)} in"
+            " call(), but Keras recorded the shape of"
+            f" {' and '.join(known) + ' alone' if known else 'none of them'} (its default"
+            " build() records the first argument's only)",
+            [
+                "declare the shape and dtype of each, e.g. ",
+                setting("input_specs", {a: "None,8:float32" for a in missing}),
+                (
+                    ", or give the model a build() taking the shape of each,"
+                    f" build(self, {', '.join(a + '_shape' for a in arguments)})"
+                ),
+            ],
+            settings=(SOURCE, "input_specs"),
+        )
+    descs = []
+    for argument in arguments:
+        shape = recorded[argument]
+        if shape is not None and not _is_shape(shape):
+            raise InterfaceError(
+                f"the subclassed model {type(model).__name__} takes a nested structure"
+                f" as the argument {argument} of call(), which a signature cannot map",
+                "make each argument of call() one tensor, or take one list or dict of"
+                " tensors",
+            )
+        shape = _batch_polymorphic(shape) if shape is not None else None
+        descs.append(TensorDesc(argument, shape, dtype))
+    return tuple(descs)
+
+
+def _declared(model, inputs, declared, dtypes_known: bool) -> tuple[TensorDesc, ...]:
+    """`inputs` with the shapes and dtypes of input_specs, which must name inputs of
+    the model and agree with the shapes it records (and dtypes, where it has them)."""
+    names = [d.name for d in inputs]
+    unknown = sorted(set(declared) - set(names))
+    model_name = f"{type(model).__name__} '{model.name}'"
+    if unknown:
+        raise InterfaceError(
+            f"{', '.join(unknown)} is not an input of the model {model_name} (its"
+            f" inputs, as the serving signature names them: {', '.join(names)})",
+            [
+                "name each input spec after one of those inputs, e.g. ",
+                setting("input_specs", {names[0]: _spec_text(declared[unknown[0]])}),
+            ],
+            settings=("input_specs",),
+        )
+    result = []
+    for desc in inputs:
+        spec = declared.get(desc.name)
+        if spec is None:
+            result.append(desc)
+            continue
+        agrees = desc.shape is None or (
+            len(spec.shape) == len(desc.shape)
+            and all(
+                a is None or b is None or a == b
+                for a, b in zip(spec.shape, desc.shape, strict=True)
+            )
+        )
+        if dtypes_known and spec.dtype != desc.dtype:
+            agrees = False
+        if not agrees:
+            told = desc if dtypes_known else dataclasses.replace(desc, dtype=spec.dtype)
+            recorded = "takes" if dtypes_known else "was called on the shape"
+            what = (
+                f"{_shape_text(desc.shape)}:{desc.dtype}"
+                if dtypes_known
+                else (_shape_text(desc.shape))
+            )
+            raise InterfaceError(
+                f"the input spec '{_shape_text(spec.shape)}:{spec.dtype}' of"
+                f" '{desc.name}' contradicts the model {model_name}, which {recorded}"
+                f" {what} there",
+                [
+                    "declare what the model takes (None for a size that varies), e.g. ",
+                    setting("input_specs", {desc.name: _spec_text(told)}),
+                    ", or leave the input out of ",
+                    setting("input_specs"),
+                ],
+                settings=("input_specs",),
+            )
+        result.append(TensorDesc(desc.name, tuple(spec.shape), spec.dtype))
+    return tuple(result)
+
+
+def _shape_text(shape) -> str:
+    """A shape as input_specs and label_specs spell it: `None,16`."""
+    return ",".join("None" if d is None else str(d) for d in shape)
+
+
+def _spec_text(spec) -> str:
+    """A TensorDesc or LabelSpec as input_specs spells it: `None,16:float32`."""
+    return f"{_shape_text(spec.shape)}:{spec.dtype}"
+
+
+def _call_error(model, inputs, guessed, error) -> InterfaceError:
+    """Why calling a subclassed model on sample inputs failed: on guessed float inputs,
+    most likely their dtype (strings, ids), which input_specs declares."""
+    name = type(model).__name__
+    shown = ", ".join(f"{d.name} {_shape_text(d.shape)}:{d.dtype}" for d in inputs)
+    cause = errors.describe_exception(error)
+    details = errors.format_traceback(error)
+    if guessed:
+        example = {d.name: f"{_shape_text(d.shape)}:string" for d in guessed[:1]}
+        return InterfaceError(
+            f"calling the subclassed model {name} on zeros shaped like its recorded"
+            f" inputs ({shown}) failed ({cause}); Keras records a subclassed model's"
+            " input shapes but not their dtypes, so the exporter took them as"
+            f" {guessed[0].dtype}, which they may not be",
+            [
+                "declare each input's shape and dtype, e.g. ",
+                setting("input_specs", example),
+                (
+                    " for a text input; or, if they are float, make call() accept a"
+                    " batch of that shape"
+                ),
+            ],
+            details,
+            settings=(SOURCE, "input_specs"),
+        )
+    return InterfaceError(
+        f"calling the subclassed model {name} on sample inputs of its input specs"
+        f" ({shown}) failed ({cause})",
+        [
+            "declare in ",
+            setting("input_specs"),
+            " the shapes and dtypes call() takes, or make call() accept them",
+        ],
+        details,
+        settings=(SOURCE, "input_specs"),
     )
 
 
@@ -197,7 +402,9 @@ def _has_unknown_dims(descs: Sequence[TensorDesc]) -> bool:
     return any(d is None for desc in descs for d in desc.shape[1:])
 
 
-def _call_on_samples(model, struct, inputs, samples: SampleValues):
+def _call_on_samples(
+    model, struct, inputs, samples: SampleValues, separate_arguments: bool = False
+):
     """Calls the model on a batch of sample zeros; returns (outputs, samples used).
 
     With unknown non-batch dims, sizes are tried from UNKNOWN_DIM down until the model
@@ -212,7 +419,11 @@ def _call_on_samples(model, struct, inputs, samples: SampleValues):
         trial = dataclasses.replace(samples, unknown_dim=size)
         zeros = [tf.constant(z) for z in zeros_for(inputs, samples=trial)]
         try:
-            outputs = model(keras.tree.pack_sequence_as(struct, zeros), training=False)
+            packed = keras.tree.pack_sequence_as(struct, zeros)
+            if separate_arguments:
+                outputs = model(*packed, training=False)
+            else:
+                outputs = model(packed, training=False)
         except Exception as e:  # noqa: BLE001 - user code: try the next size
             first_error = first_error or e
             continue

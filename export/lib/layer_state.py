@@ -70,13 +70,26 @@ def write_layer_assets(model: keras.Model, assets_dir: str) -> None:
         os.rmdir(root)
 
 
-def restore_layer_state(model: keras.Model, assets_dir: str) -> None:
-    """Runs the layers' own loading hooks once the checkpoint is restored."""
+def restore_layer_state(
+    model: keras.Model, assets_dir: str, with_assets: bool = True
+) -> None:
+    """Runs the layers' own loading hooks once the checkpoint is restored; without
+    `with_assets` when load_layer_assets has already given them their assets."""
     root = os.path.join(assets_dir, LAYER_ASSETS_DIR)
     for path, layer in named_layers(model):
         folder = os.path.join(root, *path.split("/"))
         if _has_own_loading(layer):
             layer.load_own_variables(_own_store(layer, folder))
+        if with_assets and hasattr(layer, "load_assets") and os.path.isdir(folder):
+            layer.load_assets(folder)
+
+
+def load_layer_assets(model: keras.Model, assets_dir: str) -> None:
+    """Gives the layers their assets (vocabularies) alone: what a model needs before
+    it can be called on its inputs, when its variables are not yet restored."""
+    root = os.path.join(assets_dir, LAYER_ASSETS_DIR)
+    for path, layer in named_layers(model):
+        folder = os.path.join(root, *path.split("/"))
         if hasattr(layer, "load_assets") and os.path.isdir(folder):
             layer.load_assets(folder)
 

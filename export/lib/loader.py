@@ -14,6 +14,8 @@ A lambda that uses its module's globals (`ops`, `np`, a constant) is re-created 
 the globals of the module the export names for it (lambda_code), not Keras's own.
 """
 
+import collections
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -21,8 +23,18 @@ from typing import Any
 
 import keras
 import tensorflow as tf
+from keras.src.backend.common import global_state
+from tensorflow.python.saved_model import loader_impl
 
-from export.lib import interface, lambda_code, layer_state, sources, writer
+from export.lib import (
+    interface,
+    lambda_code,
+    layer_state,
+    options,
+    signatures,
+    sources,
+    writer,
+)
 
 _MODEL_KEY = "model_variables/"
 _OPTIMIZER_KEY = "optimizer_variables/"
@@ -55,10 +67,17 @@ def load_keras_model(
             raise ValueError(
                 f"cannot re-create the model in {export_dir}: {e}"
             ) from None
-    model = sources.deserialize_model(config, objects, safe_mode)
-    if interface.is_subclassed(model):
-        # Re-created subclassed models are built but have not created all variables.
-        interface.describe_model(model)
+    with _names_of_a_fresh_session():
+        model = sources.deserialize_model(config, objects, safe_mode)
+    assets_dir = os.path.join(export_dir, writer.ASSETS_DIR)
+    subclassed = interface.is_subclassed(model)
+    if subclassed:
+        # Re-created subclassed models are built but have not created all variables:
+        # called once on inputs of the serving signature's shapes and dtypes, which
+        # the model's config does not record (strings, ids), with the vocabularies
+        # their lookups need to run.
+        layer_state.load_layer_assets(model, assets_dir)
+        interface.describe_model(model, _serving_input_specs(export_dir))
 
     prefix = os.path.join(export_dir, "variables", "variables")
     saved = [name for name, _ in tf.train.list_variables(prefix)]
@@ -78,8 +97,36 @@ def load_keras_model(
             )
     # Metric variables are not restored into the Keras model.
     _restore_one_by_one(export_dir, prefix, objects)
-    layer_state.restore_layer_state(model, os.path.join(export_dir, writer.ASSETS_DIR))
+    layer_state.restore_layer_state(model, assets_dir, with_assets=not subclassed)
     return model
+
+
+@contextlib.contextmanager
+def _names_of_a_fresh_session():
+    """Names the layers re-created without a name in the config (a subclassed model's
+    own sublayers) as the export named them, in the fresh Keras session it built the
+    model in: `text_vectorization`, not `text_vectorization_1` after another model
+    made one in this process. Their assets are found by those names (layer_state).
+    Keras keeps its name counters in this global attribute (keras.utils.get_uid)."""
+    counters = global_state.get_global_attribute("object_name_uids")
+    global_state.set_global_attribute("object_name_uids", collections.defaultdict(int))
+    try:
+        yield
+    finally:
+        global_state.set_global_attribute("object_name_uids", counters)
+
+
+def _serving_input_specs(export_dir: str) -> dict[str, options.LabelSpec]:
+    """The serving signature's inputs, read from saved_model.pb (or .pbtxt)."""
+    meta_graph = loader_impl.parse_saved_model(export_dir).meta_graphs[0]
+    inputs = meta_graph.signature_def[signatures.SERVING_KEY].inputs
+    return {
+        name: options.LabelSpec(
+            tuple(None if d.size < 0 else d.size for d in info.tensor_shape.dim),
+            tf.as_dtype(info.dtype).name,
+        )
+        for name, info in inputs.items()
+    }
 
 
 def _restore_one_by_one(

@@ -16,7 +16,7 @@ from export.lib.errors import ExportError, setting
 
 MODES = ("serve", "eval", "train")
 
-# Dtype names accepted in label_specs (TensorFlow's canonical names).
+# Dtype names accepted in label_specs and input_specs (TensorFlow's canonical names).
 LABEL_DTYPES = (
     "bool",
     "bfloat16",
@@ -73,6 +73,8 @@ class ModelSource:
     custom_object_values: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     allow_unsafe_deserialization: bool = False
     seed: int = 0
+    # Input name -> declared shape and dtype (input_specs): what the model is called on.
+    input_specs: Mapping[str, LabelSpec] = dataclasses.field(default_factory=dict)
 
     @property
     def setting(self) -> str:
@@ -224,73 +226,115 @@ def parse_shape(text: str) -> tuple[int | None, ...]:
     return tuple(dims)
 
 
-def parse_label_spec(text: str) -> tuple[str, LabelSpec]:
+# What each `NAME=SHAPE:DTYPE` setting names, and a spec of it written right.
+_SPEC_SETTINGS = {
+    "label_specs": (
+        "OUTPUT_NAME",
+        "output",
+        "label",
+        "probs",
+        ("None,10:float32", "None:int64"),
+    ),
+    "input_specs": (
+        "INPUT_NAME",
+        "input",
+        "input",
+        "input_1",
+        ("None:string", "None,8:float32"),
+    ),
+}
+
+
+def parse_spec(name_of_setting: str, text: str) -> tuple[str, LabelSpec]:
+    """Parses `NAME=SHAPE:DTYPE` of label_specs or input_specs (one syntax for both)."""
+    placeholder, what, kind, default_example, examples = _SPEC_SETTINGS[name_of_setting]
     name, sep, rest = text.partition("=")
     shape_text, colon, dtype = rest.rpartition(":")
-    example = name if sep and name else "probs"
+    example = name if sep and name else default_example
     fix = [
         "write it like ",
-        setting("label_specs", {example: "None,10:float32"}),
+        setting(name_of_setting, {example: examples[0]}),
         " or ",
-        setting("label_specs", {example: "None:int64"}),
+        setting(name_of_setting, {example: examples[1]}),
         (
-            " (the output's name, its shape as comma-separated dims with None for the"
+            f" (the {what}'s name, its shape as comma-separated dims with None for the"
             " batch dim, and a dtype)"
         ),
     ]
     if not sep or not name:
         raise ExportError(
-            "label_specs", f"'{text}' is not of the form OUTPUT_NAME=SHAPE:DTYPE", fix
+            name_of_setting,
+            f"'{text}' is not of the form {placeholder}=SHAPE:DTYPE",
+            fix,
         )
     if not colon:
         raise ExportError(
-            "label_specs",
-            f"the label spec '{rest}' of '{name}' is not of the form SHAPE:DTYPE",
+            name_of_setting,
+            f"the {kind} spec '{rest}' of '{name}' is not of the form SHAPE:DTYPE",
             fix,
         )
     try:
         shape = parse_shape(shape_text)
     except ValueError as e:
         raise ExportError(
-            "label_specs",
-            f"the label spec '{rest}' of '{name}' has the dimension '{e}', which is not"
+            name_of_setting,
+            f"the {kind} spec '{rest}' of '{name}' has the dimension '{e}', which is not"
             " an integer or None",
             fix,
         ) from None
     if dtype not in LABEL_DTYPES:
         raise ExportError(
-            "label_specs",
-            f"the label spec '{rest}' of '{name}' has the dtype '{dtype}', which is not"
+            name_of_setting,
+            f"the {kind} spec '{rest}' of '{name}' has the dtype '{dtype}', which is not"
             f" one of {', '.join(LABEL_DTYPES)}",
             fix,
         )
     return name, LabelSpec(shape, dtype)
 
 
-def parse_label_specs(
-    values: Sequence[str] | Mapping[str, Any],
+def parse_label_spec(text: str) -> tuple[str, LabelSpec]:
+    return parse_spec("label_specs", text)
+
+
+def parse_specs(
+    name_of_setting: str, values: Sequence[str] | Mapping[str, Any]
 ) -> dict[str, LabelSpec]:
+    """label_specs or input_specs: `NAME=SHAPE:DTYPE` strings, or a mapping of names
+    to `SHAPE:DTYPE` strings or LabelSpecs."""
     if isinstance(values, Mapping):
         result = {}
         for name, spec in values.items():
             if isinstance(spec, LabelSpec):
                 result[name] = spec
             else:
-                result.update([parse_label_spec(f"{name}={spec}")])
+                result.update([parse_spec(name_of_setting, f"{name}={spec}")])
         return result
     if isinstance(values, str):
         values = [values]
+    _, what, kind, _, _ = _SPEC_SETTINGS[name_of_setting]
     result = {}
     for text in values:
-        name, spec = parse_label_spec(text)
+        name, spec = parse_spec(name_of_setting, text)
         if name in result:
             raise ExportError(
-                "label_specs",
-                f"output '{name}' has more than one label spec",
-                "give one per output",
+                name_of_setting,
+                f"{what} '{name}' has more than one {kind} spec",
+                f"give one per {what}",
             )
         result[name] = spec
     return result
+
+
+def parse_label_specs(
+    values: Sequence[str] | Mapping[str, Any],
+) -> dict[str, LabelSpec]:
+    return parse_specs("label_specs", values)
+
+
+def parse_input_specs(
+    values: Sequence[str] | Mapping[str, Any],
+) -> dict[str, LabelSpec]:
+    return parse_specs("input_specs", values)
 
 
 def read_build_timestamp(path: str) -> int:
@@ -396,6 +440,7 @@ def resolve(request: ExportRequest) -> ResolvedRequest:
     specs, direct = parse_custom_objects(request.custom_objects)
     modes = parse_modes(request.modes)
     label_specs = parse_label_specs(request.label_specs)
+    input_specs = parse_input_specs(request.input_specs)
     version = parse_version(request.version, request.workspace_status_file)
     if not request.output_dir:
         raise ExportError(
@@ -444,6 +489,7 @@ def resolve(request: ExportRequest) -> ResolvedRequest:
         custom_object_values=direct,
         allow_unsafe_deserialization=bool(request.allow_unsafe_deserialization),
         seed=request.seed,
+        input_specs=input_specs,
     )
     return ResolvedRequest(
         request=request,

@@ -269,7 +269,7 @@ def build(
     train_specs = input_specs + [label.spec() for label in labels]
 
     def serve(*args):
-        outputs = model(model_interface.pack_inputs(args), training=False)
+        outputs = model_interface.call(model, model_interface.pack_inputs(args))
         return model_interface.name_outputs(outputs)
 
     def run_step(mode, step, args):
@@ -664,7 +664,7 @@ def _output_shape(model, model_interface, index, sizes, size):
     ]
     arrays = interface.zeros_for(descs, 1, model_interface.samples)
     try:
-        outputs = model(_sample_inputs(model_interface, arrays), training=False)
+        outputs = model_interface.call(model, _sample_inputs(model_interface, arrays))
     except Exception:  # noqa: BLE001 - a size the model does not take
         return None
     return tuple(keras.tree.flatten(outputs)[index].shape)
@@ -680,7 +680,7 @@ def _step_data(model, model_interface, x, descs, make_labels=None):
     if descs is None:
         return keras.utils.pack_x_y_sample_weight(x)
     batch = int(tf.shape(keras.tree.flatten(x)[0])[0])
-    concrete = _concrete_targets(model, x, descs)
+    concrete = _concrete_targets(model, model_interface, x, descs)
     if make_labels is None:
         values = interface.zeros_for(concrete, batch, model_interface.samples)
     else:
@@ -745,7 +745,7 @@ def _found_labels(model, model_interface, step, x, primary, first_error):
     if model_error is not None:
         raise model_error
     metrics_built = _compiled_metrics_built(model)
-    outputs = model(x, training=False)
+    outputs = model_interface.call(model, x)
     candidates = _label_alternatives(model_interface, outputs, primary)
     tried = [primary]
     for candidate in [*candidates, None]:
@@ -858,7 +858,7 @@ def _random_labels(rng, desc, output, batch: int) -> np.ndarray:
 
 def _model_error(model, model_interface, x) -> ExportError | None:
     try:
-        model(x, training=False)
+        model_interface.call(model, x)
     except Exception as e:  # noqa: BLE001 - user model code
         return ExportError(
             ("builder", "src"),
@@ -893,7 +893,7 @@ def _training_state_error(
     model_error = _model_error(model, model_interface, x)
     if model_error is not None:
         return model_error
-    outputs = model(x, training=False)
+    outputs = model_interface.call(model, x)
     shown = _descs_text(targets)
     compiled = _has_loss(model) and step.__name__ == "test_step"
     what, fail, run = (
@@ -946,12 +946,12 @@ def _label_alternatives(model_interface, outputs, targets):
     return [kind for kind in kinds if kind != tuple(targets)]
 
 
-def _concrete_targets(model, x, targets):
+def _concrete_targets(model, model_interface, x, targets):
     """Targets with their unknown non-batch dims sized like the model's outputs on x
     (a sequence model's labels are as long as its input)."""
     if not any(d is None for t in targets for d in t.shape[1:]):
         return targets
-    outputs = keras.tree.flatten(model(x, training=False))
+    outputs = keras.tree.flatten(model_interface.call(model, x))
     result = []
     for target, output in zip(targets, outputs, strict=True):
         known = tuple(output.shape)

@@ -126,9 +126,14 @@ def load_model(source: options.ModelSource) -> LoadedModel:
             " model.build(input_shape) or the model itself on a batch in the builder",
         )
     try:
-        model_interface = interface.describe_model(model)
+        model_interface = interface.describe_model(model, source.input_specs)
     except interface.InterfaceError as e:
-        raise ExportError(source.setting, e.cause, e.fix, e.details) from None
+        at_fault = tuple(
+            source.setting if name == interface.SOURCE else name for name in e.settings
+        )
+        raise ExportError(
+            at_fault[0] if len(at_fault) == 1 else at_fault, e.cause, e.fix, e.details
+        ) from None
     if source.weights:
         _load_weights(model, source)
     _check_finite(model, source)

@@ -62,7 +62,7 @@ def keras_reference(
     tensors = [tf.constant(a) for a in arrays]
     try:
         outputs = model_interface.name_outputs(
-            model(model_interface.pack_inputs(tensors), training=False)
+            model_interface.call(model, model_interface.pack_inputs(tensors))
         )
     except Exception as e:  # noqa: BLE001 - user code: report whatever it raised
         shown = ", ".join(

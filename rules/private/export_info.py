@@ -31,7 +31,7 @@ def read(base_dir: str) -> dict:
 
 def model_source(info: dict) -> options.ModelSource:
     """Where the export's Keras model comes from: its builder or model file, weights,
-    custom objects and seed."""
+    custom objects, seed and declared input specs."""
     specs, _ = options.parse_custom_objects(
         [f"{name}={ref}" for name, ref in info["custom_objects"].items()]
     )
@@ -42,6 +42,7 @@ def model_source(info: dict) -> options.ModelSource:
         custom_objects=specs,
         allow_unsafe_deserialization=info["allow_unsafe_deserialization"],
         seed=info["seed"],
+        input_specs=options.parse_input_specs(info["input_specs"]),
     )
 
 

@@ -148,7 +148,7 @@ def _keras_outputs(loaded: sources.LoadedModel, feeds: dict) -> dict[str, np.nda
     packed = model_interface.pack_inputs(
         [tf.constant(feeds[d.name]) for d in model_interface.inputs]
     )
-    outputs = model_interface.name_outputs(loaded.model(packed, training=False))
+    outputs = model_interface.name_outputs(model_interface.call(loaded.model, packed))
     return {name: np.asarray(value) for name, value in outputs.items()}
 
 
@@ -271,7 +271,7 @@ class SavedModelTest(absltest.TestCase):
             custom_objects,
             safe_mode=not self.source.allow_unsafe_deserialization,
         )
-        model_interface = interface.describe_model(model)
+        model_interface = interface.describe_model(model, self.source.input_specs)
         arrays = interface.random_for(
             model_interface.inputs, _INPUT_SEED, _BATCH, model_interface.samples
         )
@@ -281,7 +281,7 @@ class SavedModelTest(absltest.TestCase):
         keras_outputs = {
             name: np.asarray(value)
             for name, value in model_interface.name_outputs(
-                model(model_interface.pack_inputs(arrays), training=False)
+                model_interface.call(model, model_interface.pack_inputs(arrays))
             ).items()
         }
         del model, model_interface

@@ -55,13 +55,15 @@ def _load_keras_model(task: dict):
 
 
 def keras_load(task: dict) -> dict[str, np.ndarray]:
-    from export.lib import interface
+    from export.lib import interface, options
 
     model = _load_keras_model(task)
     arrays = load_arrays(task["inputs"])
-    desc = interface.describe_model(model)
+    input_specs = options.parse_input_specs(task.get("input_specs", {}))
+    desc = interface.describe_model(model, input_specs)
     inputs = desc.pack_inputs([tf.constant(arrays[d.name]) for d in desc.inputs])
-    result = {k: np.asarray(v) for k, v in desc.name_outputs(model(inputs)).items()}
+    outputs = desc.name_outputs(desc.call(model, inputs))
+    result = {k: np.asarray(v) for k, v in outputs.items()}
     for i, variable in enumerate(model.variables):
         result[f"variable_{i}"] = np.asarray(variable.numpy())
     if getattr(model, "optimizer", None) is not None and model.optimizer.built:

@@ -16,6 +16,8 @@ from export.lib.errors import ExportError
 from tests.export import testmodels, testutil
 
 M = testmodels.MODULE
+# keras.io's text classifier as a subclass: raw strings in (tests/zoo/subclassed.py).
+TEXT_SUBCLASS = "tests.zoo.subclassed:review_model"
 
 
 class ErrorTest(absltest.TestCase):
@@ -128,11 +130,88 @@ class ErrorTest(absltest.TestCase):
             builder=f"{M}:no_config",
         )
 
-    def test_subclassed_call_with_two_tensors(self):
+    # input_specs: what a subclassed model does not record.
+
+    def test_subclassed_string_input_guessed_float(self):
         self.assertExportError(
-            "--builder",
-            ["several tensor arguments", "Make call() take one tensor"],
-            builder=f"{M}:two_call_arguments",
+            "--builder/--input_specs",
+            [
+                "calling the subclassed model ReviewModel on zeros",
+                "Cast float to string",
+                "not their dtypes",
+                "took them as float32, which they may not be",
+                "--input_specs=input_1=None:string",
+            ],
+            builder=TEXT_SUBCLASS,
+        )
+
+    def test_input_spec_naming_no_input(self):
+        self.assertExportError(
+            "--input_specs",
+            [
+                "text is not an input of the model ReviewModel",
+                "names them: input_1",
+                "--input_specs=input_1=None:string",
+            ],
+            builder=TEXT_SUBCLASS,
+            input_specs={"text": "None:string"},
+        )
+
+    def test_bad_input_specs_syntax(self):
+        for spec, phrase in (
+            ("input_1=None:str", "the dtype 'str', which is not one of"),
+            ("input_1=None,x:string", "dimension 'x'"),
+            ("input_1", "INPUT_NAME=SHAPE:DTYPE"),
+        ):
+            with self.subTest(spec=spec):
+                self.assertExportError(
+                    "--input_specs",
+                    [phrase, "--input_specs=input_1=None:string"],
+                    builder=TEXT_SUBCLASS,
+                    input_specs=[spec],
+                )
+
+    def test_input_spec_contradicting_the_recorded_shape(self):
+        self.assertExportError(
+            "--input_specs",
+            [
+                "the input spec 'None,3:string' of 'input_1' contradicts the model",
+                "was called on the shape None there",
+                "--input_specs=input_1=None:string",
+            ],
+            builder=TEXT_SUBCLASS,
+            input_specs={"input_1": "None,3:string"},
+        )
+
+    def test_input_spec_contradicting_a_functional_input(self):
+        self.assertExportError(
+            "--input_specs",
+            [
+                "'None,8:int32' of 'features' contradicts the model",
+                "takes None,8:float32 there",
+                "--input_specs=features=None,8:float32",
+            ],
+            builder=f"{M}:mlp",
+            input_specs={"features": "None,8:int32"},
+        )
+
+    def test_declared_input_the_model_rejects(self):
+        self.assertExportError(
+            "--builder/--input_specs",
+            ["on sample inputs of its input specs (input_1 None:int64)"],
+            builder=TEXT_SUBCLASS,
+            input_specs={"input_1": "None:int64"},
+        )
+
+    def test_second_call_argument_without_shape(self):
+        self.assertExportError(
+            "--builder/--input_specs",
+            [
+                "takes a, b in call(), but Keras recorded the shape of a alone",
+                "--input_specs=b=None,8:float32",
+                "build(self, a_shape, b_shape)",
+            ],
+            builder=f"{M}:two_arguments_default_build",
         )
 
     def test_subclassed_without_input_shape(self):
@@ -143,9 +222,14 @@ class ErrorTest(absltest.TestCase):
         )
 
     def test_subclassed_call_fails_on_zeros(self):
+        # Zeros of a guessed dtype: the input may not be float, which input_specs says.
         self.assertExportError(
-            "--builder",
-            ["calling the subclassed model PositiveOnly on zeros", "must be positive"],
+            "--builder/--input_specs",
+            [
+                "calling the subclassed model PositiveOnly on zeros",
+                "must be positive",
+                "--input_specs=input_1=None,3:string",
+            ],
             builder=f"{M}:rejects_zeros",
         )
 

@@ -268,7 +268,7 @@ def no_config() -> keras.Model:
 
 
 class TwoArguments(keras.Model):
-    """call() takes two tensors, which a signature cannot map."""
+    """call() takes two tensors, and build() their shapes (Keras's own names for them)."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -285,6 +285,26 @@ def two_call_arguments() -> keras.Model:
     model = TwoArguments()
     x = np.zeros((1, 3), np.float32)
     model(x, x)
+    return model
+
+
+@keras.saving.register_keras_serializable(package="rules_keras_tests")
+class TwoArgumentsDefaultBuild(keras.Model):
+    """call() takes two tensors of other shapes, and Keras's default build() records
+    the first one's shape alone: the second must be declared by input_specs."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.left = layers.Dense(2, name="left")
+        self.right = layers.Dense(2, name="right")
+
+    def call(self, a, b):
+        return {"sum": self.left(a) + self.right(b), "a_norm": ops.sum(a * a, axis=-1)}
+
+
+def two_arguments_default_build() -> keras.Model:
+    model = TwoArgumentsDefaultBuild()
+    model(np.ones((1, 3), np.float32), np.ones((1, 4), np.float32))
     return model
 
 

@@ -9,9 +9,11 @@ load("//rules/private:keras_tflite_model_test.bzl", "tflite_files")
 
 def zoo_model(
         name,
-        builder,
         data,
         deps,
+        builder = None,
+        src = None,
+        input_specs = {},
         slow = False,
         custom_objects = {},
         allow_unsafe_deserialization = False,
@@ -28,6 +30,8 @@ def zoo_model(
     Args:
       name: the export; its check is `<name>_test`.
       builder: "module:function" returning the compiled keras.Model.
+      src: a `.keras` file instead of `builder`, as in keras_saved_model.
+      input_specs: as in keras_saved_model.
       data: "module:function" returning a sample batch (x, y) for the model.
       deps: the py_library holding both.
       slow: tag both targets `manual`, so `//...` skips them; the `all_slow` suite runs them.
@@ -51,6 +55,8 @@ def zoo_model(
     keras_saved_model(
         name = name,
         builder = builder,
+        src = src,
+        input_specs = input_specs,
         allow_unsafe_deserialization = allow_unsafe_deserialization,
         contract = contract,
         custom_objects = custom_objects,
@@ -69,6 +75,9 @@ def zoo_model(
         ":" + name,
         "//export:exporter",
     ]
+    if src:
+        # The rebuilt model is loaded from the same file.
+        data.append(src)
     for optimization in tflite:
         tflite_name = name + "_tflite" + ("" if optimization == "none" else "_" + optimization)
         keras_tflite_model(

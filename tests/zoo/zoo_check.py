@@ -112,7 +112,7 @@ class ZooTest(rule_test.SavedModelTest):
         cls.keras_outputs = {
             name: np.asarray(value)
             for name, value in model_interface.name_outputs(
-                model(packed, training=False)
+                model_interface.call(model, packed)
             ).items()
         }
         # Keras's evaluate needs a loss: None where it cannot run (no eval either).
