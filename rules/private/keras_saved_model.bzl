@@ -2,6 +2,7 @@
 
 load("//export:settings.bzl", "SETTINGS")
 load(":actions.bzl", "ACTION_ENV", "add_flag", "attribute", "display_label")
+load(":provenance.bzl", "PROVENANCE_ATTRS", "PYTHON_TOOLCHAIN", "write_provenance")
 load(":providers.bzl", "SavedModelInfo")
 load(":py.bzl", "PyInfo", "py_library")
 load(":serving_contract.bzl", "serving_contract")
@@ -187,9 +188,18 @@ def _keras_saved_model_impl(ctx):
         },
     )
 
+    # What the export was built from: its model file and weights, every module the
+    # action imports (the builder's, the custom objects', the exporter's library) and
+    # the exporter's own program; the volatile build time is no input of it.
+    built_from = depset(
+        [f for f in inputs if f != ctx.version_file],
+        transitive = deps_files + [ctx.attr._exporter[PyInfo].transitive_sources],
+    )
+    provenance = write_provenance(ctx, base_dir, export_info, built_from, _is_stamped(ctx))
+
     # A consumer's runfiles get the SavedModel, not the model file it was made from
     # (keras_saved_model_test finds `src` and `weights` through SavedModelInfo).
-    runfiles = ctx.runfiles(files = [base_dir, signatures, export_info])
+    runfiles = ctx.runfiles(files = [base_dir, signatures, export_info, provenance])
     return [
         DefaultInfo(files = depset([base_dir]), runfiles = runfiles),
         SavedModelInfo(
@@ -201,8 +211,9 @@ def _keras_saved_model_impl(ctx):
             builder = ctx.attr.builder or None,
             src = ctx.file.src,
             weights = ctx.file.weights,
+            provenance = provenance,
         ),
-        OutputGroupInfo(signatures = depset([signatures])),
+        OutputGroupInfo(signatures = depset([signatures]), provenance = depset([provenance])),
     ]
 
 keras_saved_model_rule = rule(
@@ -230,7 +241,9 @@ keras_saved_model_rule = rule(
             executable = True,
             cfg = "exec",
         ),
+        **PROVENANCE_ATTRS
     ),
+    toolchains = [PYTHON_TOOLCHAIN],
 )
 
 def keras_saved_model(name, deps = [], contract = None, visibility = None, tags = None, testonly = None, **kwargs):

@@ -43,13 +43,14 @@ no_cache=(--disk_cache= --remote_cache=)
 with_disk_cache=(--disk_cache="$disk_cache" --remote_cache=)
 
 # outputs LABEL...: the files and folders a keras_saved_model target writes, relative to
-# bazel-bin: <name>/ (the SavedModel tree), <name>.signatures.json, <name>.export.json.
+# bazel-bin: <name>/ (the SavedModel tree), <name>.signatures.json, <name>.export.json,
+# <name>.provenance.json (so the provenance is byte-identical across output bases too).
 outputs() {
   local label path
   for label in "$@"; do
     path=${label#//}
     path=${path/://}
-    echo "$path" "$path.signatures.json" "$path.export.json"
+    echo "$path" "$path.signatures.json" "$path.export.json" "$path.provenance.json"
   done
 }
 
