@@ -23,7 +23,9 @@ MACRO_ARGS = ["--saved_model=models/my_export", f"--target={TARGET}"]
 
 
 def _namespaces_work():
-    probe = subprocess.run(["unshare", "-Urm", "true"], capture_output=True, check=False)
+    probe = subprocess.run(
+        ["unshare", "-Urm", "true"], capture_output=True, check=False
+    )
     return probe.returncode == 0
 
 
@@ -33,7 +35,9 @@ def tree_digests(folder):
         for name in files:
             path = os.path.join(root, name)
             with open(path, "rb") as f:
-                digests[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
+                digests[os.path.relpath(path, folder)] = hashlib.sha256(
+                    f.read()
+                ).hexdigest()
     return digests
 
 
@@ -45,18 +49,40 @@ class ReleaseTest(unittest.TestCase):
         for name in ["key", "other"]:
             key = os.path.join(cls.keys, name + ".pem")
             subprocess.run(
-                ["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key],
+                [
+                    "openssl",
+                    "ecparam",
+                    "-name",
+                    "prime256v1",
+                    "-genkey",
+                    "-noout",
+                    "-out",
+                    key,
+                ],
                 check=True,
             )
             subprocess.run(
-                ["openssl", "ec", "-in", key, "-pubout", "-out", os.path.join(cls.keys, name + ".pub.pem")],
+                [
+                    "openssl",
+                    "ec",
+                    "-in",
+                    key,
+                    "-pubout",
+                    "-out",
+                    os.path.join(cls.keys, name + ".pub.pem"),
+                ],
                 check=True,
                 capture_output=True,
             )
         cls.key = os.path.join(cls.keys, "key.pem")
         cls.pub = os.path.join(cls.keys, "key.pub.pem")
         cls.signature = os.path.join(cls.keys, "my_export.sig")
-        cls.run_step("sign", f"--private_key={cls.key}", f"--signature={cls.signature}", check=True)
+        cls.run_step(
+            "sign",
+            f"--private_key={cls.key}",
+            f"--signature={cls.signature}",
+            check=True,
+        )
 
     @classmethod
     def tearDownClass(cls):
@@ -68,7 +94,9 @@ class ReleaseTest(unittest.TestCase):
 
     @classmethod
     def run_step(cls, step, *flags, check=False):
-        result = subprocess.run(cls.command(step, *flags), capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            cls.command(step, *flags), capture_output=True, text=True, check=False
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"{step} failed:\n{result.stdout}\n{result.stderr}")
         return result
@@ -92,7 +120,12 @@ class ReleaseTest(unittest.TestCase):
         return folder
 
     def verify(self, *flags):
-        return self.run_step("verify", f"--public_key={self.pub}", f"--signature={self.signature}", *flags)
+        return self.run_step(
+            "verify",
+            f"--public_key={self.pub}",
+            f"--signature={self.signature}",
+            *flags,
+        )
 
     # --- sign and verify
 
@@ -110,44 +143,62 @@ class ReleaseTest(unittest.TestCase):
             byte = f.read(1)
             f.seek(100)
             f.write(bytes([byte[0] ^ 1]))
-        self.assert_one_line_error(self.verify(f"--model_dir={folder}"), path, "changed")
+        self.assert_one_line_error(
+            self.verify(f"--model_dir={folder}"), path, "changed"
+        )
 
     def test_an_extra_file_names_it(self):
         folder = self.copy_of_export()
         extra = os.path.join(folder, "assets", "notes.txt")
         with open(extra, "w") as f:
             f.write("not part of the model\n")
-        self.assert_one_line_error(self.verify(f"--model_dir={folder}"), extra, "extra file")
+        self.assert_one_line_error(
+            self.verify(f"--model_dir={folder}"), extra, "extra file"
+        )
 
     def test_a_missing_file_names_it(self):
         folder = self.copy_of_export()
         missing = os.path.join(folder, "fingerprint.pb")
         os.remove(missing)
-        self.assert_one_line_error(self.verify(f"--model_dir={folder}"), missing, "missing")
+        self.assert_one_line_error(
+            self.verify(f"--model_dir={folder}"), missing, "missing"
+        )
 
     def test_a_changed_provenance_is_not_the_signed_one(self):
         provenance = os.path.join(self.tmp, "provenance.json")
         with open("models/my_export.provenance.json") as f:
             statement = json.load(f)
-        statement["predicate"]["buildDefinition"]["externalParameters"]["target"] = "//elsewhere:model"
+        statement["predicate"]["buildDefinition"]["externalParameters"]["target"] = (
+            "//elsewhere:model"
+        )
         with open(provenance, "w") as f:
             json.dump(statement, f)
-        self.assert_one_line_error(self.verify(f"--provenance={provenance}"), provenance, "not the provenance")
+        self.assert_one_line_error(
+            self.verify(f"--provenance={provenance}"), provenance, "not the provenance"
+        )
 
     def test_a_wrong_key_names_the_key(self):
         other = os.path.join(self.keys, "other.pub.pem")
-        result = self.run_step("verify", f"--public_key={other}", f"--signature={self.signature}")
-        self.assert_one_line_error(result, f"--public_key={other}", "not made with the key")
+        result = self.run_step(
+            "verify", f"--public_key={other}", f"--signature={self.signature}"
+        )
+        self.assert_one_line_error(
+            result, f"--public_key={other}", "not made with the key"
+        )
 
     def test_a_missing_key_names_the_flag_and_the_file(self):
         absent = os.path.join(self.tmp, "absent.pem")
-        result = self.run_step("sign", f"--private_key={absent}", f"--signature={self.tmp}/s.sig")
+        result = self.run_step(
+            "sign", f"--private_key={absent}", f"--signature={self.tmp}/s.sig"
+        )
         self.assert_one_line_error(result, f"--private_key={absent}", "No such file")
         self.assertEqual(os.listdir(self.tmp), [])
         self.assert_one_line_error(self.run_step("sign"), "--private_key is required")
 
     def test_a_public_key_is_no_private_key(self):
-        result = self.run_step("sign", f"--private_key={self.pub}", f"--signature={self.tmp}/s.sig")
+        result = self.run_step(
+            "sign", f"--private_key={self.pub}", f"--signature={self.tmp}/s.sig"
+        )
         self.assert_one_line_error(result, "not an elliptic-curve private key")
         self.assertEqual(os.listdir(self.tmp), [])
 
@@ -162,18 +213,30 @@ class ReleaseTest(unittest.TestCase):
         signed = [f"--signature={self.signature}", f"--public_key={self.pub}"]
         result = self.push(base, *signed, f"--model_config={config}", "--label=stable")
         self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertEqual(tree_digests(os.path.join(base, "1")), tree_digests(self.export))
-        result = self.push(base, "--next_version", f"--model_config={config}", "--label=canary")
+        self.assertEqual(
+            tree_digests(os.path.join(base, "1")), tree_digests(self.export)
+        )
+        result = self.push(
+            base, "--next_version", f"--model_config={config}", "--label=canary"
+        )
         self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertEqual(sorted(os.listdir(base)), [".rules_keras_push.lock", "1", "2", "models.config"])
+        self.assertEqual(
+            sorted(os.listdir(base)),
+            [".rules_keras_push.lock", "1", "2", "models.config"],
+        )
         # TF Serving's own proto reads the file back.
         from google.protobuf import text_format
         from tensorflow_serving.config import model_server_config_pb2
 
         with open(config) as f:
-            parsed = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+            parsed = text_format.Parse(
+                f.read(), model_server_config_pb2.ModelServerConfig()
+            )
         (entry,) = parsed.model_config_list.config
-        self.assertEqual((entry.name, entry.base_path, entry.model_platform), ("my_export", base, "tensorflow"))
+        self.assertEqual(
+            (entry.name, entry.base_path, entry.model_platform),
+            ("my_export", base, "tensorflow"),
+        )
         self.assertEqual(dict(entry.version_labels), {"stable": 1, "canary": 2})
         self.assertEqual(list(entry.model_version_policy.specific.versions), [1, 2])
         # The pushed folder verifies against the signature.
@@ -184,7 +247,11 @@ class ReleaseTest(unittest.TestCase):
         os.makedirs(os.path.join(base, "1"))
         with open(os.path.join(base, "1", "saved_model.pb"), "wb") as f:
             f.write(b"another model")
-        self.assert_one_line_error(self.push(base), f"{base}/1 already holds a different model", "--next_version")
+        self.assert_one_line_error(
+            self.push(base),
+            f"{base}/1 already holds a different model",
+            "--next_version",
+        )
         self.assertEqual(os.listdir(os.path.join(base, "1")), ["saved_model.pb"])
         # The same model again is no error, and copies nothing.
         self.assertEqual(self.push(base, "--version=3").returncode, 0)
@@ -195,7 +262,9 @@ class ReleaseTest(unittest.TestCase):
     def test_push_with_a_bad_signature_copies_nothing(self):
         base = os.path.join(self.tmp, "base")
         other = os.path.join(self.keys, "other.pub.pem")
-        result = self.push(base, f"--signature={self.signature}", f"--public_key={other}")
+        result = self.push(
+            base, f"--signature={self.signature}", f"--public_key={other}"
+        )
         self.assert_one_line_error(result, "not made with the key")
         self.assertFalse(os.path.exists(base))
 
@@ -204,7 +273,12 @@ class ReleaseTest(unittest.TestCase):
         config = os.path.join(base, "models.config")
         racers = [
             subprocess.Popen(
-                self.command("push", f"--model_base_path={base}", "--next_version", f"--model_config={config}"),
+                self.command(
+                    "push",
+                    f"--model_base_path={base}",
+                    "--next_version",
+                    f"--model_config={config}",
+                ),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -214,30 +288,43 @@ class ReleaseTest(unittest.TestCase):
         for racer in racers:
             _, stderr = racer.communicate()
             self.assertEqual(racer.returncode, 0, stderr)
-        self.assertEqual(sorted(os.listdir(base)), [".rules_keras_push.lock", "1", "2", "3", "4", "models.config"])
+        self.assertEqual(
+            sorted(os.listdir(base)),
+            [".rules_keras_push.lock", "1", "2", "3", "4", "models.config"],
+        )
         for version in "1234":
-            self.assertEqual(tree_digests(os.path.join(base, version)), tree_digests(self.export))
+            self.assertEqual(
+                tree_digests(os.path.join(base, version)), tree_digests(self.export)
+            )
         with open(config) as f:
             self.assertEqual(f.read().count('name: "my_export"'), 1)
 
     def test_racing_pushes_of_one_version_leave_one_whole_copy(self):
         base = os.path.join(self.tmp, "base")
         racers = [
-            subprocess.Popen(self.command("push", f"--model_base_path={base}"), stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                self.command("push", f"--model_base_path={base}"),
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for _ in range(4)
         ]
         for racer in racers:
             _, stderr = racer.communicate()
             self.assertEqual(racer.returncode, 0, stderr)
         self.assertEqual(sorted(os.listdir(base)), [".rules_keras_push.lock", "1"])
-        self.assertEqual(tree_digests(os.path.join(base, "1")), tree_digests(self.export))
+        self.assertEqual(
+            tree_digests(os.path.join(base, "1")), tree_digests(self.export)
+        )
 
     # --- faults
 
     def held_lock(self, base):
         """Holds the base path's lock, as a slow push would, so a push waits for it."""
         os.makedirs(base, exist_ok=True)
-        fd = os.open(os.path.join(base, ".rules_keras_push.lock"), os.O_RDWR | os.O_CREAT)
+        fd = os.open(
+            os.path.join(base, ".rules_keras_push.lock"), os.O_RDWR | os.O_CREAT
+        )
         fcntl.flock(fd, fcntl.LOCK_EX)
         return fd
 
@@ -245,7 +332,9 @@ class ReleaseTest(unittest.TestCase):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and process.poll() is None:
             staging = [n for n in os.listdir(base) if n.startswith(".push-")]
-            if staging and os.path.exists(os.path.join(base, staging[0], "saved_model.pb")):
+            if staging and os.path.exists(
+                os.path.join(base, staging[0], "saved_model.pb")
+            ):
                 time.sleep(0.5)  # the copy is done; it now waits for the lock
                 return staging
             time.sleep(0.05)
@@ -254,14 +343,18 @@ class ReleaseTest(unittest.TestCase):
     def test_a_killed_push_leaves_no_version_and_the_next_push_cleans_up(self):
         base = os.path.join(self.tmp, "base")
         fd = self.held_lock(base)
-        process = subprocess.Popen(self.command("push", f"--model_base_path={base}"), stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            self.command("push", f"--model_base_path={base}"), stderr=subprocess.PIPE
+        )
         self.wait_for_staging(base, process)
         process.send_signal(signal.SIGKILL)
         process.wait()
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
         # Only hidden names, which TF Serving does not load.
-        self.assertTrue(all(n.startswith(".") for n in os.listdir(base)), os.listdir(base))
+        self.assertTrue(
+            all(n.startswith(".") for n in os.listdir(base)), os.listdir(base)
+        )
         result = self.push(base)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(sorted(os.listdir(base)), [".rules_keras_push.lock", "1"])
@@ -269,7 +362,9 @@ class ReleaseTest(unittest.TestCase):
     def test_a_stopped_push_removes_its_copy(self):
         base = os.path.join(self.tmp, "base")
         fd = self.held_lock(base)
-        process = subprocess.Popen(self.command("push", f"--model_base_path={base}"), stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            self.command("push", f"--model_base_path={base}"), stderr=subprocess.PIPE
+        )
         self.wait_for_staging(base, process)
         process.send_signal(signal.SIGTERM)
         process.wait()
@@ -282,7 +377,10 @@ class ReleaseTest(unittest.TestCase):
         if not _namespaces_work():
             self.skipTest("unshare -Urm is not permitted here (no user namespaces)")
         return subprocess.run(
-            ["unshare", "-Urm", "sh", "-c", script, "sh", *args], capture_output=True, text=True, check=False
+            ["unshare", "-Urm", "sh", "-c", script, "sh", *args],
+            capture_output=True,
+            text=True,
+            check=False,
         )
 
     def test_a_full_disk_names_the_cause_and_leaves_nothing(self):
@@ -291,7 +389,9 @@ class ReleaseTest(unittest.TestCase):
         # A 64 KB tmpfs: the example's variables alone are larger.
         script = 'mount -t tmpfs -o size=64k tmpfs "$1" && shift && "$@"; echo "rc=$?"; ls -A "$BASE"'
         result = self.in_namespace(
-            f'BASE="$1"; {script}', base, *self.command("push", f"--model_base_path={base}")
+            f'BASE="$1"; {script}',
+            base,
+            *self.command("push", f"--model_base_path={base}"),
         )
         lines = result.stdout.strip().splitlines()
         self.assertIn("rc=1", lines, result.stdout + result.stderr)
@@ -308,12 +408,22 @@ class ReleaseTest(unittest.TestCase):
         os.chmod(base, 0)
         self.addCleanup(os.chmod, base, 0o755)
         # In a user namespace with no user mapped, root's override of permissions is gone.
-        if not subprocess.run(["unshare", "-U", "true"], capture_output=True).returncode == 0:
+        if (
+            subprocess.run(
+                ["unshare", "-U", "true"], capture_output=True, check=False
+            ).returncode
+            != 0
+        ):
             self.skipTest("unshare -U is not permitted here")
         result = subprocess.run(
-            ["unshare", "-U", *self.command("push", f"--model_base_path={base}")], capture_output=True, text=True
+            ["unshare", "-U", *self.command("push", f"--model_base_path={base}")],
+            capture_output=True,
+            text=True,
+            check=False,
         )
-        self.assert_one_line_error(result, f"--model_base_path={base}", "Permission denied")
+        self.assert_one_line_error(
+            result, f"--model_base_path={base}", "Permission denied"
+        )
 
 
 if __name__ == "__main__":
