@@ -44,21 +44,34 @@ def venv_python():
 
 def timed(command, **kwargs):
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)
+    result = subprocess.run(
+        command, capture_output=True, text=True, check=False, **kwargs
+    )
     seconds = time.perf_counter() - start
     if result.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(command)}\n{result.stdout}\n{result.stderr}")
+        raise SystemExit(
+            f"failed: {' '.join(command)}\n{result.stdout}\n{result.stderr}"
+        )
     return seconds
 
 
 def size_of(folder):
-    return sum(os.path.getsize(os.path.join(r, f)) for r, _, files in os.walk(folder) for f in files)
+    return sum(
+        os.path.getsize(os.path.join(r, f))
+        for r, _, files in os.walk(folder)
+        for f in files
+    )
 
 
 def bench(python, size, scratch):
     name = f"wide_mlp_{size}"
     export = os.path.join(scratch, name)
-    env = dict(os.environ, PYTHONPATH=WORKSPACE, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
+    env = dict(
+        os.environ,
+        PYTHONPATH=WORKSPACE,
+        TF_CPP_MIN_LOG_LEVEL="2",
+        KERAS_BACKEND="tensorflow",
+    )
     export_s = timed(
         [
             python,
@@ -97,20 +110,64 @@ def bench(python, size, scratch):
     )
     key, pub = os.path.join(scratch, "key.pem"), os.path.join(scratch, "pub.pem")
     if not os.path.exists(key):
-        subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key], check=True)
-        subprocess.run(["openssl", "ec", "-in", key, "-pubout", "-out", pub], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "openssl",
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                key,
+            ],
+            check=True,
+        )
+        subprocess.run(
+            ["openssl", "ec", "-in", key, "-pubout", "-out", pub],
+            check=True,
+            capture_output=True,
+        )
     release = [python, RELEASE]
     common = [f"--saved_model={export}", f"--target=//bench:{name}"]
     signature = os.path.join(scratch, f"{name}.sig")
     peer_signature = os.path.join(scratch, f"{name}.peer.sig")
     cli = [python, "-m", "model_signing"]
     rows["sign"] = (
-        timed(release + ["sign", *common, f"--private_key={key}", f"--signature={signature}"]),
-        timed(cli + ["sign", "key", folder, "--private_key", key, "--signature", peer_signature]),
+        timed(
+            release
+            + ["sign", *common, f"--private_key={key}", f"--signature={signature}"]
+        ),
+        timed(
+            cli
+            + [
+                "sign",
+                "key",
+                folder,
+                "--private_key",
+                key,
+                "--signature",
+                peer_signature,
+            ]
+        ),
     )
     rows["verify"] = (
-        timed(release + ["verify", *common, f"--public_key={pub}", f"--signature={signature}"]),
-        timed(cli + ["verify", "key", folder, "--public_key", pub, "--signature", peer_signature]),
+        timed(
+            release
+            + ["verify", *common, f"--public_key={pub}", f"--signature={signature}"]
+        ),
+        timed(
+            cli
+            + [
+                "verify",
+                "key",
+                folder,
+                "--public_key",
+                pub,
+                "--signature",
+                peer_signature,
+            ]
+        ),
     )
     base = os.path.join(scratch, "base")
     peer = os.path.join(scratch, "peer")
@@ -126,7 +183,16 @@ def bench(python, size, scratch):
                 f"--public_key={pub}",
             ]
         ),
-        timed(["sh", "-c", 'mkdir -p "$2" && cp -r "$1" "$2/1" && sync -f "$2"', "sh", folder, peer]),
+        timed(
+            [
+                "sh",
+                "-c",
+                'mkdir -p "$2" && cp -r "$1" "$2/1" && sync -f "$2"',
+                "sh",
+                folder,
+                peer,
+            ]
+        ),
     )
     shutil.rmtree(base)
     shutil.rmtree(peer)
@@ -134,9 +200,13 @@ def bench(python, size, scratch):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="67mb,1gb")
-    parser.add_argument("--keep", help="a scratch folder to keep (default: a temporary one, removed)")
+    parser.add_argument(
+        "--keep", help="a scratch folder to keep (default: a temporary one, removed)"
+    )
     args = parser.parse_args()
     python = venv_python()
     scratch = args.keep or tempfile.mkdtemp(prefix="release-bench-")
@@ -144,7 +214,12 @@ def main():
     print(f"python: {python}\nscratch: {scratch}")
     print("| export | step | rules_keras s | peer | peer s | ratio |")
     print("|---|---|---|---|---|---|")
-    peers = {"provenance": "sha256sum", "sign": "model_signing CLI", "verify": "model_signing CLI", "push": "cp -r + sync"}
+    peers = {
+        "provenance": "sha256sum",
+        "sign": "model_signing CLI",
+        "verify": "model_signing CLI",
+        "push": "cp -r + sync",
+    }
     try:
         for size in args.sizes.split(","):
             name, total, rows = bench(python, size, scratch)
@@ -153,7 +228,9 @@ def main():
                 if peer is None:
                     print(f"| {label} | {step} | {ours:.2f} | | | |")
                 else:
-                    print(f"| {label} | {step} | {ours:.2f} | {peers[step]} | {peer:.2f} | {ours / peer:.2f} |")
+                    print(
+                        f"| {label} | {step} | {ours:.2f} | {peers[step]} | {peer:.2f} | {ours / peer:.2f} |"
+                    )
             sys.stdout.flush()
             shutil.rmtree(os.path.join(scratch, name))
     finally:

@@ -203,12 +203,24 @@ class ReleaseTest(unittest.TestCase):
         self.assert_one_line_error(result, "not an elliptic-curve private key")
         self.assertEqual(os.listdir(self.tmp), [])
 
-    def test_without_model_signing_the_error_names_the_package_and_the_lines_to_add(self):
+    def test_without_model_signing_the_error_names_the_package_and_the_lines_to_add(
+        self,
+    ):
         # -S: no site-packages, so the standard library only, as with a lock of one's own.
-        command = [sys.executable, "-S", "rules/private/release.py", "sign", *MACRO_ARGS, f"--private_key={self.key}"]
+        command = [
+            sys.executable,
+            "-S",
+            "rules/private/release.py",
+            "sign",
+            *MACRO_ARGS,
+            f"--private_key={self.key}",
+        ]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         self.assert_one_line_error(
-            result, "needs the Python package model-signing", "`model-signing==1.1.1`", "`pyOpenSSL==26.4.0`"
+            result,
+            "needs the Python package model-signing",
+            "`model-signing==1.1.1`",
+            "`pyOpenSSL==26.4.0`",
         )
 
     # --- push
