@@ -474,7 +474,8 @@ def push(export, args):
 # ---------------------------------------------------------------------------
 
 
-def parse(argv):
+def build_parser():
+    """The flags of the three programs (tests/docs:surface_test reads them)."""
     parser = argparse.ArgumentParser(prog="release", description=__doc__)
     parser.add_argument("step", choices=["sign", "verify", "push"])
     parser.add_argument(
@@ -517,11 +518,11 @@ def parse(argv):
         "--label",
         help="push: a version label for the pushed version, e.g. stable or canary",
     )
-    return parser.parse_args(argv)
+    return parser
 
 
 def main(argv):
-    args = parse(argv)
+    args = build_parser().parse_args(argv)
     step = f"{args.target}.{args.step}"
     # A stopped push (SIGTERM, Ctrl-C) unwinds, so its staging folder is removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
