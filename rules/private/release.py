@@ -452,7 +452,16 @@ def push(export, args):
                     )
                 print(f"{final} already holds this export; nothing copied.")
             else:
-                os.rename(staging, final)
+                try:
+                    os.rename(staging, final)
+                except OSError as error:
+                    if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                        raise
+                    # Only a writer that does not take the lock gets here.
+                    raise ReleaseError(
+                        f"{final} appeared while this push was publishing it: another program writes "
+                        f"into {base_path} without {_LOCK_NAME}. Push again."
+                    ) from None
                 fsync_path(base_path)
                 print(f"Pushed {export.target} to {final}")
             if args.model_config:

@@ -292,6 +292,10 @@ class ReleaseTest(unittest.TestCase):
     def test_racing_pushes_each_get_a_whole_version(self):
         base = os.path.join(self.tmp, "base")
         config = os.path.join(base, "models.config")
+        # The racers line up behind a push that holds the base path (this test), so
+        # they all stage their copies and then choose a number and rewrite the config
+        # at once when it lets go.
+        fd = self.held_lock(base)
         racers = [
             subprocess.Popen(
                 self.command(
@@ -299,13 +303,22 @@ class ReleaseTest(unittest.TestCase):
                     f"--model_base_path={base}",
                     "--next_version",
                     f"--model_config={config}",
+                    f"--label=racer{i}",
                 ),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            for _ in range(4)
+            for i in range(4)
         ]
+        self.wait_for_staging(base, racers[0], count=4)
+        self.assertEqual(
+            [n for n in os.listdir(base) if not n.startswith(".")],
+            [],
+            "published under a held lock",
+        )
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
         for racer in racers:
             _, stderr = racer.communicate()
             self.assertEqual(racer.returncode, 0, stderr)
@@ -317,8 +330,19 @@ class ReleaseTest(unittest.TestCase):
             self.assertEqual(
                 tree_digests(os.path.join(base, version)), tree_digests(self.export)
             )
+        from google.protobuf import text_format
+        from tensorflow_serving.config import model_server_config_pb2
+
         with open(config) as f:
-            self.assertEqual(f.read().count('name: "my_export"'), 1)
+            parsed = text_format.Parse(
+                f.read(), model_server_config_pb2.ModelServerConfig()
+            )
+        (entry,) = parsed.model_config_list.config
+        # No rewrite of the config lost another's label.
+        self.assertEqual(
+            sorted(entry.version_labels), ["racer0", "racer1", "racer2", "racer3"]
+        )
+        self.assertEqual(sorted(entry.version_labels.values()), [1, 2, 3, 4])
 
     def test_racing_pushes_of_one_version_leave_one_whole_copy(self):
         base = os.path.join(self.tmp, "base")
@@ -349,17 +373,25 @@ class ReleaseTest(unittest.TestCase):
         fcntl.flock(fd, fcntl.LOCK_EX)
         return fd
 
-    def wait_for_staging(self, base, process):
-        deadline = time.monotonic() + 60
+    def wait_for_staging(self, base, process, count=1):
+        """Waits until `count` pushes have copied the export under hidden names."""
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline and process.poll() is None:
-            staging = [n for n in os.listdir(base) if n.startswith(".push-")]
-            if staging and os.path.exists(
-                os.path.join(base, staging[0], "saved_model.pb")
-            ):
-                time.sleep(0.5)  # the copy is done; it now waits for the lock
-                return staging
+            staged = [
+                n
+                for n in os.listdir(base)
+                if n.startswith(".push-")
+                and os.path.exists(os.path.join(base, n, "saved_model.pb"))
+            ]
+            if len(staged) >= count:
+                time.sleep(1.0)  # the copies are done; they now wait for the lock
+                return staged
             time.sleep(0.05)
-        self.fail("the push never staged its copy")
+        if process.poll() is not None:
+            self.fail(
+                f"a push ended (listing: {sorted(os.listdir(base))}) while another held the base path's lock"
+            )
+        self.fail(f"{count} pushes never staged their copies")
 
     def test_a_killed_push_leaves_no_version_and_the_next_push_cleans_up(self):
         base = os.path.join(self.tmp, "base")
