@@ -192,6 +192,11 @@ echo "  wall time: $cached_time s"
 expect_exports_cached b_cached a_cold "the disk cache"
 expect_tests "(cached) PASSED" b_cached a_cold
 cached_hits=$HITS cached_misses=$MISSES
+# The provenance is served by the cache like the export it describes.
+read -r prov_spawns prov_hits prov_misses _ < <(spawn_stats "$E2E_TMP/b_cached.json" KerasProvenance)
+[ "$prov_misses" = 0 ] && [ "$prov_hits" = "$prov_spawns" ] && [ "$prov_spawns" -gt 0 ] ||
+  fail "B ran $prov_misses of $prov_spawns KerasProvenance actions instead of taking them from the disk cache"
+echo "  provenance: $prov_hits of $prov_spawns from the disk cache"
 # shellcheck disable=SC2046
 compare_outputs "$bin_a" "$bin_b" $(outputs "${exports[@]}") ||
   fail "the cached exports differ from A's"
