@@ -4,6 +4,10 @@ it was built from: the digests are recomputed here from the files themselves."""
 import hashlib
 import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import unittest
 
 from runfiles import runfiles
@@ -92,6 +96,55 @@ class ProvenanceTest(unittest.TestCase):
         ]
         self.assertRegex(interpreter["digest"]["sha256"], "^[0-9a-f]{64}$")
         self.assertIn("python_version", interpreter["annotations"])
+
+
+class StampTest(unittest.TestCase):
+    """The program of the provenance action, on a stamped copy of the example export."""
+
+    def write(self, export, *flags):
+        output = os.path.join(self.tmp, "out.json")
+        subprocess.run(
+            [
+                rlocation("rules/private/provenance"),
+                f"--export_dir={export}",
+                f"--export_info={rlocation('models/my_export.export.json')}",
+                "--target=//models:my_export",
+                f"--interpreter={sys.executable}",
+                "--interpreter_name=python3",
+                f"--output={output}",
+                *flags,
+            ],
+            check=True,
+        )
+        with open(output, "rb") as f:
+            return f.read()
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.tmp)
+
+    def test_only_stamp_puts_a_time_in_it_and_that_time_is_the_version(self):
+        export = os.path.join(self.tmp, "my_export")
+        (version,) = os.listdir(rlocation("models/my_export"))
+        # 2026-12-07T01:02:03Z, as a stamped export's version folder.
+        shutil.copytree(
+            os.path.join(rlocation("models/my_export"), version),
+            os.path.join(export, "1796605323"),
+        )
+        stamped = json.loads(self.write(export, "--stamped"))
+        self.assertEqual(
+            stamped["predicate"]["runDetails"]["metadata"],
+            {"startedOn": "2026-12-07T01:02:03Z"},
+        )
+        self.assertTrue(
+            stamped["predicate"]["buildDefinition"]["externalParameters"]["stamped"]
+        )
+        unstamped = self.write(export)
+        self.assertEqual(
+            json.loads(unstamped)["predicate"]["runDetails"]["metadata"], {}
+        )
+        # The same inputs, the same bytes.
+        self.assertEqual(self.write(export), unstamped)
 
 
 if __name__ == "__main__":
