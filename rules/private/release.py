@@ -247,6 +247,8 @@ def verify(export, folder, provenance, public_key, signature):
         )
     if not os.path.isdir(folder):
         raise ReleaseError(f"{folder} is not a folder.")
+    if not os.path.isfile(provenance):
+        raise ReleaseError(f"no provenance file {provenance}.")
     with tempfile.TemporaryDirectory() as scratch:
         view = signed_view(export.name, folder, provenance, scratch)
         try:
@@ -548,7 +550,7 @@ def main(argv):
             folder = (
                 os.path.abspath(user_path(args.model_dir))
                 if args.model_dir
-                else export.folder
+                else os.path.abspath(export.folder)
             )
             provenance = (
                 os.path.abspath(user_path(args.provenance))
