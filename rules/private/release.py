@@ -559,7 +559,8 @@ def main(argv):
             )
             verify(export, folder, provenance, args.public_key, args.signature)
             print(
-                f"Verified {folder}: signed by the key of {args.public_key}, every file as the provenance records."
+                f"Verified {args.model_dir or 'the export of ' + export.target}: signed by the key of "
+                f"{args.public_key}, every file as the provenance records."
             )
         else:
             push(export, args)
