@@ -7,14 +7,15 @@
 #      builds under linux-sandbox.
 #   2. reproducible: A and B each run every export (no cache) under linux-sandbox with a
 #      strict action environment; the trees are compared file by file (sha256) and must
-#      be identical (the example's TF Serving warmup records among them); so must an
+#      be identical (the example's TF Serving warmup records and each export's
+#      provenance among them); so must an
 #      export whose model JSON holds Python lambdas (their marshalled code names its
 #      source file, at a different path in A and B). The non-deterministic control
 #      target, built the same way, must be reported different by the same comparison,
 #      or the check is worthless.
 #   3. disk cache: A builds and tests with --disk_cache; B, after `bazel clean`, runs no
-#      KerasSavedModel action (all remoteCacheHit in the execution log) and its tests are
-#      "(cached) PASSED".
+#      KerasSavedModel or KerasProvenance action (all remoteCacheHit in the execution
+#      log) and its tests are "(cached) PASSED".
 #   4. if the action supports persistent workers: A, after `bazel clean`, exports in a
 #      worker; the bytes must equal the sandboxed exports'.
 #   TFLite: A and B also convert the example's export and a text model that needs
