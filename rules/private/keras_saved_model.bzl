@@ -2,8 +2,10 @@
 
 load("//export:settings.bzl", "SETTINGS")
 load(":actions.bzl", "ACTION_ENV", "add_flag", "attribute", "display_label")
+load(":provenance.bzl", "PROVENANCE_ATTRS", "PYTHON_TOOLCHAIN", "write_provenance")
 load(":providers.bzl", "SavedModelInfo")
 load(":py.bzl", "PyInfo", "py_library")
+load(":release.bzl", "release_targets")
 load(":serving_contract.bzl", "serving_contract")
 load(":symbol_reference.bzl", "is_custom_object_name", "is_symbol_reference")
 
@@ -187,9 +189,18 @@ def _keras_saved_model_impl(ctx):
         },
     )
 
+    # What the export was built from: its model file and weights, every module the
+    # action imports (the builder's, the custom objects', the exporter's library) and
+    # the exporter's own program; the volatile build time is no input of it.
+    built_from = depset(
+        [f for f in inputs if f != ctx.version_file],
+        transitive = deps_files + [ctx.attr._exporter[PyInfo].transitive_sources],
+    )
+    provenance = write_provenance(ctx, base_dir, export_info, built_from, _is_stamped(ctx))
+
     # A consumer's runfiles get the SavedModel, not the model file it was made from
     # (keras_saved_model_test finds `src` and `weights` through SavedModelInfo).
-    runfiles = ctx.runfiles(files = [base_dir, signatures, export_info])
+    runfiles = ctx.runfiles(files = [base_dir, signatures, export_info, provenance])
     return [
         DefaultInfo(files = depset([base_dir]), runfiles = runfiles),
         SavedModelInfo(
@@ -201,8 +212,9 @@ def _keras_saved_model_impl(ctx):
             builder = ctx.attr.builder or None,
             src = ctx.file.src,
             weights = ctx.file.weights,
+            provenance = provenance,
         ),
-        OutputGroupInfo(signatures = depset([signatures])),
+        OutputGroupInfo(signatures = depset([signatures]), provenance = depset([provenance])),
     ]
 
 keras_saved_model_rule = rule(
@@ -230,7 +242,9 @@ keras_saved_model_rule = rule(
             executable = True,
             cfg = "exec",
         ),
+        **PROVENANCE_ATTRS
     ),
+    toolchains = [PYTHON_TOOLCHAIN],
 )
 
 def keras_saved_model(name, deps = [], contract = None, visibility = None, tags = None, testonly = None, **kwargs):
@@ -249,7 +263,11 @@ def keras_saved_model(name, deps = [], contract = None, visibility = None, tags 
     signature's method, inputs and outputs with dtype and shape, read from its
     saved_model.pb) differs from that checked-in file, saying which changes break a
     client built against it, and `<name>.update_contract`, which `bazel run` runs to
-    write the file from the export (docs/rules.md, "The serving contract").
+    write the file from the export (docs/rules.md, "The serving contract"). For a
+    release, `bazel run` runs `<name>.sign`, `<name>.verify` and `<name>.push`, which
+    sign the export and its `<name>.provenance.json`, check a folder against them, and
+    copy the export into a TF Serving model base path (docs/rules.md, "Releasing an
+    export").
 
     The action runs the shared `@rules_keras//export:exporter` with those deps'
     folders on its Python path, as a persistent worker by default
@@ -292,3 +310,4 @@ def keras_saved_model(name, deps = [], contract = None, visibility = None, tags 
     )
     if contract:
         serving_contract(name, contract, tags = tags, visibility = visibility, testonly = testonly)
+    release_targets(name, tags = tags, visibility = visibility, testonly = testonly)

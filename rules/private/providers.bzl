@@ -23,6 +23,13 @@ SavedModelInfo = provider(
         "src": "File or None: the `src` model file (its label is `src.owner`), None " +
                "when the model comes from `builder`. Not in the target's runfiles.",
         "weights": "File or None: the `weights` file. Not in the target's runfiles.",
+        "provenance": "File: `<name>.provenance.json`, an in-toto Statement v1 with a " +
+                      "SLSA v1 provenance predicate: every file of the version folder " +
+                      "with its SHA-256 (the subject), the target, its settings and the " +
+                      "SHA-256 of what it was built from (model file or builder modules, " +
+                      "weights, custom objects, the exporter, the requirements lock, the " +
+                      "Python toolchain). Byte-identical for the same inputs; in the " +
+                      "target's runfiles and its `provenance` output group.",
     },
 )
 

@@ -55,6 +55,8 @@ _OTHER_FLAGS = {
     "signature_def",
     "tag_set",
     "verbosity",
+    # TF Serving's model server's, named where a push writes its models.config.
+    "model_config_file",
     # pip's and uv's.
     "no-deps",
     "override",
@@ -127,6 +129,17 @@ def _starlark_function(text: str, name: str) -> tuple[list[str], list[str]]:
         raise AssertionError(f"`{name}`'s docstring has no Args: section")
     documented = re.findall(r"^      (\*{0,2}\w+):", args[1], re.MULTILINE)
     return params, [d.lstrip("*") for d in documented]
+
+
+def _release_flags():
+    """The flags of keras_saved_model's `.sign`, `.verify` and `.push` programs."""
+    import importlib.util
+
+    path = os.path.join(_WORKSPACE, "rules", "private", "release.py")
+    spec = importlib.util.spec_from_file_location("release", path)
+    release = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(release)
+    return {a.dest for a in release.build_parser()._actions}
 
 
 class SurfaceTest(unittest.TestCase):
@@ -256,6 +269,7 @@ class SurfaceTest(unittest.TestCase):
     def test_docs_and_sources_name_only_real_flags(self):
         programs = self.flags | self.converter_flags
         known = programs | {"no" + f for f in programs} | _OTHER_FLAGS
+        known |= _release_flags()
         paths = [
             "docs/rules.md",
             "export/settings.bzl",

@@ -7,14 +7,15 @@
 #      builds under linux-sandbox.
 #   2. reproducible: A and B each run every export (no cache) under linux-sandbox with a
 #      strict action environment; the trees are compared file by file (sha256) and must
-#      be identical (the example's TF Serving warmup records among them); so must an
+#      be identical (the example's TF Serving warmup records and each export's
+#      provenance among them); so must an
 #      export whose model JSON holds Python lambdas (their marshalled code names its
 #      source file, at a different path in A and B). The non-deterministic control
 #      target, built the same way, must be reported different by the same comparison,
 #      or the check is worthless.
 #   3. disk cache: A builds and tests with --disk_cache; B, after `bazel clean`, runs no
-#      KerasSavedModel action (all remoteCacheHit in the execution log) and its tests are
-#      "(cached) PASSED".
+#      KerasSavedModel or KerasProvenance action (all remoteCacheHit in the execution
+#      log) and its tests are "(cached) PASSED".
 #   4. if the action supports persistent workers: A, after `bazel clean`, exports in a
 #      worker; the bytes must equal the sandboxed exports'.
 #   TFLite: A and B also convert the example's export and a text model that needs
@@ -43,13 +44,14 @@ no_cache=(--disk_cache= --remote_cache=)
 with_disk_cache=(--disk_cache="$disk_cache" --remote_cache=)
 
 # outputs LABEL...: the files and folders a keras_saved_model target writes, relative to
-# bazel-bin: <name>/ (the SavedModel tree), <name>.signatures.json, <name>.export.json.
+# bazel-bin: <name>/ (the SavedModel tree), <name>.signatures.json, <name>.export.json,
+# <name>.provenance.json (so the provenance is byte-identical across output bases too).
 outputs() {
   local label path
   for label in "$@"; do
     path=${label#//}
     path=${path/://}
-    echo "$path" "$path.signatures.json" "$path.export.json"
+    echo "$path" "$path.signatures.json" "$path.export.json" "$path.provenance.json"
   done
 }
 
@@ -191,6 +193,11 @@ echo "  wall time: $cached_time s"
 expect_exports_cached b_cached a_cold "the disk cache"
 expect_tests "(cached) PASSED" b_cached a_cold
 cached_hits=$HITS cached_misses=$MISSES
+# The provenance is served by the cache like the export it describes.
+read -r prov_spawns prov_hits prov_misses _ < <(spawn_stats "$E2E_TMP/b_cached.json" KerasProvenance)
+[ "$prov_misses" = 0 ] && [ "$prov_hits" = "$prov_spawns" ] && [ "$prov_spawns" -gt 0 ] ||
+  fail "B ran $prov_misses of $prov_spawns KerasProvenance actions instead of taking them from the disk cache"
+echo "  provenance: $prov_hits of $prov_spawns from the disk cache"
 # shellcheck disable=SC2046
 compare_outputs "$bin_a" "$bin_b" $(outputs "${exports[@]}") ||
   fail "the cached exports differ from A's"

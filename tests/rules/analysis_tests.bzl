@@ -113,7 +113,12 @@ signature_names_test = analysistest.make(_signature_names_impl)
 def _runfile_paths(target):
     return sorted([f.short_path for f in target[DefaultInfo].default_runfiles.files.to_list()])
 
-_EXPORT_RUNFILES = ["tests/rules/%s", "tests/rules/%s.export.json", "tests/rules/%s.signatures.json"]
+_EXPORT_RUNFILES = [
+    "tests/rules/%s",
+    "tests/rules/%s.export.json",
+    "tests/rules/%s.provenance.json",
+    "tests/rules/%s.signatures.json",
+]
 
 def _src_impl(ctx):
     env = analysistest.begin(ctx)
@@ -133,6 +138,15 @@ def _src_impl(ctx):
     asserts.true(env, "--src=tests/rules/model.keras" in action.argv, str(action.argv))
     asserts.true(env, "--allow_unsafe_deserialization" in action.argv, str(action.argv))
     asserts.false(env, [a for a in action.argv if a.startswith("--modes")], str(action.argv))
+
+    # The provenance: a separate action after the export that digests the model file
+    # and the weights it was made from.
+    asserts.equals(env, "tests/rules/src_export.provenance.json", info.provenance.short_path)
+    provenance = [a for a in analysistest.target_actions(env) if a.mnemonic == "KerasProvenance"]
+    asserts.equals(env, 1, len(provenance))
+    inputs = [f.short_path for f in provenance[0].inputs.to_list()]
+    for path in ["tests/rules/src_export", "tests/rules/model.keras", "tests/rules/model.weights.h5"]:
+        asserts.true(env, path in inputs, "%s is no input of the provenance: %s" % (path, inputs))
     return analysistest.end(env)
 
 src_test = analysistest.make(_src_impl)
