@@ -18,6 +18,12 @@ import os
 import signal
 import sys
 
+from export.lib import worker
+
+# Before anything that can fail to import: a persistent worker that cannot start
+# answers Bazel's requests with the cause instead of dying unexplained.
+worker.explain_startup_failures("exporter")
+
 # TensorFlow's C++ info logs would bury the exporter's own messages.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -134,7 +140,7 @@ def _export_from_flags(notes: list[str] | None = None) -> int:
 def _serve_as_worker() -> int:
     # Import (never run) TensorFlow, Keras and the library in the worker itself, so each
     # forked request starts warm; running any op here would change every output.
-    from export.lib import api, worker  # noqa: F401 - api: imported to warm up
+    from export.lib import api  # noqa: F401 - imported to warm up
 
     _freeze_imported_objects()
     return worker.serve(_run_request, _FLAGS["worker_request_timeout"].value)

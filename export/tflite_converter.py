@@ -16,6 +16,12 @@ import os
 import signal
 import sys
 
+from export.lib import worker
+
+# Before anything that can fail to import: a persistent worker that cannot start
+# answers Bazel's requests with the cause instead of dying unexplained.
+worker.explain_startup_failures("tflite_converter")
+
 # TensorFlow's C++ info logs would bury the converter's own messages.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -92,8 +98,6 @@ def _serve_as_worker() -> int:
     # Import (never run) TensorFlow and the library in the worker itself, so each forked
     # request starts warm from the state of a fresh process.
     from tensorflow.lite.python import lite  # noqa: F401 - imported to warm up
-
-    from export.lib import worker
 
     gc.freeze()
     return worker.serve(_run_request, _FLAGS["worker_request_timeout"].value)

@@ -15,7 +15,7 @@ import gc
 import sys
 import time
 
-from export.lib import options, serving, signatures, sources, verify, writer
+from export.lib import options, packages, serving, signatures, sources, verify, writer
 from export.lib.errors import ExportError
 from export.lib.loader import load_keras_model
 from export.lib.options import ExportRequest, LabelSpec
@@ -75,6 +75,8 @@ def export_resolved(resolved: options.ResolvedRequest) -> ExportResult:
     The exporter resolves before importing this module, so that bad flags fail before
     the seconds TensorFlow takes to import.
     """
+    # An optional feature's missing package fails here, before any work is done.
+    packages.require_requested(resolved.request)
     timings: dict[str, float] = {}
     written = _write_from_keras(resolved, timings)
     try:

@@ -9,6 +9,8 @@ import sys
 import tempfile
 from collections.abc import Callable
 
+from export.lib import worker
+
 
 def quietly(run: Callable[[], int]) -> int:
     """Runs `run()` with stdout and stderr captured; replays them only if it fails."""
@@ -37,10 +39,14 @@ def quietly(run: Callable[[], int]) -> int:
 def run_and_exit(app_run: Callable[[], None]) -> None:
     """Runs an absl program and exits without the interpreter's teardown of TensorFlow,
     which would only cost seconds per run (bench/README.md): everything is written and
-    closed by then."""
+    closed by then. A persistent worker that exits with an error before its loop (a
+    flag error) answers Bazel's requests with it instead."""
     try:
         app_run()
     except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else int(e.code is not None)
+        if code:
+            worker.answer_startup_failure()
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(e.code if isinstance(e.code, int) else int(e.code is not None))
+        os._exit(code)

@@ -11,15 +11,21 @@
 """
 
 import os
+import types
 import warnings
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
-from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-from export.lib import interface, signatures
+from export.lib import interface, packages, signatures
 from export.lib.errors import ExportError, setting
+
+if TYPE_CHECKING:
+    # An optional feature's package: imported by _serving_apis, when a target asks
+    # for warmup records (export/lib/packages.py).
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 WARMUP_DIR = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -114,9 +120,21 @@ def write_warmup_requests(
     return path
 
 
+def _serving_apis() -> tuple[types.ModuleType, ...]:
+    """tensorflow_serving.apis' model_pb2, predict_pb2 and prediction_log_pb2; without
+    tensorflow-serving-api, the ExportError of its feature."""
+    return tuple(
+        packages.import_module(
+            packages.WARMUP_RECORDS, f"tensorflow_serving.apis.{name}"
+        )
+        for name in ("model_pb2", "predict_pb2", "prediction_log_pb2")
+    )
+
+
 def _prediction_log(
     feeds: Mapping[str, np.ndarray],
-) -> prediction_log_pb2.PredictionLog:
+) -> "prediction_log_pb2.PredictionLog":
+    model_pb2, predict_pb2, prediction_log_pb2 = _serving_apis()
     request = predict_pb2.PredictRequest(
         model_spec=model_pb2.ModelSpec(signature_name=signatures.SERVING_KEY)
     )
@@ -127,7 +145,7 @@ def _prediction_log(
     )
 
 
-def read_warmup_requests(export_dir: str) -> list[predict_pb2.PredictRequest]:
+def read_warmup_requests(export_dir: str) -> list["predict_pb2.PredictRequest"]:
     """The PredictRequests of an export's warmup file, in order (none without one).
 
     Raises ValueError for a record that is not a PredictionLog of a predict request.
@@ -135,6 +153,7 @@ def read_warmup_requests(export_dir: str) -> list[predict_pb2.PredictRequest]:
     path = os.path.join(export_dir, WARMUP_DIR, WARMUP_FILE)
     if not os.path.exists(path):
         return []
+    prediction_log_pb2 = _serving_apis()[2]
     requests = []
     for index, record in enumerate(tf.data.TFRecordDataset(path).as_numpy_iterator()):
         log = prediction_log_pb2.PredictionLog.FromString(record)

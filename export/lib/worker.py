@@ -7,11 +7,17 @@ state exactly as a fresh process would, and so writes the same bytes (TensorFlow
 function-name counters, which nothing resets, advance in the child only). A failing
 or hanging request dies with its child and leaves the worker as it was.
 
+A worker that cannot start (a package missing, a bad flag) does not die: Bazel would
+report only "Worker process quit or closed its stdin stream ... Broken pipe" and keep
+the cause in a log it does not show. Instead it answers every request with the cause
+(explain_startup_failures), which Bazel prints as the action's error.
+
 The protocol is Bazel's protobuf one (Bazel 4.2.3 puts JSON behind an experimental
 flag): length-prefixed WorkRequest messages on stdin, WorkResponse messages on stdout.
 The few fields needed are decoded here by hand, which needs no generated code.
 """
 
+import io
 import os
 import signal
 import sys
@@ -20,6 +26,11 @@ import time
 import traceback
 from collections.abc import Callable
 from typing import BinaryIO
+
+# Bazel starts a persistent worker with this flag (and sends each request's own flags).
+PERSISTENT_WORKER_FLAG = "--persistent_worker"
+# How much of what a worker printed while starting its error shows (the end).
+_STARTUP_OUTPUT_CHARS = 4000
 
 # WorkRequest: arguments = 1 (string), request_id = 3 (int32).
 # WorkResponse: exit_code = 1 (int32), output = 2 (string), request_id = 3 (int32).
@@ -157,6 +168,15 @@ def _wait(pid: int, timeout: float) -> int | None:
 
 def serve(run_request: Callable[[list[str]], int], timeout: float) -> int:
     """Answers WorkRequests from stdin until Bazel closes it."""
+    _started()
+    return _answer_requests(
+        lambda arguments: run_in_child(run_request, arguments, timeout)
+    )
+
+
+def _answer_requests(answer: Callable[[list[str]], tuple[int, str]]) -> int:
+    """Answers each WorkRequest on stdin with answer(arguments) -> (exit code, output)
+    until Bazel closes stdin."""
     requests = sys.stdin.buffer
     # Only WorkResponses may reach stdout: keep a private handle on it and point fd 1
     # (print, TensorFlow's C++ logging) at stderr, which Bazel keeps in the worker log.
@@ -170,6 +190,101 @@ def serve(run_request: Callable[[list[str]], int], timeout: float) -> int:
         if len(data) != size:
             raise EOFError("stream ended inside a WorkRequest")
         arguments, request_id = parse_work_request(data)
-        code, output = run_in_child(run_request, arguments, timeout)
+        code, output = answer(arguments)
         responses.write(encode_work_response(code, output, request_id))
         responses.flush()
+
+
+class _StartupLog(io.TextIOBase):
+    """sys.stderr while a worker starts: written through, and kept for its error."""
+
+    def __init__(self, stream):
+        super().__init__()
+        self.stream = stream
+        self.kept = io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.kept.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return self.stream.encoding
+
+    @property
+    def buffer(self):
+        return self.stream.buffer
+
+
+_starting: tuple[str, _StartupLog] | None = None  # (program, log) until serve()
+
+
+def explain_startup_failures(program: str, argv: list[str] | None = None) -> None:
+    """In a persistent worker (Bazel's flag in `argv`), until serve() starts: an
+    uncaught exception, or an exit with an error (an absl flag error), makes the
+    process answer every WorkRequest with exit code 1 and the cause, instead of dying.
+
+    Call it first, before importing what may be missing; the program's exit path
+    calls answer_startup_failure (program.run_and_exit does). Imports nothing new.
+    """
+    global _starting
+    if PERSISTENT_WORKER_FLAG not in (sys.argv if argv is None else argv):
+        return
+    log = _StartupLog(sys.stderr)
+    _starting = (program, log)
+    sys.stderr = log
+    print_exception = sys.excepthook
+
+    def answer_instead_of_dying(kind, error, trace) -> None:
+        print_exception(kind, error, trace)
+        answer_startup_failure(error)
+
+    sys.excepthook = answer_instead_of_dying
+
+
+def _started() -> None:
+    """The worker's loop begins: its stderr is its own again."""
+    global _starting
+    if _starting is not None:
+        sys.stderr = _starting[1].stream
+        _starting = None
+
+
+def answer_startup_failure(error: BaseException | None = None) -> None:
+    """If this is a persistent worker that stopped before its loop: answers every
+    WorkRequest with exit code 1 and why (`error`, or the last line it printed, e.g.
+    absl's flag error), until Bazel closes stdin; then exits with 1. Else returns."""
+    if _starting is None:
+        return
+    program, log = _starting
+    _started()
+    sys.stderr.flush()
+    printed = log.kept.getvalue().strip()
+    if error is not None:
+        cause = "".join(traceback.format_exception_only(error)).strip()
+    else:
+        lines = printed.splitlines() or ["it exited"]
+        cause = next((x for x in lines if "error" in x.lower()), lines[-1])
+    message = (
+        f"{program}: error: the persistent worker could not start, so it ran no"
+        f" request: {' '.join(cause.split()).rstrip('.')}."
+    )
+    # Which packages the programs need (the core), for an import that failed.
+    from export.lib import packages
+
+    hint = packages.missing_core_hint(error) if error is not None else None
+    if hint:
+        message += f" {hint}"
+    if printed:
+        message += (
+            f"\n\nWhat it printed while starting:\n{printed[-_STARTUP_OUTPUT_CHARS:]}"
+        )
+    _answer_requests(lambda arguments: (1, message + "\n"))
+    sys.stdout.flush()
+    os._exit(1)

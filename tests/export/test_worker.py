@@ -2,7 +2,9 @@
 
 One worker process serves several exports in a row, with a failing request among
 them; every export must be byte-identical to the same export from a fresh process,
-and the failure must neither kill the worker nor change the exports after it. The
+and the failure must neither kill the worker nor change the exports after it. A worker
+that cannot start (a flag, a missing package) answers every request with the cause
+instead of dying, since Bazel shows a dead worker only as a broken pipe. The
 WorkRequest and WorkResponse messages are built with protobuf's own library from
 Bazel's worker_protocol.proto field numbers, independently of the exporter's codec.
 """
@@ -139,6 +141,60 @@ class WorkerTest(absltest.TestCase):
                 self.assertEqual(sorted(one_shot), sorted(served))
                 for name in one_shot:
                     self.assertEqual(one_shot[name], served[name], f"{model}/{name}")
+
+    def _start_failing_worker(self, extra_args=(), pythonpath_front=None):
+        env = testutil.child_env()
+        if pythonpath_front:
+            env["PYTHONPATH"] = os.pathsep.join([pythonpath_front, env["PYTHONPATH"]])
+        worker = subprocess.Popen(
+            testutil.exporter_command() + ["--persistent_worker", *extra_args],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.addCleanup(worker.kill)
+        return worker
+
+    def _assert_each_request_gets(self, worker, *expected: str) -> None:
+        """Two requests, each answered with exit code 1 and the expected words; the
+        worker exits with 1 once Bazel closes its stdin."""
+        for request_id in (4, 5):
+            request = WorkRequest(
+                arguments=["--flagfile=x.params"], request_id=request_id
+            )
+            data = request.SerializeToString()
+            worker.stdin.write(_varint(len(data)) + data)
+            worker.stdin.flush()
+            response = _read_response(worker.stdout)
+            self.assertEqual(response.request_id, request_id)
+            self.assertEqual(response.exit_code, 1)
+            self.assertIn("the persistent worker could not start", response.output)
+            for words in expected:
+                self.assertIn(words, response.output)
+        worker.stdin.close()
+        self.assertEqual(worker.wait(timeout=testutil.TIMEOUT_S), 1)
+
+    def test_a_worker_with_a_bad_flag_answers_each_request_with_the_flag_error(self):
+        worker = self._start_failing_worker(["--no_such_flag=1"])
+        self._assert_each_request_gets(
+            worker, "Unknown command line flag 'no_such_flag'"
+        )
+
+    def test_a_worker_missing_a_core_package_names_it_and_where_it_comes_from(self):
+        # absl, which the exporter imports first, missing from the worker's Python.
+        fake = self.create_tempdir()
+        fake.create_file(
+            "absl/__init__.py",
+            "raise ModuleNotFoundError(\"No module named 'absl'\", name='absl')\n",
+        )
+        worker = self._start_failing_worker(pythonpath_front=fake.full_path)
+        self._assert_each_request_gets(
+            worker,
+            "ModuleNotFoundError: No module named 'absl'",
+            "tensorflow-cpu, keras, absl-py",
+            "--@rules_keras//export:tensorflow",
+        )
 
 
 if __name__ == "__main__":
