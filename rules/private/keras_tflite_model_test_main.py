@@ -5,7 +5,8 @@ only to get its sample inputs (interface.random_for with the model's SampleValue
 tokens of its vocabularies for string inputs), runs them through the SavedModel's
 `serving_default` and through the TFLite interpreter, and compares: within a bound that
 depends on the optimization (TOLERANCES). It also checks that the .tflite file's
-signature has the SavedModel's inputs and outputs, and that its manifest describes it.
+signature has the SavedModel's inputs and outputs, that its manifest describes it, and
+that its weights are stored as the optimization stores them (optimization_problems).
 """
 
 import collections
