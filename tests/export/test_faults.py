@@ -115,7 +115,8 @@ class FaultTest(absltest.TestCase):
             namespaces = [UNSHARE, "-m"]
         else:
             self.cannot_run_here(
-                "mounting a tmpfs needs user namespaces (unshare -Urm) or root"
+                "mounting a tmpfs needs user namespaces (unshare -Urm) or root (unshare"
+                " -m), and neither works here"
             )
         script = (
             'mount -t tmpfs -o "$1" tmpfs "$2" || exit 99; mnt=$2 listing=$3; shift 3; '
@@ -209,7 +210,7 @@ class FaultTest(absltest.TestCase):
         else:
             self.cannot_run_here(
                 "a folder's permissions bind only without root's override: that needs"
-                " user namespaces (unshare -U) or root (setpriv)"
+                " user namespaces (unshare -U) or root (setpriv), and neither works here"
             )
         locked = os.path.join(self.tmp, "locked")
         os.mkdir(locked, 0o555)
