@@ -2,7 +2,8 @@
 # Runs every test of rules_keras: `bazel test //...` (installing Bazel and TensorFlow
 # on a fresh machine, see ./bazelw), then the end-to-end scripts under tests/e2e/, then
 # the lint (tools/lint.sh: ruff and buildifier, one check). Every part runs whatever
-# the others gave. Ends with one "N passed, N failed" line. Extra arguments go to
+# the others gave. Ends with one "N passed, N failed, N not run" line (not run: tests
+# that skipped for want of a privilege). Extra arguments go to
 # `bazel test`.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -19,6 +20,21 @@ failed=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|INCOMPLETE|FLAKY|NO S
 if [ "$bazel_status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   failed=1 # the build itself failed before any test could report
 fi
+
+# A test that needs what this machine lacks (test_faults: user namespaces or root)
+# skips with a "NOT RUN HERE:" line in its log (under CI it fails instead). Bazel
+# reports the target PASSED; it is counted as not run.
+not_run=0
+for target in $(grep -oE '^//[^ ]+ +(\(cached\) )?PASSED' "$log" | cut -d' ' -f1); do
+  logs_dir="bazel-testlogs/$(echo "${target#//}" | tr ':' '/')"
+  reasons=$(find "$logs_dir" -name test.log -exec grep -h '^NOT RUN HERE: ' {} + 2>/dev/null)
+  if [ -n "$reasons" ]; then
+    echo "$target: not run"
+    echo "$reasons"
+    not_run=$((not_run + 1))
+    passed=$((passed - 1))
+  fi
+done
 
 for script in tests/e2e/*_test.sh; do
   [ -e "$script" ] || continue
@@ -41,5 +57,5 @@ else
   failed=$((failed + 1))
 fi
 
-echo "${passed} passed, ${failed} failed"
+echo "${passed} passed, ${failed} failed, ${not_run} not run"
 [ "$failed" -eq 0 ]

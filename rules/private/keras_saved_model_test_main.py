@@ -410,6 +410,9 @@ class SavedModelTest(absltest.TestCase):
                 name: tf.make_ndarray(proto) for name, proto in request.inputs.items()
             }
             self.assertEqual(sorted(feeds), sorted(want), what)
+            # `want` repeats the writer's own serving.warmup_inputs; the independent
+            # checks are the outputs against Keras below, and test_serving.py, which
+            # states request i's inputs (verify's with seed + i) itself.
             for name, value in want.items():
                 np.testing.assert_array_equal(feeds[name], value, err_msg=what)
             _assert_outputs_equal(

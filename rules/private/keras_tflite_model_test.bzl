@@ -31,8 +31,9 @@ def keras_tflite_model_test(name, tflite_model, tolerance = None, deps = [], **k
     It checks that the TFLite interpreter's outputs on the export's own sample inputs
     (seeded, strings from the model's vocabularies, batch 3) equal the SavedModel's
     `serving_default` outputs within the optimization's bound, that the file's
-    signature has the SavedModel's inputs and outputs, and that the manifest describes
-    the file. A model with TensorFlow ops (`allow_select_tf_ops`) fails it: the Python
+    signature has the SavedModel's inputs and outputs, that the manifest describes
+    the file, and that its weights are stored as the optimization stores them (float16
+    with DEQUANTIZE ops, int8 for dynamic_range's large weights; docs/rules.md). A model with TensorFlow ops (`allow_select_tf_ops`) fails it: the Python
     interpreter here has no Flex delegate to run them.
 
     Args:

@@ -172,6 +172,10 @@ class SurfaceTest(unittest.TestCase):
         self.assertIn("verify", self.attrs)
         self.assertNotIn("name", self.attrs)
 
+    # This test and the flags' and request fields' below compare two things made
+    # from settings.bzl (they catch a generator that drops or adds a setting); the
+    # independent check is test_docs_table_lists_every_attribute's, against the
+    # hand-written docs/rules.md.
     def test_attributes_are_the_user_settings(self):
         user = {s.name for s in settings.SETTINGS if s.is_attribute}
         self.assertEqual(self.public_attrs - _RULE_ONLY_ATTRS, user)

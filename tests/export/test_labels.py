@@ -311,6 +311,8 @@ class LabelFormsTest(absltest.TestCase):
                     with self.subTest(name=name, call=call):
                         self.assertIn(f"{call}/error", got, "gave a number")
                         error = str(got[f"{call}/error"])
+                        # What TensorFlow raises for a failed check in a signature.
+                        self.assertStartsWith(error, "InvalidArgumentError: ")
                         self.assertIn("_target has the shape", error)
                         self.assertIn("accepts", error)
                         self.assertIn("for these inputs", error)

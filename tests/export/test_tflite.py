@@ -10,6 +10,8 @@ SavedModel names saved_model; a bad optimization is refused by the flag.
 import os
 import subprocess
 
+import numpy as np
+import tensorflow as tf
 from absl.testing import absltest
 from flatbuffers import flexbuffers
 from tensorflow.core.framework import node_def_pb2
@@ -17,6 +19,7 @@ from tensorflow.lite.tools import flatbuffer_utils
 
 from export.lib import api, tflite
 from export.lib.errors import ExportError
+from rules.private.keras_tflite_model_test_main import optimization_problems
 from tests.export import testmodels, testutil
 
 _CONVERTER_PATH = os.path.join("export", "tflite_converter")
@@ -33,7 +36,7 @@ def _converter_command() -> list[str]:
 def _export(builder: str, folder: str) -> str:
     return api.export_saved_model(
         api.ExportRequest(
-            builder=f"{testmodels.MODULE}:{builder}",
+            builder=builder if ":" in builder else f"{testmodels.MODULE}:{builder}",
             output_dir=folder,
             modes="serve",
             verify=False,
@@ -97,6 +100,12 @@ def _with_attrs_reversed(content: bytes) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
+def _tensor_dtypes(content: bytes) -> set:
+    """The types of the tensors, as TFLite's interpreter reports them."""
+    interpreter = tf.lite.Interpreter(model_content=content)
+    return {detail["dtype"] for detail in interpreter.get_tensor_details()}
+
+
 class TfliteTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -104,6 +113,10 @@ class TfliteTest(absltest.TestCase):
         tmp = testutil.make_tempdir()
         cls.text_export = _export("review_text", os.path.join(tmp, "text"))
         cls.mlp_export = _export("mlp", os.path.join(tmp, "mlp"))
+        # Dense layers of 1024+ weights: what dynamic_range quantizes.
+        cls.dense_export = _export(
+            "tests.zoo.basics:ops_layers", os.path.join(tmp, "dense")
+        )
 
     def _convert_in_fresh_process(self, *flags: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -166,6 +179,31 @@ class TfliteTest(absltest.TestCase):
         self.assertIn("FULLY_CONNECTED", converted.ops)
         self.assertEqual([t.dtype for t in converted.inputs], ["float32"])
         self.assertIsNone(converted.inputs[0].shape[0])
+
+    def test_float16_stores_the_weights_as_float16(self):
+        plain = tflite.convert(self.dense_export, "none", allow_select_tf_ops=False)
+        half = tflite.convert(self.dense_export, "float16", allow_select_tf_ops=False)
+        self.assertEqual(optimization_problems(plain.content, "none"), [])
+        self.assertEqual(
+            optimization_problems(half.content, "float16", plain.content), []
+        )
+        self.assertIn("DEQUANTIZE", half.ops)
+        self.assertLess(len(half.content), 0.75 * len(plain.content))
+        # The interpreter reads float16 weights where `none` has float32 ones.
+        self.assertIn(np.float16, _tensor_dtypes(half.content))
+        self.assertNotIn(np.float16, _tensor_dtypes(plain.content))
+
+    def test_dynamic_range_stores_large_weights_as_int8(self):
+        plain = tflite.convert(self.dense_export, "none", allow_select_tf_ops=False)
+        quantized = tflite.convert(
+            self.dense_export, "dynamic_range", allow_select_tf_ops=False
+        )
+        self.assertEqual(
+            optimization_problems(quantized.content, "dynamic_range", plain.content), []
+        )
+        self.assertLess(len(quantized.content), 0.75 * len(plain.content))
+        self.assertIn(np.int8, _tensor_dtypes(quantized.content))
+        self.assertNotIn(np.int8, _tensor_dtypes(plain.content))
 
     def test_tensorflow_ops_need_the_setting(self):
         with self.assertRaises(ExportError) as raised:

@@ -24,6 +24,7 @@ def zoo_model(
         env = {},
         tflite = [],
         tflite_select_tf_ops = False,
+        label_shapes = None,
         size = "medium"):
     """Exports `builder` in every mode Keras runs it in and checks it with zoo_check.py.
 
@@ -49,6 +50,10 @@ def zoo_model(
         the check runs each against the SavedModel (keras_tflite_model_test's checks).
       tflite_select_tf_ops: convert it as `<name>_tflite` with allow_select_tf_ops,
         build only: the Python interpreter here has no Flex delegate to run it.
+      label_shapes: each label eval and train take (`<output>_target`) and the
+        shapes they must accept it in, as in label_specs (`None` for any size), e.g.
+        `{"probs_target": ["None", "None,1"]}`: what Keras's losses take, stated here
+        rather than read from the export; `{}` for a model without labels.
       size: the test's size.
     """
     tags = ["manual"] if slow else []
@@ -71,6 +76,9 @@ def zoo_model(
     ]
     if tolerance != None:
         args.append("--tolerance=%s" % tolerance)
+    if label_shapes != None:
+        # Quoted: Bazel splits `args` as a shell would, dropping bare double quotes.
+        args.append("--label_shapes='%s'" % json.encode(label_shapes))
     data = [
         ":" + name,
         "//export:exporter",

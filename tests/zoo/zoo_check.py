@@ -4,13 +4,16 @@ It runs keras_saved_model_test's checks (signatures, serving outputs and
 load_keras_model against the rebuilt Keras model, every signature and the warmup
 requests through TF Serving's loader) and adds, on the model's own sample
 batch (real strings, real labels): serving equals the Keras model, `eval` equals
-`model.evaluate` for the labels in every shape the signature accepts, a label of
-another shape fails naming it, `train` changes every trainable variable and
+`model.evaluate` for the labels in every shape the zoo_model states they are accepted
+in (and the manifest lists those), a label of another shape fails naming it and changes
+no variable, `train` changes every trainable variable and
 BatchNormalization's moving statistics and lowers the loss, a second export gives the
 same bytes, and `saved_model_cli` reads it.
 """
 
 import importlib
+import itertools
+import json
 import os
 import subprocess
 import sys
@@ -35,6 +38,14 @@ _DATA = flags.DEFINE_string(
     "module:function returning (x, y), a batch in the model's own input and output"
     " structure, as model.evaluate takes it.",
     required=True,
+)
+
+_LABEL_SHAPES = flags.DEFINE_string(
+    "label_shapes",
+    None,
+    "JSON: each label the eval and train signatures take (by name) and the shapes"
+    ' they must accept ("None,1"), as the zoo_model states them (not read from the'
+    " export).",
 )
 
 # Statistics that BatchNormalization updates in a training step without gradients.
@@ -184,13 +195,42 @@ class ZooTest(rule_test.SavedModelTest):
                 float(got[name]), value, delta=max(self.atol, 1e-6), msg=f"{msg} {name}"
             )
 
+    def _stated_label_shapes(self) -> dict:
+        if _LABEL_SHAPES.value is None:
+            self.assertEmpty(
+                self.targets,
+                "the model takes labels: state the shapes they must be accepted in"
+                " with its zoo_model (label_shapes)",
+            )
+            return {}
+        return {
+            name: [
+                [None if size == "None" else int(size) for size in shape.split(",")]
+                for shape in shapes
+            ]
+            for name, shapes in json.loads(_LABEL_SHAPES.value).items()
+        }
+
+    def test_labels_are_accepted_in_the_shapes_stated(self):
+        """The manifest lists, for each label, the shapes the zoo_model states."""
+        stated = self._stated_label_shapes()
+        listed = {
+            name: spec["accepted_shapes"]
+            for name, spec in self.train_inputs.items()
+            if name.endswith(signatures.TARGET_SUFFIX)
+        }
+        self.assertEqual(listed, stated)
+
     def test_every_accepted_label_shape_gives_keras_evaluate(self):
-        """The label in each shape the manifest lists: eval gives what Keras's
+        """The label in each shape the zoo_model states: eval gives what Keras's
         evaluate gives for the label in that shape."""
+        stated = self._stated_label_shapes()
         if not self.has_eval:
-            self.skipTest("no eval signature")
+            self.assertIsNone(self.keras_evaluate, "eval, but Keras can evaluate it")
+            return
+        self.assertEqual(set(stated), set(self.targets))
         for name, value in self.targets.items():
-            for shape in self.train_inputs[name]["accepted_shapes"]:
+            for shape in stated[name]:
                 form = _as_shape(value, shape)
                 with self.subTest(label=name, shape=form.shape):
                     labels = self._label_feeds({**self.targets, name: form})
@@ -206,24 +246,36 @@ class ZooTest(rule_test.SavedModelTest):
         flat[names.index(target)] = value
         return keras.tree.pack_sequence_as(self.y, flat)
 
-    def test_labels_of_other_shapes_fail_naming_the_label(self):
-        mode = "eval" if self.has_eval else "train"
+    def test_labels_of_other_shapes_fail_naming_the_label_and_change_nothing(self):
+        """eval and train refuse a label of another shape with InvalidArgumentError
+        naming it, before any variable (weights, metrics, optimizer) changes."""
+        modes = [m for m in ("eval", "train") if m in self.manifest["signatures"]]
+        variables = [
+            *self.loaded.model_variables,
+            *self.loaded.metric_variables,
+            *self.loaded.optimizer_variables,
+        ]
         for name, value in self.targets.items():
             wrongs = [value[:-1], np.stack([value, value], axis=-1)]
             # One step long where the label must be as long as an input (a sequence).
             for follows in self.train_inputs[name].get("sizes_from_inputs", []):
                 wrongs.append(np.take(value, [0], axis=follows["dim"]))
-            for wrong in wrongs:
-                with self.subTest(label=name, shape=wrong.shape):
+            for wrong, mode in itertools.product(wrongs, modes):
+                with self.subTest(label=name, shape=wrong.shape, signature=mode):
                     labels = self._label_feeds({**self.targets, name: wrong})
-                    with (
-                        self._exported_state_kept(),
-                        self.assertRaisesRegex(
+                    before = [v.numpy() for v in variables]
+                    with self._exported_state_kept():
+                        with self.assertRaisesRegex(
                             tf.errors.InvalidArgumentError,
                             f"the label {name} has the shape",
-                        ),
-                    ):
-                        self.loaded.signatures[mode](**self.serve_feeds, **labels)
+                        ):
+                            self.loaded.signatures[mode](**self.serve_feeds, **labels)
+                        moved = [
+                            v.name
+                            for v, old in zip(variables, before, strict=True)
+                            if not np.array_equal(v.numpy(), old)
+                        ]
+                    self.assertEmpty(moved, f"the refused {mode} call changed these")
 
     def test_train_lowers_the_loss(self):
         """A few train calls on the sample batch lower its loss: eval's, or where
