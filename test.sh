@@ -2,9 +2,9 @@
 # Runs every test of rules_keras: `bazel test //...` (installing Bazel and TensorFlow
 # on a fresh machine, see ./bazelw), then the end-to-end scripts under tests/e2e/, then
 # the lint (tools/lint.sh: ruff and buildifier, one check). Every part runs whatever
-# the others gave. Ends with one "N passed, N failed, N not run" line (not run: tests
-# that skipped for want of a privilege). Extra arguments go to
-# `bazel test`.
+# the others gave. Ends with one "N passed, N failed, N skipped" line (skipped: tests
+# that could not run for want of a privilege, each named above it; a skip is not a
+# pass). Extra arguments go to `bazel test`.
 set -uo pipefail
 cd "$(dirname "$0")"
 
@@ -23,15 +23,15 @@ fi
 
 # A test that needs what this machine lacks (test_faults: user namespaces or root)
 # skips with a "NOT RUN HERE:" line in its log (under CI it fails instead). Bazel
-# reports the target PASSED; it is counted as not run.
-not_run=0
+# reports the target PASSED; it is counted as skipped, not passed.
+skipped=0
 for target in $(grep -oE '^//[^ ]+ +(\(cached\) )?PASSED' "$log" | cut -d' ' -f1); do
   logs_dir="bazel-testlogs/$(echo "${target#//}" | tr ':' '/')"
   reasons=$(find "$logs_dir" -name test.log -exec grep -h '^NOT RUN HERE: ' {} + 2>/dev/null)
   if [ -n "$reasons" ]; then
-    echo "$target: not run"
+    echo "$target: SKIPPED (not run here)"
     echo "$reasons"
-    not_run=$((not_run + 1))
+    skipped=$((skipped + 1))
     passed=$((passed - 1))
   fi
 done
@@ -57,5 +57,5 @@ else
   failed=$((failed + 1))
 fi
 
-echo "${passed} passed, ${failed} failed, ${not_run} not run"
+echo "${passed} passed, ${failed} failed, ${skipped} skipped"
 [ "$failed" -eq 0 ]
