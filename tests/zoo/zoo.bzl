@@ -61,12 +61,14 @@ def zoo_model(
     )
     args = [
         "--saved_model=$(rootpath :%s)" % name,
+        "--checker=$(rootpath //cc:saved_model_checker)",
         "--data=" + data,
     ]
     if tolerance != None:
         args.append("--tolerance=%s" % tolerance)
     data = [
         ":" + name,
+        "//cc:saved_model_checker",
         "//export:exporter",
     ]
     for optimization in tflite:
@@ -100,6 +102,7 @@ def zoo_model(
             "//rules/private:export_info.py",
             "//rules/private:keras_saved_model_test_main.py",
             "//rules/private:keras_tflite_model_test_main.py",
+            "//rules/private:tensors_file.py",
         ],
         main = "zoo_check.py",
         args = args,
