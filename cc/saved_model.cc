@@ -109,8 +109,31 @@ std::pair<std::string, std::string> ReadMapEntry(const std::string& bytes) {
   return entry;
 }
 
+// TensorShapeProto: dim = 2 (each a Dim, size = 1), unknown_rank = 3.
+void ReadShape(const std::string& bytes, TensorInfo* info) {
+  ProtoReader reader(bytes);
+  while (reader.Next()) {
+    if (reader.field() == 2) {
+      int64_t size = 0;
+      ProtoReader dim(reader.ReadBytes());
+      while (dim.Next()) {
+        if (dim.field() == 1) {
+          size = static_cast<int64_t>(dim.ReadVarint());
+        } else {
+          dim.Skip();
+        }
+      }
+      info->shape.push_back(size);
+    } else if (reader.field() == 3) {
+      info->unknown_rank = reader.ReadVarint() != 0;
+    } else {
+      reader.Skip();
+    }
+  }
+}
+
 // TensorInfo: name = 1 (a dense tensor; sparse and composite ones have no name),
-// dtype = 2.
+// dtype = 2, tensor_shape = 3.
 TensorInfo ReadTensorInfo(const std::string& bytes) {
   TensorInfo info;
   ProtoReader reader(bytes);
@@ -119,6 +142,8 @@ TensorInfo ReadTensorInfo(const std::string& bytes) {
       info.tensor_name = reader.ReadBytes();
     } else if (reader.field() == 2) {
       info.dtype = static_cast<TF_DataType>(reader.ReadVarint());
+    } else if (reader.field() == 3) {
+      ReadShape(reader.ReadBytes(), &info);
     } else {
       reader.Skip();
     }

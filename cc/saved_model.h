@@ -26,6 +26,9 @@ class Error : public std::runtime_error {
 struct TensorInfo {
   std::string tensor_name;
   TF_DataType dtype = TF_FLOAT;
+  // Its dims, -1 where any size goes; unknown_rank when not even the rank is known.
+  std::vector<int64_t> shape;
+  bool unknown_rank = false;
 };
 
 struct Signature {

@@ -4,6 +4,7 @@ load("//export:settings.bzl", "SETTINGS")
 load(":actions.bzl", "ACTION_ENV", "add_flag", "attribute", "display_label")
 load(":providers.bzl", "SavedModelInfo")
 load(":py.bzl", "PyInfo", "py_library")
+load(":saved_model_benchmark.bzl", "saved_model_benchmark")
 load(":serving_contract.bzl", "serving_contract")
 load(":symbol_reference.bzl", "is_custom_object_name", "is_symbol_reference")
 
@@ -249,7 +250,10 @@ def keras_saved_model(name, deps = [], contract = None, visibility = None, tags 
     signature's method, inputs and outputs with dtype and shape, read from its
     saved_model.pb) differs from that checked-in file, saying which changes break a
     client built against it, and `<name>.update_contract`, which `bazel run` runs to
-    write the file from the export (docs/rules.md, "The serving contract").
+    write the file from the export (docs/rules.md, "The serving contract"), and
+    `<name>.benchmark`, which `bazel run` runs to print the serving signature's latency
+    percentiles and throughput per batch size through TensorFlow's C++ loader
+    (docs/rules.md, "Consuming an export from C and C++").
 
     The action runs the shared `@rules_keras//export:exporter` with those deps'
     folders on its Python path, as a persistent worker by default
@@ -292,3 +296,10 @@ def keras_saved_model(name, deps = [], contract = None, visibility = None, tags 
     )
     if contract:
         serving_contract(name, contract, tags = tags, visibility = visibility, testonly = testonly)
+    saved_model_benchmark(
+        name = name + ".benchmark",
+        saved_model = ":" + name,
+        tags = tags,
+        visibility = visibility,
+        testonly = testonly,
+    )
