@@ -6,10 +6,11 @@ export's own deps) and compares it with the SavedModel, as a user would. The mod
 and weights come through the test's `<name>.model_files` target: the export's runfiles
 leave them out.
 
-One copy of the model is in memory at a time (the rebuilt or re-loaded Keras model, the
-export loaded through the object API, or through TF Serving's loader): what a test
-compares is computed from each copy in turn, as arrays, and the copy dropped before the
-next one loads, so that a model of a few GB can be tested where it can be exported.
+One copy of the model is in memory at a time (the rebuilt or re-loaded Keras model, or
+the export loaded through the object API; TF Serving's C++ loader runs in a process of
+its own, cc/saved_model_checker): what a test compares is computed from each copy in
+turn, as arrays, and the copy dropped before the next one loads, so that a model of a
+few GB can be tested where it can be exported.
 """
 
 import dataclasses
