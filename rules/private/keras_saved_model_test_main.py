@@ -64,6 +64,9 @@ _BATCH = 3
 _TRAIN_KEY = signatures.SIGNATURE_KEYS["train"]
 # The SignatureDef TensorFlow adds to hold the init op (no client calls it).
 _INIT_OP_KEY = "__saved_model_init_op"
+# Up to this many bytes of variables, the C++ checker loads its copy while the test
+# process still holds the rebuilt Keras model (the two run side by side).
+_OVERLAP_MAX_BYTES = 256 << 20
 
 
 def _read_json(path: str) -> dict:
@@ -82,41 +85,54 @@ class CppLoaderRun:
     changed_variables: dict[str, tuple[int, int]]
 
 
-def run_cpp_loader(
-    export_dir: str, requests: list[tuple[str, str, dict]]
-) -> CppLoaderRun:
+class CppLoader:
     """Runs each (name, signature key, feeds) request through the C++ checker, as TF
     Serving runs a SignatureDef: loaded with tags {serve} by TensorFlow's C++ loader,
     fed and fetched by the tensor names the SignatureDef holds. The train key's
-    requests each start from a freshly loaded copy."""
-    with tempfile.TemporaryDirectory(dir=os.environ.get("TEST_TMPDIR")) as folder:
+    requests each start from a freshly loaded copy. The checker runs in a process of
+    its own, started here; result() waits for it."""
+
+    def __init__(self, export_dir: str, requests: list[tuple[str, str, dict]]):
+        self.export_dir = export_dir
+        self.requests = requests
+        self._folder = tempfile.TemporaryDirectory(dir=os.environ.get("TEST_TMPDIR"))
+        folder = self._folder.name
         lines = []
         for name, key, feeds in requests:
             tensors_file.write(os.path.join(folder, name + ".feeds"), feeds)
             lines.append(f"{name} {key} {'train' if key == _TRAIN_KEY else 'run'}\n")
         with open(os.path.join(folder, "requests.txt"), "w", encoding="utf-8") as f:
             f.writelines(lines)
-        result = subprocess.run(
+        self._process = subprocess.Popen(
             [os.path.abspath(_CHECKER.value), export_dir, folder],
-            capture_output=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             text=True,
-            check=False,
         )
-        if result.returncode != 0:
-            raise AssertionError(
-                f"TensorFlow's C++ loader ({_CHECKER.value}) failed on {export_dir}"
-                f" (exit code {result.returncode}):\n{result.stderr[-4000:]}"
-            )
-        with open(os.path.join(folder, "signatures.txt"), encoding="utf-8") as f:
-            keys = frozenset(f.read().split())
-        outputs, changed = {}, {}
-        for name, key, _ in requests:
-            outputs[name] = tensors_file.read(os.path.join(folder, name + ".outputs"))
-            if key == _TRAIN_KEY:
-                with open(os.path.join(folder, name + ".variables")) as f:
-                    count, total = f.read().split()
-                changed[name] = (int(count), int(total))
-        return CppLoaderRun(keys, outputs, changed)
+
+    def result(self) -> CppLoaderRun:
+        _, stderr = self._process.communicate()
+        folder = self._folder.name
+        try:
+            if self._process.returncode != 0:
+                raise AssertionError(
+                    f"TensorFlow's C++ loader ({_CHECKER.value}) failed on"
+                    f" {self.export_dir} (exit code {self._process.returncode}):\n"
+                    f"{stderr[-4000:]}"
+                )
+            with open(os.path.join(folder, "signatures.txt"), encoding="utf-8") as f:
+                keys = frozenset(f.read().split())
+            outputs, changed = {}, {}
+            for name, key, _ in self.requests:
+                path = os.path.join(folder, name)
+                outputs[name] = tensors_file.read(path + ".outputs")
+                if key == _TRAIN_KEY:
+                    with open(path + ".variables", encoding="utf-8") as f:
+                        count, total = f.read().split()
+                    changed[name] = (int(count), int(total))
+            return CppLoaderRun(keys, outputs, changed)
+        finally:
+            self._folder.cleanup()
 
 
 def serving_signature_defs(export_dir: str) -> dict:
@@ -206,6 +222,8 @@ class SavedModelTest(absltest.TestCase):
         if cls._facts is None:
             rebuilt = sources.load_model(cls.source)
             model_interface = rebuilt.interface
+            if cls._overlap_cpp_loader():
+                cls._start_cpp_loader(model_interface.inputs, model_interface.samples)
             warmup = serving.warmup_inputs(
                 model_interface,
                 cls.info["seed"],
@@ -302,16 +320,16 @@ class SavedModelTest(absltest.TestCase):
         )
 
     @classmethod
-    def _sample_feeds(cls, key: str, signature) -> dict[str, np.ndarray]:
-        """Seeded inputs for the SignatureDef `key`: the model's inputs from its sample
-        values (strings from its vocabularies), the others (labels) typed as the
+    def _sample_feeds(
+        cls, key: str, signature, inputs, samples
+    ) -> dict[str, np.ndarray]:
+        """Seeded inputs for the SignatureDef `key`: the model's `inputs` from its
+        `samples` (strings from its vocabularies), the others (labels) typed as the
         signature declares them and shaped as the manifest says a client sends them
         (a label's SignatureDef declares no rank: it takes more than one shape)."""
         declared = cls.manifest["signatures"][key]["inputs"]
-        facts = cls._keras()
-        samples = facts.samples
-        arrays = interface.random_for(facts.inputs, _INPUT_SEED, _BATCH, samples)
-        feeds = {d.name: a for d, a in zip(facts.inputs, arrays, strict=True)}
+        arrays = interface.random_for(inputs, _INPUT_SEED, _BATCH, samples)
+        feeds = {d.name: a for d, a in zip(inputs, arrays, strict=True)}
         labels = [
             interface.TensorDesc(
                 name,
@@ -325,35 +343,56 @@ class SavedModelTest(absltest.TestCase):
         feeds.update({d.name: a for d, a in zip(labels, arrays, strict=True)})
         return {name: feeds[name] for name in signature.inputs}
 
-    # The requests the C++ loader ran and what it gave: one checker process for the
-    # three tests below, run when the first needs it.
-    _cpp: tuple[dict, CppLoaderRun] | None = None
+    # The requests sent to the C++ loader, and the loader while it runs (None before
+    # it starts), then what it gave: one checker process for the three tests below.
+    _cpp_requests: dict | None = None
+    _cpp_running: CppLoader | None = None
+    _cpp_run: CppLoaderRun | None = None
+
+    @classmethod
+    def _overlap_cpp_loader(cls) -> bool:
+        """Whether the checker may hold its copy of the model while this process holds
+        the rebuilt Keras model: for small models, so that it runs beside the Keras
+        reference computations; a large one is checked after that model is dropped."""
+        variables = os.path.join(cls.export_dir, "variables")
+        size = sum(
+            entry.stat().st_size for entry in os.scandir(variables) if entry.is_file()
+        )
+        return size <= _OVERLAP_MAX_BYTES
+
+    @classmethod
+    def _start_cpp_loader(cls, inputs, samples) -> None:
+        """Starts the checker on every SignatureDef with the seeded inputs and labels,
+        and each warmup record's inputs on its signature."""
+        defs = serving_signature_defs(cls.export_dir)
+        requests = {
+            f"signature_{index}": (
+                key,
+                cls._sample_feeds(key, signature, inputs, samples),
+            )
+            for index, (key, signature) in enumerate(sorted(defs.items()))
+        }
+        for index, request in enumerate(serving.read_warmup_requests(cls.export_dir)):
+            feeds = {
+                name: tf.make_ndarray(proto) for name, proto in request.inputs.items()
+            }
+            requests[f"warmup_{index}"] = (request.model_spec.signature_name, feeds)
+        cls._cpp_requests = requests
+        cls._cpp_running = CppLoader(
+            cls.export_dir,
+            [(name, key, feeds) for name, (key, feeds) in requests.items()],
+        )
 
     @classmethod
     def _cpp_loader(cls) -> tuple[dict, CppLoaderRun]:
-        """Every SignatureDef on the seeded inputs and labels, and each warmup record's
-        inputs on serving_default, through TensorFlow's C++ loader."""
-        if cls._cpp is None:
-            defs = serving_signature_defs(cls.export_dir)
-            requests = {
-                f"signature_{index}": (key, cls._sample_feeds(key, signature))
-                for index, (key, signature) in enumerate(sorted(defs.items()))
-            }
-            for index, request in enumerate(
-                serving.read_warmup_requests(cls.export_dir)
-            ):
-                feeds = {
-                    name: tf.make_ndarray(proto)
-                    for name, proto in request.inputs.items()
-                }
-                key = request.model_spec.signature_name
-                requests[f"warmup_{index}"] = (key, feeds)
-            run = run_cpp_loader(
-                cls.export_dir,
-                [(name, key, feeds) for name, (key, feeds) in requests.items()],
-            )
-            cls._cpp = (requests, run)
-        return cls._cpp
+        """The requests and what TensorFlow's C++ loader gave for them."""
+        if cls._cpp_run is None:
+            facts = cls._keras()
+            if cls._cpp_running is None:
+                cls._start_cpp_loader(facts.inputs, facts.samples)
+            running, cls._cpp_running = cls._cpp_running, None
+            cls._cpp_run = running.result()
+        return cls._cpp_requests, cls._cpp_run
 
     def test_every_signature_through_tf_servings_loader(self):
         """Each SignatureDef but train, run by its tensor names through TensorFlow's C++
