@@ -55,6 +55,14 @@ _OTHER_FLAGS = {
     "signature_def",
     "tag_set",
     "verbosity",
+    # The C++ benchmark's (cc/saved_model_benchmark.cc) and predict_cc's.
+    "batch_sizes",
+    "iterations",
+    "json_out",
+    "seed",
+    "signature",
+    "unknown_dim",
+    "warmup",
     # pip's and uv's.
     "no-deps",
     "override",
