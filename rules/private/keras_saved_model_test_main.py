@@ -222,8 +222,7 @@ class SavedModelTest(absltest.TestCase):
         if cls._facts is None:
             rebuilt = sources.load_model(cls.source)
             model_interface = rebuilt.interface
-            if cls._overlap_cpp_loader():
-                cls._start_cpp_loader(model_interface.inputs, model_interface.samples)
+            cls._start_cpp_loader_early(model_interface)
             warmup = serving.warmup_inputs(
                 model_interface,
                 cls.info["seed"],
@@ -359,6 +358,14 @@ class SavedModelTest(absltest.TestCase):
             entry.stat().st_size for entry in os.scandir(variables) if entry.is_file()
         )
         return size <= _OVERLAP_MAX_BYTES
+
+    @classmethod
+    def _start_cpp_loader_early(cls, model_interface) -> None:
+        """Starts the checker, if not yet started, while this process still has work
+        to do with the rebuilt model (a subclass calls this as soon as it has one)."""
+        started = cls._cpp_running is not None or cls._cpp_run is not None
+        if not started and cls._overlap_cpp_loader():
+            cls._start_cpp_loader(model_interface.inputs, model_interface.samples)
 
     @classmethod
     def _start_cpp_loader(cls, inputs, samples) -> None:
