@@ -6,6 +6,7 @@ load(":provenance.bzl", "PROVENANCE_ATTRS", "PYTHON_TOOLCHAIN", "write_provenanc
 load(":providers.bzl", "SavedModelInfo")
 load(":py.bzl", "PyInfo", "py_library")
 load(":release.bzl", "release_targets")
+load(":saved_model_benchmark.bzl", "saved_model_benchmark")
 load(":serving_contract.bzl", "serving_contract")
 load(":symbol_reference.bzl", "is_custom_object_name", "is_symbol_reference")
 
@@ -263,11 +264,13 @@ def keras_saved_model(name, deps = [], contract = None, visibility = None, tags 
     signature's method, inputs and outputs with dtype and shape, read from its
     saved_model.pb) differs from that checked-in file, saying which changes break a
     client built against it, and `<name>.update_contract`, which `bazel run` runs to
-    write the file from the export (docs/rules.md, "The serving contract"). For a
-    release, `bazel run` runs `<name>.sign`, `<name>.verify` and `<name>.push`, which
-    sign the export and its `<name>.provenance.json`, check a folder against them, and
-    copy the export into a TF Serving model base path (docs/rules.md, "Releasing an
-    export").
+    write the file from the export (docs/rules.md, "The serving contract"), and
+    `<name>.benchmark`, which `bazel run` runs to print the serving signature's latency
+    percentiles and throughput per batch size through TensorFlow's C++ loader
+    (docs/rules.md, "Consuming an export from C and C++"). For a release, `bazel run`
+    runs `<name>.sign`, `<name>.verify` and `<name>.push`, which sign the export and its
+    `<name>.provenance.json`, check a folder against them, and copy the export into a TF
+    Serving model base path (docs/rules.md, "Releasing an export").
 
     The action runs the shared `@rules_keras//export:exporter` with those deps'
     folders on its Python path, as a persistent worker by default
@@ -311,3 +314,10 @@ def keras_saved_model(name, deps = [], contract = None, visibility = None, tags 
     if contract:
         serving_contract(name, contract, tags = tags, visibility = visibility, testonly = testonly)
     release_targets(name, tags = tags, visibility = visibility, testonly = testonly)
+    saved_model_benchmark(
+        name = name + ".benchmark",
+        saved_model = ":" + name,
+        tags = tags,
+        visibility = visibility,
+        testonly = testonly,
+    )

@@ -49,8 +49,12 @@ def keras_saved_model_test(
         tags = kwargs.get("tags"),
         visibility = ["//visibility:private"],
     )
-    args = ["--saved_model=$(rootpath %s)" % saved_model]
-    data = [saved_model, ":%s.model_files" % name]
+    checker = str(Label("//cc:saved_model_checker"))
+    args = [
+        "--saved_model=$(rootpath %s)" % saved_model,
+        "--checker=$(rootpath %s)" % checker,
+    ]
+    data = [saved_model, ":%s.model_files" % name, checker]
     if golden:
         args.append("--golden=$(rootpath %s)" % golden)
         data.append(golden)
@@ -62,6 +66,7 @@ def keras_saved_model_test(
         srcs = [
             Label("//rules/private:export_info.py"),
             Label("//rules/private:keras_saved_model_test_main.py"),
+            Label("//rules/private:tensors_file.py"),
         ],
         main = Label("//rules/private:keras_saved_model_test_main.py"),
         args = args,

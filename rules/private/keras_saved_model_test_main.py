@@ -6,23 +6,26 @@ export's own deps) and compares it with the SavedModel, as a user would. The mod
 and weights come through the test's `<name>.model_files` target: the export's runfiles
 leave them out.
 
-One copy of the model is in memory at a time (the rebuilt or re-loaded Keras model, the
-export loaded through the object API, or through TF Serving's loader): what a test
-compares is computed from each copy in turn, as arrays, and the copy dropped before the
-next one loads, so that a model of a few GB can be tested where it can be exported.
+One copy of the model is in memory at a time (the rebuilt or re-loaded Keras model, or
+the export loaded through the object API; TF Serving's C++ loader runs in a process of
+its own, cc/saved_model_checker): what a test compares is computed from each copy in
+turn, as arrays, and the copy dropped before the next one loads, so that a model of a
+few GB can be tested where it can be exported.
 """
 
 import dataclasses
 import gc
 import glob
-import hashlib
 import json
 import os
+import subprocess
+import tempfile
 
 import numpy as np
 import tensorflow as tf
 from absl import flags
 from absl.testing import absltest
+from tensorflow.core.protobuf import saved_model_pb2
 
 from export.lib import (
     interface,
@@ -33,7 +36,7 @@ from export.lib import (
     verify,
 )
 from export.lib.loader import load_keras_model
-from rules.private import export_info
+from rules.private import export_info, tensors_file
 
 _SAVED_MODEL = flags.DEFINE_string(
     "saved_model", None, "The keras_saved_model folder (runfiles path).", required=True
@@ -44,6 +47,12 @@ _GOLDEN = flags.DEFINE_string(
 _EXPECT_SIGNATURE = flags.DEFINE_multi_string(
     "expect_signature", [], "A signature name that must exist."
 )
+_CHECKER = flags.DEFINE_string(
+    "checker",
+    None,
+    "cc/saved_model_checker: runs SignatureDefs through TensorFlow's C++ loader.",
+    required=True,
+)
 _TOLERANCE = flags.DEFINE_float(
     "tolerance", 1e-5, "Largest absolute difference allowed."
 )
@@ -53,10 +62,11 @@ _INPUT_SEED = export_info.INPUT_SEED
 _LABEL_SEED = _INPUT_SEED + 1
 _BATCH = 3
 _TRAIN_KEY = signatures.SIGNATURE_KEYS["train"]
-# TFServingSession reads variables in groups of about this size.
-_READ_GROUP_BYTES = 64 << 20
 # The SignatureDef TensorFlow adds to hold the init op (no client calls it).
 _INIT_OP_KEY = "__saved_model_init_op"
+# Up to this many bytes of variables, the C++ checker loads its copy while the test
+# process still holds the rebuilt Keras model (the two run side by side).
+_OVERLAP_MAX_BYTES = 256 << 20
 
 
 def _read_json(path: str) -> dict:
@@ -64,72 +74,82 @@ def _read_json(path: str) -> dict:
         return json.load(f)
 
 
-class TFServingSession:
-    """An export loaded the way TF Serving loads it, in a graph and session of its own.
+@dataclasses.dataclass(frozen=True)
+class CppLoaderRun:
+    """What cc/saved_model_checker, TensorFlow's C++ loader through its C API, gave:
+    the SignatureDef keys it found and each request's outputs, and for train how many
+    of the variables the run changed."""
 
-    TF Serving does not call tf.saved_model.load: its C++ SavedModelBundle loads the
-    MetaGraph tagged `serve` into a session, runs its init op (which fills lookup
-    tables) and runs a SignatureDef by the tensor names it holds.
-    tf.compat.v1.saved_model.loader.load is that same C++ loader.
-    """
+    keys: frozenset[str]
+    outputs: dict[str, dict[str, np.ndarray]]
+    changed_variables: dict[str, tuple[int, int]]
 
-    def __init__(self, export_dir: str):
-        self.graph = tf.Graph()
-        self.session = tf.compat.v1.Session(graph=self.graph)
-        with self.graph.as_default():
-            meta_graph = tf.compat.v1.saved_model.loader.load(
-                self.session, [tf.saved_model.SERVING], export_dir
-            )
-            # Every variable the graph holds, read by its handle, in groups of at
-            # most _READ_GROUP_BYTES: one run per variable re-prunes the whole graph
-            # each time (minutes for MobileNetV2's 800), one run for all holds a
-            # second copy of a big model.
-            self._read_groups = [[]]
-            group_bytes = 0
-            for op in self.graph.get_operations():
-                if op.type != "VarHandleOp":
-                    continue
-                dtype = tf.as_dtype(op.get_attr("dtype"))
-                shape = tf.TensorShape(op.get_attr("shape"))
-                size = shape.num_elements() if shape.is_fully_defined() else None
-                nbytes = _READ_GROUP_BYTES if size is None else size * dtype.size
-                if self._read_groups[-1] and group_bytes + nbytes > _READ_GROUP_BYTES:
-                    self._read_groups.append([])
-                    group_bytes = 0
-                self._read_groups[-1].append(
-                    tf.raw_ops.ReadVariableOp(resource=op.outputs[0], dtype=dtype)
-                )
-                group_bytes += nbytes
-        # Without the SignatureDef that only holds the init op (the loader ran it).
-        self.signatures = {
-            key: signature
-            for key, signature in meta_graph.signature_def.items()
-            if key != _INIT_OP_KEY
-        }
 
-    def close(self) -> None:
-        self.session.close()
+class CppLoader:
+    """Runs each (name, signature key, feeds) request through the C++ checker, as TF
+    Serving runs a SignatureDef: loaded with tags {serve} by TensorFlow's C++ loader,
+    fed and fetched by the tensor names the SignatureDef holds. The train key's
+    requests each start from a freshly loaded copy. The checker runs in a process of
+    its own, started here; result() waits for it."""
 
-    def run(self, key: str, feeds: dict) -> dict[str, np.ndarray]:
-        """Runs the SignatureDef `key` on `feeds` (by input name), as TF Serving does."""
-        signature = self.signatures[key]
-        if set(feeds) != set(signature.inputs):
-            raise AssertionError(
-                f"'{key}' takes {sorted(signature.inputs)}, the feeds are {sorted(feeds)}"
-            )
-        return self.session.run(
-            {name: info.name for name, info in signature.outputs.items()},
-            feed_dict={signature.inputs[k].name: value for k, value in feeds.items()},
+    def __init__(self, export_dir: str, requests: list[tuple[str, str, dict]]):
+        self.export_dir = export_dir
+        self.requests = requests
+        self._folder = tempfile.TemporaryDirectory(dir=os.environ.get("TEST_TMPDIR"))
+        folder = self._folder.name
+        lines = []
+        for name, key, feeds in requests:
+            tensors_file.write(os.path.join(folder, name + ".feeds"), feeds)
+            lines.append(f"{name} {key} {'train' if key == _TRAIN_KEY else 'run'}\n")
+        with open(os.path.join(folder, "requests.txt"), "w", encoding="utf-8") as f:
+            f.writelines(lines)
+        self._process = subprocess.Popen(
+            [os.path.abspath(_CHECKER.value), export_dir, folder],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
-    def variable_digests(self) -> list[str]:
-        """A digest of each variable's value, read a group at a time."""
-        return [
-            hashlib.sha256(np.ascontiguousarray(value)).hexdigest()
-            for group in self._read_groups
-            if group
-            for value in self.session.run(group)
-        ]
+    def result(self) -> CppLoaderRun:
+        _, stderr = self._process.communicate()
+        folder = self._folder.name
+        try:
+            if self._process.returncode != 0:
+                raise AssertionError(
+                    f"TensorFlow's C++ loader ({_CHECKER.value}) failed on"
+                    f" {self.export_dir} (exit code {self._process.returncode}):\n"
+                    f"{stderr[-4000:]}"
+                )
+            with open(os.path.join(folder, "signatures.txt"), encoding="utf-8") as f:
+                keys = frozenset(f.read().split())
+            outputs, changed = {}, {}
+            for name, key, _ in self.requests:
+                path = os.path.join(folder, name)
+                outputs[name] = tensors_file.read(path + ".outputs")
+                if key == _TRAIN_KEY:
+                    with open(path + ".variables", encoding="utf-8") as f:
+                        count, total = f.read().split()
+                    changed[name] = (int(count), int(total))
+            return CppLoaderRun(keys, outputs, changed)
+        finally:
+            self._folder.cleanup()
+
+
+def serving_signature_defs(export_dir: str) -> dict:
+    """The SignatureDefs of the MetaGraph tagged `serve`, but the init op's."""
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
+        saved_model.ParseFromString(f.read())
+    (meta_graph,) = [
+        m
+        for m in saved_model.meta_graphs
+        if tf.saved_model.SERVING in m.meta_info_def.tags
+    ]
+    return {
+        key: signature
+        for key, signature in meta_graph.signature_def.items()
+        if key != _INIT_OP_KEY
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,6 +222,7 @@ class SavedModelTest(absltest.TestCase):
         if cls._facts is None:
             rebuilt = sources.load_model(cls.source)
             model_interface = rebuilt.interface
+            cls._start_cpp_loader_early(model_interface)
             warmup = serving.warmup_inputs(
                 model_interface,
                 cls.info["seed"],
@@ -297,16 +318,17 @@ class SavedModelTest(absltest.TestCase):
             "load_keras_model's model against the SavedModel",
         )
 
-    def _sample_feeds(self, key: str, signature) -> dict[str, np.ndarray]:
-        """Seeded inputs for the SignatureDef `key`: the model's inputs from its sample
-        values (strings from its vocabularies), the others (labels) typed as the
+    @classmethod
+    def _sample_feeds(
+        cls, key: str, signature, inputs, samples
+    ) -> dict[str, np.ndarray]:
+        """Seeded inputs for the SignatureDef `key`: the model's `inputs` from its
+        `samples` (strings from its vocabularies), the others (labels) typed as the
         signature declares them and shaped as the manifest says a client sends them
         (a label's SignatureDef declares no rank: it takes more than one shape)."""
-        declared = self.manifest["signatures"][key]["inputs"]
-        facts = self._keras()
-        samples = facts.samples
-        arrays = interface.random_for(facts.inputs, _INPUT_SEED, _BATCH, samples)
-        feeds = {d.name: a for d, a in zip(facts.inputs, arrays, strict=True)}
+        declared = cls.manifest["signatures"][key]["inputs"]
+        arrays = interface.random_for(inputs, _INPUT_SEED, _BATCH, samples)
+        feeds = {d.name: a for d, a in zip(inputs, arrays, strict=True)}
         labels = [
             interface.TensorDesc(
                 name,
@@ -320,95 +342,146 @@ class SavedModelTest(absltest.TestCase):
         feeds.update({d.name: a for d, a in zip(labels, arrays, strict=True)})
         return {name: feeds[name] for name in signature.inputs}
 
+    # The requests sent to the C++ loader, and the loader while it runs (None before
+    # it starts), then what it gave: one checker process for the three tests below.
+    _cpp_requests: dict | None = None
+    _cpp_running: CppLoader | None = None
+    _cpp_run: CppLoaderRun | None = None
+
+    @classmethod
+    def _overlap_cpp_loader(cls) -> bool:
+        """Whether the checker may hold its copy of the model while this process holds
+        the rebuilt Keras model: for small models, so that it runs beside the Keras
+        reference computations; a large one is checked after that model is dropped."""
+        variables = os.path.join(cls.export_dir, "variables")
+        size = sum(
+            entry.stat().st_size for entry in os.scandir(variables) if entry.is_file()
+        )
+        return size <= _OVERLAP_MAX_BYTES
+
+    @classmethod
+    def _start_cpp_loader_early(cls, model_interface) -> None:
+        """Starts the checker, if not yet started, while this process still has work
+        to do with the rebuilt model (a subclass calls this as soon as it has one)."""
+        started = cls._cpp_running is not None or cls._cpp_run is not None
+        if not started and cls._overlap_cpp_loader():
+            cls._start_cpp_loader(model_interface.inputs, model_interface.samples)
+
+    @classmethod
+    def _start_cpp_loader(cls, inputs, samples) -> None:
+        """Starts the checker on every SignatureDef with the seeded inputs and labels,
+        and each warmup record's inputs on its signature."""
+        defs = serving_signature_defs(cls.export_dir)
+        requests = {
+            f"signature_{index}": (
+                key,
+                cls._sample_feeds(key, signature, inputs, samples),
+            )
+            for index, (key, signature) in enumerate(sorted(defs.items()))
+        }
+        for index, request in enumerate(serving.read_warmup_requests(cls.export_dir)):
+            feeds = {
+                name: tf.make_ndarray(proto) for name, proto in request.inputs.items()
+            }
+            requests[f"warmup_{index}"] = (request.model_spec.signature_name, feeds)
+        cls._cpp_requests = requests
+        cls._cpp_running = CppLoader(
+            cls.export_dir,
+            [(name, key, feeds) for name, (key, feeds) in requests.items()],
+        )
+
+    @classmethod
+    def _cpp_loader(cls) -> tuple[dict, CppLoaderRun]:
+        """The requests and what TensorFlow's C++ loader gave for them."""
+        if cls._cpp_run is None:
+            facts = cls._keras()
+            if cls._cpp_running is None:
+                cls._start_cpp_loader(facts.inputs, facts.samples)
+            running, cls._cpp_running = cls._cpp_running, None
+            cls._cpp_run = running.result()
+        return cls._cpp_requests, cls._cpp_run
+
     def test_every_signature_through_tf_servings_loader(self):
-        """Each SignatureDef but train, run by its tensor names as TF Serving runs it,
-        gives what the object API gives on the same inputs; serving_default also gives
-        the Keras model's outputs."""
+        """Each SignatureDef but train, run by its tensor names through TensorFlow's C++
+        loader as TF Serving runs it, gives what the object API gives on the same
+        inputs; serving_default also gives the Keras model's outputs."""
         facts = self._keras()
-        session = TFServingSession(self.export_dir)
-        keys = sorted(set(session.signatures) - {_TRAIN_KEY})
-        feeds = {key: self._sample_feeds(key, session.signatures[key]) for key in keys}
-        served = {key: session.run(key, feeds[key]) for key in keys}
-        all_keys = set(session.signatures)
-        session.close()
-        del session
-        gc.collect()
+        requests, run = self._cpp_loader()
         loaded = _load_object_api(self.export_dir)
-        self.assertEqual(all_keys, set(loaded.signatures))
-        for key in keys:
+        self.assertEqual(run.keys, set(loaded.signatures))
+        checked = set()
+        for name, (key, feeds) in sorted(requests.items()):
+            if key == _TRAIN_KEY or not name.startswith("signature_"):
+                continue
+            checked.add(key)
             with self.subTest(signature=key):
                 want = loaded.signatures[key](
-                    **{name: tf.constant(value) for name, value in feeds[key].items()}
+                    **{k: tf.constant(value) for k, value in feeds.items()}
                 )
                 _assert_outputs_equal(
-                    {name: value.numpy() for name, value in want.items()},
-                    served[key],
+                    {k: value.numpy() for k, value in want.items()},
+                    run.outputs[name],
                     _TOLERANCE.value,
-                    f"'{key}' through TF Serving's loader against the object API",
+                    f"'{key}' through TF Serving's C++ loader against the object API",
                 )
                 if key == signatures.SERVING_KEY:
-                    for name, value in feeds[key].items():
+                    for k, value in feeds.items():
                         np.testing.assert_array_equal(
-                            value, facts.reference.inputs[name], err_msg=name
+                            value, facts.reference.inputs[k], err_msg=k
                         )
                     _assert_outputs_equal(
                         facts.reference.outputs,
-                        served[key],
+                        run.outputs[name],
                         _TOLERANCE.value,
-                        f"'{key}' through TF Serving's loader against Keras",
+                        f"'{key}' through TF Serving's C++ loader against Keras",
                     )
+        self.assertEqual(checked, set(run.keys) - {_TRAIN_KEY})
 
     def test_train_through_tf_servings_loader(self):
-        """train, run as TF Serving runs it, changes variables and returns the logs the
-        object API's train returns from the same state."""
-        session = TFServingSession(self.export_dir)
-        if _TRAIN_KEY not in session.signatures:
-            session.close()
+        """train, run through TensorFlow's C++ loader as TF Serving runs it, changes
+        variables and returns the logs the object API's train returns from the same
+        state."""
+        requests, run = self._cpp_loader()
+        if _TRAIN_KEY not in run.keys:
             return
-        feeds = self._sample_feeds(_TRAIN_KEY, session.signatures[_TRAIN_KEY])
-        before = session.variable_digests()
-        served = session.run(_TRAIN_KEY, feeds)
-        after = session.variable_digests()
-        session.close()
-        del session
-        gc.collect()
-        self.assertNotEqual(
-            before, after, "train through TF Serving's loader changed no variable"
+        ((name, (_, feeds)),) = [
+            (name, request)
+            for name, request in requests.items()
+            if request[0] == _TRAIN_KEY and name.startswith("signature_")
+        ]
+        changed, total = run.changed_variables[name]
+        self.assertGreater(
+            changed,
+            0,
+            f"train through TF Serving's C++ loader changed none of {total} variables",
         )
         # The object API's train from the exported values, in a copy of its own.
         loaded = _load_object_api(self.export_dir)
         want = loaded.signatures[_TRAIN_KEY](
-            **{name: tf.constant(value) for name, value in feeds.items()}
+            **{k: tf.constant(value) for k, value in feeds.items()}
         )
         _assert_outputs_equal(
-            {name: value.numpy() for name, value in want.items()},
-            served,
+            {k: value.numpy() for k, value in want.items()},
+            run.outputs[name],
             _TOLERANCE.value,
-            "train's logs through TF Serving's loader against the object API",
+            "train's logs through TF Serving's C++ loader against the object API",
         )
 
     def test_warmup_requests_replay_through_tf_servings_loader(self):
         """The warmup file holds `warmup_requests` PredictRequests on serving_default
         of the sample inputs verify uses, and each gives the Keras model's outputs
-        through TF Serving's loader."""
+        through TensorFlow's C++ loader, as TF Serving replays them."""
         requests = serving.read_warmup_requests(self.export_dir)
         self.assertLen(requests, self.info["warmup_requests"])
         if not requests:
             return
         expected = self._keras().warmup
         self.assertLen(expected, len(requests))
-        session = TFServingSession(self.export_dir)
-        self.addCleanup(session.close)
-        for index, (request, (want, keras_outputs)) in enumerate(
-            zip(requests, expected, strict=True)
-        ):
+        sent, run = self._cpp_loader()
+        for index, (want, keras_outputs) in enumerate(expected):
             what = f"warmup request {index}"
-            self.assertEqual(
-                request.model_spec.signature_name, signatures.SERVING_KEY, what
-            )
-            feeds = {
-                name: tf.make_ndarray(proto) for name, proto in request.inputs.items()
-            }
+            key, feeds = sent[f"warmup_{index}"]
+            self.assertEqual(key, signatures.SERVING_KEY, what)
             self.assertEqual(sorted(feeds), sorted(want), what)
             # `want` repeats the writer's own serving.warmup_inputs; the independent
             # checks are the outputs against Keras below, and test_serving.py, which
@@ -416,10 +489,7 @@ class SavedModelTest(absltest.TestCase):
             for name, value in want.items():
                 np.testing.assert_array_equal(feeds[name], value, err_msg=what)
             _assert_outputs_equal(
-                keras_outputs,
-                session.run(signatures.SERVING_KEY, feeds),
-                _TOLERANCE.value,
-                what,
+                keras_outputs, run.outputs[f"warmup_{index}"], _TOLERANCE.value, what
             )
 
 

@@ -57,6 +57,14 @@ _OTHER_FLAGS = {
     "verbosity",
     # TF Serving's model server's, named where a push writes its models.config.
     "model_config_file",
+    # The C++ benchmark's (cc/saved_model_benchmark.cc) and predict_cc's.
+    "batch_sizes",
+    "iterations",
+    "json_out",
+    "seed",
+    "signature",
+    "unknown_dim",
+    "warmup",
     # pip's and uv's.
     "no-deps",
     "override",

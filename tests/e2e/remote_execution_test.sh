@@ -15,7 +15,8 @@
 source "$(dirname "$0")/lib.sh"
 
 exports=("${CACHE_EXPORTS[@]}")
-tests=("${CACHE_TESTS[@]}")
+# With the C++ consumer, compiled and run remotely against the toolchain's TensorFlow C API.
+tests=("${CACHE_TESTS[@]}" //models:predict_cc_test)
 rex_checks=(//tests/e2e/rex:isolation_probe //tests/e2e/rex:reads_its_inputs_test)
 
 base=$(e2e_output_base remote_execution)
@@ -108,6 +109,8 @@ cold_time=$(seconds_since "$t")
 echo "  wall time: $cold_time s"
 expect_remote cold "the cold remote build" tests
 expect_tests PASSED cold
+grep -qE '^//models:predict_cc_test +PASSED' "$E2E_TMP/cold.log" ||
+  fail "//models:predict_cc_test (the C++ consumer) did not pass remotely"
 mapfile -t trees < <(tree_paths "$base")
 digest_outputs "$base" "${trees[@]}" >"$E2E_TMP/remote.sums"
 echo "  the server's CAS holds $(find "$server_dir/cas" -type f | wc -l) blobs" \

@@ -25,6 +25,7 @@ def _run_check(golden: str) -> subprocess.CompletedProcess:
             sys.executable,
             _MAIN,
             "--saved_model=tests/e2e_targets/mlp_export",
+            "--checker=cc/saved_model_checker",
             f"--golden={golden}",
         ],
         cwd=_WORKSPACE,

@@ -72,6 +72,7 @@ def zoo_model(
     )
     args = [
         "--saved_model=$(rootpath :%s)" % name,
+        "--checker=$(rootpath //cc:saved_model_checker)",
         "--data=" + data,
     ]
     if tolerance != None:
@@ -81,6 +82,7 @@ def zoo_model(
         args.append("--label_shapes='%s'" % json.encode(label_shapes))
     data = [
         ":" + name,
+        "//cc:saved_model_checker",
         "//export:exporter",
     ]
     if src:
@@ -117,6 +119,7 @@ def zoo_model(
             "//rules/private:export_info.py",
             "//rules/private:keras_saved_model_test_main.py",
             "//rules/private:keras_tflite_model_test_main.py",
+            "//rules/private:tensors_file.py",
         ],
         main = "zoo_check.py",
         args = args,

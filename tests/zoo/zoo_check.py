@@ -102,6 +102,8 @@ class ZooTest(rule_test.SavedModelTest):
         cls.loaded = tf.saved_model.load(cls.export_dir)
         rebuilt = sources.load_model(cls.source)
         model, model_interface = rebuilt.model, rebuilt.interface
+        # The rule's C++ loader check runs beside the checks set up below.
+        cls._start_cpp_loader_early(model_interface)
         cls.model, cls.x, cls.y, cls.outputs = model, x, y, model_interface.outputs
         cls.has_eval = "eval" in cls.manifest["signatures"]
         # Fed as the signatures declare them (a client sends those dtypes).
