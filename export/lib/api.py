@@ -15,7 +15,15 @@ import gc
 import sys
 import time
 
-from export.lib import options, serving, signatures, sources, verify, writer
+from export.lib import (
+    evaluation,
+    options,
+    serving,
+    signatures,
+    sources,
+    verify,
+    writer,
+)
 from export.lib.errors import ExportError
 from export.lib.loader import load_keras_model
 from export.lib.options import ExportRequest, LabelSpec
@@ -150,6 +158,9 @@ def _load_trace_write(
     notes += serving.check_batchable(
         built.inputs, resolved.request.require_batchable_inputs
     )
+    if "eval" in modes:
+        with _timed(timings, "trace"):
+            evaluation.add(built, model, loaded.interface)
     manifest = {
         "version": resolved.version,
         "source": resolved.source.description,

@@ -108,7 +108,20 @@ def is_subclassed(model: keras.Model) -> bool:
 
 
 def describe_model(model: keras.Model) -> ModelInterface:
-    """Describes inputs/outputs; calls a subclassed model once (creating its variables)."""
+    """Describes inputs/outputs; calls a subclassed model once (creating its variables).
+
+    Calling the model advances its seed generators (a VAE's sampling layer) and other
+    non-trainable state: what existed before is put back, so the export holds the
+    state the builder left."""
+    kept = [(v, v.numpy()) for v in tf_variables(model.non_trainable_variables)]
+    try:
+        return _describe(model)
+    finally:
+        for variable, value in kept:
+            variable.assign(value)
+
+
+def _describe(model: keras.Model) -> ModelInterface:
     if is_subclassed(model):
         return _describe_subclassed(model)
     if isinstance(model, keras.Sequential):
