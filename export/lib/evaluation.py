@@ -217,25 +217,33 @@ def _probe(evaluation, model, model_interface, built, names, state_fn, result_fn
             )
     one_batch = {key: np.asarray(value) for key, value in one_batch_logs.items()}
     got = {key: value.numpy() for key, value in result.items()}
-    close = one_batch.keys() == got.keys() and all(
-        np.allclose(got[k], v, rtol=_PROBE_RTOL, atol=_PROBE_ATOL, equal_nan=True)
-        for k, v in one_batch.items()
-    )
-    if not close:
+    if one_batch.keys() != got.keys():
         raise ExportError(
             ("builder", "src"),
-            "the model's test_step returns logs "
-            f"({', '.join(sorted(one_batch))}) other than its metrics' results"
-            f" ({', '.join(sorted(got))}), so Keras's evaluate reports the last batch's"
-            " logs and no sum of batches gives them",
-            [
-                (
-                    "return {m.name: m.result() for m in self.metrics} from test_step,"
-                    " or drop 'eval' from "
-                ),
-                setting("modes"),
-            ],
+            f"the model's test_step returns the logs ({', '.join(sorted(one_batch))}),"
+            f" not its metrics' results ({', '.join(sorted(got))}), so Keras's evaluate"
+            " reports the last batch's logs and no sum of batches gives them",
+            _RESULTS_FIX,
         )
+    for key, want in one_batch.items():
+        if not np.allclose(got[key], want, rtol=_PROBE_RTOL, atol=_PROBE_ATOL):
+            raise ExportError(
+                ("builder", "src"),
+                f"the model's test_step logs '{key}' as {_short(want)} on a batch, but"
+                f" its metrics' state after that batch gives {_short(got[key])}, so the"
+                " logs of a data set cannot be computed from summed metric states",
+                _RESULTS_FIX,
+            )
+
+
+_RESULTS_FIX = [
+    (
+        "return {m.name: m.result() for m in self.metrics} from test_step (what"
+        " Keras's own test_step returns), with every metric listed in the model's"
+        " `metrics`, or drop 'eval' from "
+    ),
+    setting("modes"),
+]
 
 
 def _short(value: np.ndarray) -> str:
