@@ -285,6 +285,13 @@ class SurfaceTest(unittest.TestCase):
         self.assertEqual(self.surface["signature_of_mode"], signatures.SIGNATURE_KEYS)
         self.assertEqual(tuple(signatures.SIGNATURE_KEYS), options.MODES)
 
+    def test_data_set_signatures_match_the_exporter(self):
+        from export.lib import evaluation  # imports TensorFlow
+
+        match = re.search(r"(?m)^_DATA_SET_SIGNATURES = (\[.*\])$", self.rule_bzl)
+        self.assertIsNotNone(match, "keras_saved_model.bzl: no _DATA_SET_SIGNATURES")
+        self.assertEqual(tuple(json.loads(match.group(1))), evaluation.DATA_SET_KEYS)
+
     def test_warmup_limit_matches_the_exporter(self):
         match = re.search(r"(?m)^_MAX_WARMUP_REQUESTS = (\d+)$", self.rule_bzl)
         self.assertIsNotNone(match, "keras_saved_model.bzl: no _MAX_WARMUP_REQUESTS")
