@@ -7,7 +7,7 @@ result once. The export does the same without holding any state of its own:
 
 | signature     | inputs                         | outputs |
 |---------------|--------------------------------|---------|
-| `eval_state`  | as `eval` (inputs + labels)    | every metric variable after updating from its reset value on this batch, keyed by a stable name (`auc.true_positives`) |
+| `eval_state`  | as `eval` (inputs + labels)    | every metric variable after updating from its reset value on this batch, keyed by a stable name (`auc_true_positives`) |
 | `eval_result` | the state, summed over batches | the logs `model.evaluate` returns for those batches |
 
 The metric variables of the export are neither read nor written by these two: both
@@ -46,11 +46,11 @@ _PROBE_RTOL, _PROBE_ATOL = 1e-4, 1e-5
 
 
 def state_names(variables) -> list[str]:
-    """A stable name for each metric variable: its Keras path with `.` for `/` (a
-    SignatureDef key and a placeholder name both take it); unique."""
+    """A stable name for each metric variable: its Keras path with `_` for `/` (a
+    valid tf.function argument, placeholder and SignatureDef key alike); unique."""
     names, seen = [], set()
     for variable in variables:
-        base = re.sub(r"[^A-Za-z0-9_.]", "_", variable.path.replace("/", "."))
+        base = re.sub(r"[^A-Za-z0-9_]", "_", variable.path)
         name, n = base, 1
         while name in seen:
             name, n = f"{base}_{n}", n + 1

@@ -209,6 +209,7 @@ class SurfaceTest(unittest.TestCase):
         for symbol in (
             "keras_saved_model",
             "keras_saved_model_test",
+            "keras_model_eval_test",
             "SavedModelInfo",
             "keras_tflite_model",
             "keras_tflite_model_test",
@@ -225,6 +226,17 @@ class SurfaceTest(unittest.TestCase):
         in_docs = {name for row in rows for name in _code_names(row[0])}
         self.assertLessEqual(set(params) - {"name", "kwargs"}, in_docs)
         # The other documented rows are py_test's own attributes passed through kwargs.
+        self.assertLessEqual(in_docs - set(params), {"size", "tags", "timeout"})
+
+    def test_eval_test_macro_documents_every_argument(self):
+        bzl = _read("rules/private/keras_model_eval_test.bzl")
+        params, documented = _starlark_function(bzl, "keras_model_eval_test")
+        self.assertEqual(documented, params)
+        rows = _table(
+            _markdown_section(self.docs, "## keras_model_eval_test"), "attribute"
+        )
+        in_docs = {name for row in rows for name in _code_names(row[0])}
+        self.assertLessEqual(set(params) - {"name", "kwargs"}, in_docs)
         self.assertLessEqual(in_docs - set(params), {"size", "tags", "timeout"})
 
     def test_flags_are_the_settings_with_flags(self):

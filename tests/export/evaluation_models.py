@@ -3,6 +3,7 @@ stateful metrics, as keras.io's "Imbalanced classification: credit card fraud
 detection" and "Training & evaluation with the built-in methods" compile them."""
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 MODULE = "tests.export.evaluation_models"
@@ -70,4 +71,32 @@ def running_max_metric() -> keras.Model:
     outputs = layers.Dense(1, name="value")(inputs)
     model = keras.Model(inputs, outputs)
     model.compile(optimizer="adam", loss="mse", metrics=[LargestError()])
+    return model
+
+
+def _fraud_training_set():
+    """Examples like tests/eval_gate/testdata's (another seed): fraud where a fixed
+    direction of the features is large."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(512, FEATURES)).astype("float32")
+    y = (x @ np.linspace(-1, 1, FEATURES) > 1.2).astype("float32")[:, None]
+    return x, y
+
+
+def fraud_trained() -> keras.Model:
+    """fraud_classifier fitted on its training set (a few seconds)."""
+    model = fraud_classifier()
+    x, y = _fraud_training_set()
+    model.fit(x, y, epochs=30, batch_size=64, verbose=0)
+    return model
+
+
+def fraud_perturbed() -> keras.Model:
+    """fraud_trained made worse: noise added to every kernel."""
+    model = fraud_trained()
+    rng = np.random.default_rng(2)
+    for variable in model.trainable_variables:
+        if "kernel" in variable.path:
+            value = variable.numpy()
+            variable.assign(value + rng.normal(scale=1.0, size=value.shape))
     return model

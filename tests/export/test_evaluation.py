@@ -205,7 +205,7 @@ class DataSetEvaluationTest(absltest.TestCase):
             set(described[evaluation.STATE_KEY]["outputs"]),
             set(described[evaluation.RESULT_KEY]["inputs"]),
         )
-        self.assertIn("top2.total", described[evaluation.STATE_KEY]["outputs"])
+        self.assertIn("top2_total", described[evaluation.STATE_KEY]["outputs"])
         self.assertEqual(
             set(described[evaluation.RESULT_KEY]["outputs"]),
             set(described["eval"]["outputs"]),
