@@ -373,8 +373,8 @@ def gate(metrics, baseline, bounds, change_bounds) -> tuple[list, bool]:
             )
         if math.isnan(value):
             raise _fail(
-                f"the metric '{metric}' is NaN on this data (a loss of inf or a 0/0"
-                " count, such as precision with no positive prediction), so no bound"
+                f"the metric '{metric}' is NaN on this data (a NaN or inf in the data or the"
+                " model's outputs, or a 0/0 in a metric of its own), so no bound"
                 " can pass or fail on it; check the data and the labels"
             )
         ok = all(holds for _, holds in checks)

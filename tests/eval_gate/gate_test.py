@@ -177,6 +177,7 @@ class GateTest(absltest.TestCase):
                 "holds the feature(s) customer_id, which the export's eval_state",
             ),
             "empty": ({"data": ("empty.npz",)}, "holds no example"),
+            "NaN metric": ({"data": ("nan_feature.npz",)}, "is NaN on this data"),
             "label shape": (
                 {"data": ("wrong_label_shape.npz",)},
                 "eval_state refused a batch",

@@ -64,6 +64,11 @@ def main():
         fraud_target=y[:5],
         customer_id=np.arange(5),
     )
+    with_nan = x[:5].copy()
+    with_nan[2, 3] = np.nan
+    np.savez(
+        os.path.join(OUT, "nan_feature.npz"), features=with_nan, fraud_target=y[:5]
+    )
     # A record cut short in the middle, as a copy interrupted.
     with gzip.open(os.path.join(OUT, "fraud.tfrecord.gz"), "rb") as f:
         records = f.read()
