@@ -86,7 +86,7 @@ class DataSetEvaluationTest(absltest.TestCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.tmp = testutil.make_tempdir()
-        cls.paths, cls.feeds, cls.keras_logs = {}, {}, {}
+        cls.paths, cls.feeds, cls.keras_logs, cls.manifests = {}, {}, {}, {}
         rng = np.random.default_rng(4)
         for name in CASES:
             request = api.ExportRequest(
@@ -94,7 +94,8 @@ class DataSetEvaluationTest(absltest.TestCase):
                 output_dir=os.path.join(cls.tmp, name),
                 modes=("serve", "eval"),
             )
-            cls.paths[name] = api.export_with_result(request).path
+            result = api.export_with_result(request)
+            cls.paths[name], cls.manifests[name] = result.path, result.manifest
             source = options.resolve(
                 dataclasses.replace(request, output_dir=os.path.join(cls.tmp, "unused"))
             ).source
@@ -193,14 +194,7 @@ class DataSetEvaluationTest(absltest.TestCase):
             np.testing.assert_array_equal(old, new)
 
     def test_manifest_lists_the_signatures(self):
-        result = api.export_with_result(
-            api.ExportRequest(
-                builder=f"{M}:topk_classifier",
-                output_dir=os.path.join(self.tmp, "again"),
-                modes=("serve", "eval"),
-            )
-        )
-        described = result.manifest["signatures"]
+        described = self.manifests["topk_classifier"]["signatures"]
         self.assertEqual(
             set(described[evaluation.STATE_KEY]["outputs"]),
             set(described[evaluation.RESULT_KEY]["inputs"]),
