@@ -2,6 +2,10 @@
 
 load(":py.bzl", "py_test")
 
+def _quoted_json(value):
+    # A test's args are split as a shell splits words: the JSON goes in single quotes.
+    return "'%s'" % json.encode(value).replace("'", "'\\''")
+
 def keras_model_eval_test(
         name,
         saved_model,
@@ -43,10 +47,10 @@ def keras_model_eval_test(
     args = [
         "--target=//%s:%s" % (native.package_name(), name),
         "--saved_model=$(rootpath %s)" % saved_model,
-        "--bounds=%s" % json.encode(bounds),
-        "--change_bounds=%s" % json.encode(change_bounds),
+        "--bounds=%s" % _quoted_json(bounds),
+        "--change_bounds=%s" % _quoted_json(change_bounds),
         "--batch_size=%d" % batch_size,
-        "--feature_map=%s" % json.encode(feature_map),
+        "--feature_map=%s" % _quoted_json(feature_map),
     ] + ["--data=$(rootpath %s)" % f for f in data]
     files = [saved_model] + data
     if baseline:
