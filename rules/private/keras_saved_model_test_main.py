@@ -25,6 +25,7 @@ from absl import flags
 from absl.testing import absltest
 
 from export.lib import (
+    evaluation,
     interface,
     options,
     serving,
@@ -327,8 +328,15 @@ class SavedModelTest(absltest.TestCase):
         facts = self._keras()
         session = TFServingSession(self.export_dir)
         keys = sorted(set(session.signatures) - {_TRAIN_KEY})
-        feeds = {key: self._sample_feeds(key, session.signatures[key]) for key in keys}
-        served = {key: session.run(key, feeds[key]) for key in keys}
+        # eval_result takes a summed metric state: the state eval_state gives here.
+        fed = [key for key in keys if key != evaluation.RESULT_KEY]
+        feeds = {key: self._sample_feeds(key, session.signatures[key]) for key in fed}
+        served = {key: session.run(key, feeds[key]) for key in fed}
+        if evaluation.RESULT_KEY in keys:
+            feeds[evaluation.RESULT_KEY] = served[evaluation.STATE_KEY]
+            served[evaluation.RESULT_KEY] = session.run(
+                evaluation.RESULT_KEY, feeds[evaluation.RESULT_KEY]
+            )
         all_keys = set(session.signatures)
         session.close()
         del session
