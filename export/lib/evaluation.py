@@ -74,10 +74,13 @@ class _Evaluation:
         return [self._value(scope, v) for v in self.variables]
 
     def updated(self, start, data) -> tuple[list, dict]:
-        """(the state after test_step on `data` from `start`, test_step's logs)."""
-        with StatelessScope(
-            state_mapping=list(zip(self.variables, start, strict=True))
-        ) as scope:
+        """(the state after test_step on `data` from `start`, test_step's logs).
+
+        The model's weights are in the scope too, as their own values: Keras reads a
+        weight regularizer's input from the scope (a Dense with kernel_regularizer)."""
+        weights = [(v, v.value) for v in self.model.trainable_variables]
+        mapping = weights + list(zip(self.variables, start, strict=True))
+        with StatelessScope(state_mapping=mapping) as scope:
             logs = signatures._log_tensors("test_step", self.model.test_step(data))
         return [self._value(scope, v) for v in self.variables], logs
 
