@@ -126,7 +126,10 @@ def add(
     def eval_result(*state):
         return evaluation.result(list(state))
 
-    eval_specs = [d.spec() for d in built.inputs[signatures.SIGNATURE_KEYS["eval"]]]
+    # As eval's: labels of unknown rank, checked and reshaped inside (signatures.Label).
+    eval_specs = [d.spec() for d in model_interface.inputs] + [
+        label.spec() for label in labels
+    ]
     state_fn = tf.function(
         eval_state, input_signature=eval_specs, autograph=False
     ).get_concrete_function()
