@@ -226,12 +226,6 @@ def _tfrecord_batches(path, inputs, names, batch_size):
     dataset = tf.data.TFRecordDataset(path, compression_type=compression)
     spec = {}
     for name, (dtype, shape) in inputs.items():
-        if any(d is None for d in shape[1:]):
-            raise _fail(
-                f"the export's input '{name}' has the shape {shape}, with a length"
-                f" only known per example; {path}: TFRecord inputs need fixed sizes"
-                " here, give such data as .npz"
-            )
         kind = (
             tf.string
             if dtype == tf.string
@@ -239,6 +233,17 @@ def _tfrecord_batches(path, inputs, names, batch_size):
             if dtype.is_floating
             else tf.int64
         )
+        if shape.rank is None:
+            # A label (eval takes it in more than one shape): as many values as the
+            # Example holds, (n, k); the signature checks the shape.
+            spec[names[name]] = tf.io.VarLenFeature(kind)
+            continue
+        if any(d is None for d in shape[1:]):
+            raise _fail(
+                f"the export's input '{name}' has the shape {shape}, with a length"
+                f" only known per example; {path}: TFRecord inputs need fixed sizes"
+                " here, give such data as .npz"
+            )
         spec[names[name]] = tf.io.FixedLenFeature(shape[1:], kind)
     first = True
     for records in dataset.batch(batch_size):
@@ -254,6 +259,12 @@ def _tfrecord_batches(path, inputs, names, batch_size):
                 f" ({e.message.splitlines()[0]}); each feature must have the type"
                 " (float_list, int64_list, bytes_list) and size of its input"
             ) from None
+        parsed = {
+            key: tf.sparse.to_dense(value)
+            if isinstance(value, tf.sparse.SparseTensor)
+            else value
+            for key, value in parsed.items()
+        }
         yield {
             name: tf.cast(parsed[names[name]], inputs[name][0]).numpy()
             if inputs[name][0] != tf.string
