@@ -67,7 +67,8 @@ SETTINGS = [
         "type": "string_list",
         "default": [],
         "doc": "Among `serve`, `eval` (needs a compiled loss, a compute_loss or a " +
-               "test_step of the model's own) and `train` (needs an optimizer, and a " +
+               "test_step of the model's own; also writes `eval_state` and " +
+               "`eval_result`, to evaluate a data set batch by batch) and `train` (needs an optimizer, and a " +
                "compiled loss, a compute_loss or a train_step of the model's own); " +
                "`serve` is always written. Empty: every mode the model supports; a mode " +
                "the model cannot do is an error.",

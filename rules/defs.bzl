@@ -1,12 +1,14 @@
 """Public API of rules_keras: Keras models as TensorFlow SavedModel and TFLite build artifacts.
 
     load("@rules_keras//rules:defs.bzl", "keras_saved_model", "keras_saved_model_test")
+    load("@rules_keras//rules:defs.bzl", "keras_model_eval_test")
     load("@rules_keras//rules:defs.bzl", "keras_tflite_model", "keras_tflite_model_test")
 
 Each symbol is documented where it is defined, under rules/private/, and in
 docs/rules.md.
 """
 
+load("//rules/private:keras_model_eval_test.bzl", _keras_model_eval_test = "keras_model_eval_test")
 load("//rules/private:keras_saved_model.bzl", _keras_saved_model = "keras_saved_model")
 load("//rules/private:keras_saved_model_test.bzl", _keras_saved_model_test = "keras_saved_model_test")
 load("//rules/private:keras_tflite_model.bzl", _keras_tflite_model = "keras_tflite_model")
@@ -14,6 +16,7 @@ load("//rules/private:keras_tflite_model_test.bzl", _keras_tflite_model_test = "
 load("//rules/private:providers.bzl", _SavedModelInfo = "SavedModelInfo", _TfliteModelInfo = "TfliteModelInfo")
 
 keras_saved_model = _keras_saved_model
+keras_model_eval_test = _keras_model_eval_test
 keras_saved_model_test = _keras_saved_model_test
 SavedModelInfo = _SavedModelInfo
 keras_tflite_model = _keras_tflite_model

@@ -14,8 +14,18 @@ import dataclasses
 import gc
 import sys
 import time
+import warnings
 
-from export.lib import options, packages, serving, signatures, sources, verify, writer
+from export.lib import (
+    evaluation,
+    options,
+    packages,
+    serving,
+    signatures,
+    sources,
+    verify,
+    writer,
+)
 from export.lib.errors import ExportError
 from export.lib.loader import load_keras_model
 from export.lib.options import ExportRequest, LabelSpec
@@ -152,6 +162,16 @@ def _load_trace_write(
     notes += serving.check_batchable(
         built.inputs, resolved.request.require_batchable_inputs
     )
+    if "eval" in modes:
+        with _timed(timings, "trace"):
+            try:
+                evaluation.add(built, model, loaded.interface)
+            except ExportError as e:
+                # eval still answers per batch; the data-set signatures are left out
+                # rather than give wrong numbers, and the note says why.
+                note = f"no eval_state/eval_result: {e}"
+                warnings.warn(note, stacklevel=2)
+                notes.append(note)
     manifest = {
         "version": resolved.version,
         "source": resolved.source.description,

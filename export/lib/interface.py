@@ -140,8 +140,19 @@ def describe_model(
 
     input_specs: input name -> declared shape and dtype (options.LabelSpec), which a
     subclassed model does not record; checked against what the model does record.
-    """
-    declared = dict(input_specs or {})
+
+    Calling the model advances its seed generators (a VAE's sampling layer) and other
+    non-trainable state: what existed before is put back, so the export holds the
+    state the builder left."""
+    kept = [(v, v.numpy()) for v in tf_variables(model.non_trainable_variables)]
+    try:
+        return _describe(model, dict(input_specs or {}))
+    finally:
+        for variable, value in kept:
+            variable.assign(value)
+
+
+def _describe(model: keras.Model, declared: dict) -> ModelInterface:
     if is_subclassed(model):
         return _describe_subclassed(model, declared)
     if isinstance(model, keras.Sequential):

@@ -264,7 +264,6 @@ def build(
         interface.tf_variables(model.optimizer.variables) if "train" in modes else [],
     )
     inputs = model_interface.inputs
-    n_inputs = len(inputs)
     input_specs = [d.spec() for d in inputs]
     train_specs = input_specs + [label.spec() for label in labels]
 
@@ -273,19 +272,9 @@ def build(
         return model_interface.name_outputs(outputs)
 
     def run_step(mode, step, args):
-        x = model_interface.pack_inputs(args[:n_inputs])
-        checks = _label_checks(mode, args[:n_inputs], args[n_inputs:], labels)
-        # Every op of the call waits for the checks: on a label of another shape
-        # nothing runs, not even the optimizer's step count (which reads no input).
-        with tf.control_dependencies(checks):
+        with checked_step_data(model_interface, labels, mode, args) as data:
             for metric in model.metrics:
                 metric.reset_state()
-            if labels:
-                y = _reshaped_labels(args[n_inputs:], labels)
-                data = (x, model_interface.pack_targets(y))
-            else:
-                # What Keras's fit(x) hands train_step: the inputs alone.
-                data = keras.utils.pack_x_y_sample_weight(x)
             return _log_tensors(step.__name__, step(data))
 
     def eval_step(*args):
@@ -347,6 +336,24 @@ def build(
     for mode in modes:
         setattr(root, mode, functions[SIGNATURE_KEYS[mode]])
     return BuiltSignatures(root, functions, signature_inputs, labels)
+
+
+@contextlib.contextmanager
+def checked_step_data(model_interface, labels: tuple[Label, ...], mode: str, args):
+    """What a step takes from a signature's flat arguments (the inputs, then the
+    labels), yielded inside a control dependency on the labels' shape checks: every op
+    traced within waits for them, so on a label of another shape nothing runs, not even
+    the optimizer's step count (which reads no input)."""
+    n_inputs = len(model_interface.inputs)
+    x = model_interface.pack_inputs(args[:n_inputs])
+    checks = _label_checks(mode, args[:n_inputs], args[n_inputs:], labels)
+    with tf.control_dependencies(checks):
+        if labels:
+            y = _reshaped_labels(args[n_inputs:], labels)
+            yield x, model_interface.pack_targets(y)
+        else:
+            # What Keras's fit(x) hands train_step: the inputs alone.
+            yield keras.utils.pack_x_y_sample_weight(x)
 
 
 def _label_checks(mode: str, flat_inputs, values, labels: tuple[Label, ...]) -> list:

@@ -17,6 +17,10 @@ _MAX_WARMUP_REQUESTS = 1000
 # The exporter's modes, in its order, and the signature each one writes.
 _SIGNATURE_OF_MODE = {"serve": "serving_default", "eval": "eval", "train": "train"}
 
+# The signatures `eval` adds after the modes' own, to evaluate a data set batch by batch
+# (surface_test pins them to export/lib/evaluation.py's DATA_SET_KEYS).
+_DATA_SET_SIGNATURES = ["eval_state", "eval_result"]
+
 # The settings a user sets: each is an attribute of the same name, type and doc, passed
 # to the exporter as the flag of that name (export/settings.bzl).
 _ATTRIBUTE_SETTINGS = [s for s in SETTINGS if s["set_by"] == "user"]
@@ -133,7 +137,8 @@ def _signature_names(modes):
     """
     if not modes:
         return None
-    return [_SIGNATURE_OF_MODE[mode] for mode in _SIGNATURE_OF_MODE if mode == "serve" or mode in modes]
+    names = [_SIGNATURE_OF_MODE[mode] for mode in _SIGNATURE_OF_MODE if mode == "serve" or mode in modes]
+    return names + (_DATA_SET_SIGNATURES if "eval" in modes else [])
 
 def _keras_saved_model_impl(ctx):
     _validate(ctx)

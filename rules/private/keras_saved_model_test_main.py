@@ -28,6 +28,7 @@ from absl.testing import absltest
 from tensorflow.core.protobuf import saved_model_pb2
 
 from export.lib import (
+    evaluation,
     interface,
     options,
     serving,
@@ -372,12 +373,15 @@ class SavedModelTest(absltest.TestCase):
         """Starts the checker on every SignatureDef with the seeded inputs and labels,
         and each warmup record's inputs on its signature."""
         defs = serving_signature_defs(cls.export_dir)
+        # eval_result takes a summed metric state, fed below with what eval_state
+        # gave (_cpp_loader), not with seeded values.
         requests = {
             f"signature_{index}": (
                 key,
                 cls._sample_feeds(key, signature, inputs, samples),
             )
             for index, (key, signature) in enumerate(sorted(defs.items()))
+            if key != evaluation.RESULT_KEY
         }
         for index, request in enumerate(serving.read_warmup_requests(cls.export_dir)):
             feeds = {
@@ -398,7 +402,23 @@ class SavedModelTest(absltest.TestCase):
             if cls._cpp_running is None:
                 cls._start_cpp_loader(facts.inputs, facts.samples)
             running, cls._cpp_running = cls._cpp_running, None
-            cls._cpp_run = running.result()
+            run = running.result()
+            if evaluation.RESULT_KEY in run.keys:
+                (state_request,) = [
+                    name
+                    for name, (key, _) in cls._cpp_requests.items()
+                    if key == evaluation.STATE_KEY
+                ]
+                state = run.outputs[state_request]
+                name = f"signature_{evaluation.RESULT_KEY}"
+                result = CppLoader(
+                    cls.export_dir, [(name, evaluation.RESULT_KEY, state)]
+                ).result()
+                cls._cpp_requests[name] = (evaluation.RESULT_KEY, state)
+                run = dataclasses.replace(
+                    run, outputs={**run.outputs, name: result.outputs[name]}
+                )
+            cls._cpp_run = run
         return cls._cpp_requests, cls._cpp_run
 
     def test_every_signature_through_tf_servings_loader(self):

@@ -9,7 +9,8 @@ SavedModelInfo = provider(
                    "the build time (`stamp`) and only known after the build.",
         "signature_names": "list of string, or None: the signatures that `modes` " +
                            "decides at analysis time, exactly and in the exporter's " +
-                           "order (`serving_default` always, then `eval`, `train`); " +
+                           "order (`serving_default` always, then `eval`, `train`, and with " +
+                           "`eval` its data-set signatures `eval_state`, `eval_result`); " +
                            "None when `modes` is unset and the model decides at build " +
                            "time: then `signatures` lists them.",
         "signatures": "File: JSON written by the exporter naming every signature it " +

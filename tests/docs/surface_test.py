@@ -234,6 +234,7 @@ class SurfaceTest(unittest.TestCase):
         for symbol in (
             "keras_saved_model",
             "keras_saved_model_test",
+            "keras_model_eval_test",
             "SavedModelInfo",
             "keras_tflite_model",
             "keras_tflite_model_test",
@@ -250,6 +251,17 @@ class SurfaceTest(unittest.TestCase):
         in_docs = {name for row in rows for name in _code_names(row[0])}
         self.assertLessEqual(set(params) - {"name", "kwargs"}, in_docs)
         # The other documented rows are py_test's own attributes passed through kwargs.
+        self.assertLessEqual(in_docs - set(params), {"size", "tags", "timeout"})
+
+    def test_eval_test_macro_documents_every_argument(self):
+        bzl = _read("rules/private/keras_model_eval_test.bzl")
+        params, documented = _starlark_function(bzl, "keras_model_eval_test")
+        self.assertEqual(documented, params)
+        rows = _table(
+            _markdown_section(self.docs, "## keras_model_eval_test"), "attribute"
+        )
+        in_docs = {name for row in rows for name in _code_names(row[0])}
+        self.assertLessEqual(set(params) - {"name", "kwargs"}, in_docs)
         self.assertLessEqual(in_docs - set(params), {"size", "tags", "timeout"})
 
     def test_flags_are_the_settings_with_flags(self):
@@ -310,6 +322,13 @@ class SurfaceTest(unittest.TestCase):
 
         self.assertEqual(self.surface["signature_of_mode"], signatures.SIGNATURE_KEYS)
         self.assertEqual(tuple(signatures.SIGNATURE_KEYS), options.MODES)
+
+    def test_data_set_signatures_match_the_exporter(self):
+        from export.lib import evaluation  # imports TensorFlow
+
+        match = re.search(r"(?m)^_DATA_SET_SIGNATURES = (\[.*\])$", self.rule_bzl)
+        self.assertIsNotNone(match, "keras_saved_model.bzl: no _DATA_SET_SIGNATURES")
+        self.assertEqual(tuple(json.loads(match.group(1))), evaluation.DATA_SET_KEYS)
 
     def test_warmup_limit_matches_the_exporter(self):
         match = re.search(r"(?m)^_MAX_WARMUP_REQUESTS = (\d+)$", self.rule_bzl)

@@ -105,7 +105,7 @@ def _signature_names_impl(ctx):
     target = analysistest.target_under_test(env)
 
     # serving_default is always written: the list says so, in the exporter's order.
-    asserts.equals(env, ["serving_default", "eval", "train"], target[SavedModelInfo].signature_names)
+    asserts.equals(env, ["serving_default", "eval", "train", "eval_state", "eval_result"], target[SavedModelInfo].signature_names)
     return analysistest.end(env)
 
 signature_names_test = analysistest.make(_signature_names_impl)

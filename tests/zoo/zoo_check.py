@@ -25,7 +25,7 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import absltest
 
-from export.lib import interface, settings, signatures, sources
+from export.lib import evaluation, interface, settings, signatures, sources
 from rules.private import keras_saved_model_test_main as rule_test
 
 # keras_tflite_model_test's checks of the zoo_model's `tflite` conversions, if any.
@@ -79,6 +79,23 @@ def _paths(variables) -> list[tuple[str, bool]]:
 def _dataset(x, y):
     """One batch, as a dataset: Keras's numpy adapter does not take string arrays."""
     return tf.data.Dataset.from_tensors(x if y is None else (x, y))
+
+
+def _partial_batch_size(examples: int) -> int:
+    """A batch size that leaves the last batch of `examples` partial (1 for 1 or 2)."""
+    for size in (3, 2, 4, 5):
+        if size < examples and examples % size:
+            return size
+    return 1
+
+
+def _summed(states) -> dict[str, np.ndarray]:
+    """Each metric state added up over the batches' states."""
+    total = {}
+    for state in states:
+        for name, value in state.items():
+            total[name] = total.get(name, 0) + np.asarray(value)
+    return total
 
 
 def _as_shape(value: np.ndarray, shape) -> np.ndarray:
@@ -222,6 +239,61 @@ class ZooTest(rule_test.SavedModelTest):
             if name.endswith(signatures.TARGET_SUFFIX)
         }
         self.assertEqual(listed, stated)
+
+    def test_data_set_in_batches_gives_keras_evaluate(self):
+        """The sample batch fed as a data set in smaller batches (the last one partial):
+        eval_state summed over the batches and read by eval_result gives the logs of
+        model.evaluate on the same batches, by the object API and through TF Serving's
+        loader."""
+        if self.keras_evaluate is None:
+            self.assertNotIn(evaluation.STATE_KEY, self.manifest["signatures"])
+            return
+        if evaluation.STATE_KEY not in self.manifest["signatures"]:
+            # Known gap: the exporter's probe found a metric state that does not add
+            # up (multi-output compile_loss trackers) and left them out with a note.
+            self.skipTest("the export has eval but no eval_state (see its note)")
+        examples = len(next(iter(self.serve_feeds.values())))
+        batch = _partial_batch_size(examples)
+        self.model.make_test_function(force=True)
+        data = (
+            tf.data.Dataset.from_tensor_slices(
+                self.x if self.y is None else (self.x, self.y)
+            )
+        ).batch(batch)
+        want = self.model.evaluate(data, verbose=0, return_dict=True)
+        feeds = {name: value.numpy() for name, value in self.train_feeds.items()}
+        batches = [
+            {name: value[start : start + batch] for name, value in feeds.items()}
+            for start in range(0, examples, batch)
+        ]
+        state_fn = self.loaded.signatures[evaluation.STATE_KEY]
+        states = [
+            state_fn(**{k: tf.constant(v) for k, v in b.items()}) for b in batches
+        ]
+        result = self.loaded.signatures[evaluation.RESULT_KEY](**_summed(states))
+        self._assert_logs_equal(result, want, "object API")
+        # Through TensorFlow's C++ loader, as TF Serving runs SignatureDefs: the
+        # batches' states first, then their sum read by eval_result.
+        run = rule_test.CppLoader(
+            self.export_dir,
+            [(f"batch_{i}", evaluation.STATE_KEY, b) for i, b in enumerate(batches)],
+        ).result()
+        states = [run.outputs[f"batch_{i}"] for i in range(len(batches))]
+        result = (
+            rule_test.CppLoader(
+                self.export_dir, [("sum", evaluation.RESULT_KEY, _summed(states))]
+            )
+            .result()
+            .outputs["sum"]
+        )
+        self._assert_logs_equal(result, want, "TF Serving's C++ loader")
+
+    def _assert_logs_equal(self, got, want, msg):
+        self.assertEqual(set(got), set(want), msg)
+        for name, value in want.items():
+            self.assertAlmostEqual(
+                float(got[name]), value, delta=max(self.atol, 1e-5), msg=f"{msg} {name}"
+            )
 
     def test_every_accepted_label_shape_gives_keras_evaluate(self):
         """The label in each shape the zoo_model states: eval gives what Keras's

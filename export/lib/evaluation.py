@@ -1,0 +1,258 @@
+"""Evaluating a data set batch by batch through the export: `eval_state` and
+`eval_result`.
+
+`eval` answers for one batch (it resets the metrics on every call). Keras's
+`model.evaluate` instead accumulates its metrics' state over the batches and reads the
+result once. The export does the same without holding any state of its own:
+
+| signature     | inputs                         | outputs |
+|---------------|--------------------------------|---------|
+| `eval_state`  | as `eval` (inputs + labels)    | every metric variable after updating from its reset value on this batch, keyed by a stable name (`auc_true_positives`) |
+| `eval_result` | the state, summed over batches | the logs `model.evaluate` returns for those batches |
+
+The metric variables of the export are neither read nor written by these two: both
+run the model's own `test_step` and metrics in a Keras StatelessScope that maps each
+metric variable to a value of the call's own. So any number of callers (TF Serving
+threads, several evaluations of one loaded model) run them concurrently without
+mixing, and the export holds the same bytes whatever was evaluated.
+
+Summing states is right only for metrics whose state is a sum over the examples
+(Keras's Mean and the metrics built on it, the loss tracker weighted by batch size, AUC's
+threshold counts, Precision and Recall, top-k, confusion matrices). A metric whose
+state is not (a running max, the last batch's value) would give a wrong number, so
+the exporter probes every metric at export time (two random batches: their states
+summed must equal the state after both in turn, and the result of one batch's state
+must equal `eval` on it) and refuses the export naming the metric otherwise.
+"""
+
+import re
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras.src.backend.common.stateless_scope import StatelessScope
+
+from export.lib import interface, signatures
+from export.lib.errors import ExportError, describe_exception, setting
+
+STATE_KEY = "eval_state"
+RESULT_KEY = "eval_result"
+DATA_SET_KEYS = (STATE_KEY, RESULT_KEY)
+# The probe's two batches differ in size, so that a state weighted wrongly by the
+# batch size shows; seeded, so the export is the same every time.
+_PROBE_BATCHES = (3, 2)
+_PROBE_SEED = 11
+_PROBE_RTOL, _PROBE_ATOL = 1e-4, 1e-5
+
+
+def state_names(variables) -> list[str]:
+    """A stable name for each metric variable: its Keras path with `_` for `/` (a
+    valid tf.function argument, placeholder and SignatureDef key alike); unique."""
+    names, seen = [], set()
+    for variable in variables:
+        base = re.sub(r"[^A-Za-z0-9_]", "_", variable.path)
+        name, n = base, 1
+        while name in seen:
+            name, n = f"{base}_{n}", n + 1
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+class _Evaluation:
+    """The model's test_step and metrics, run on state passed in rather than on the
+    metric variables."""
+
+    def __init__(self, model):
+        self.model = model
+        self.variables = list(model.metrics_variables)
+
+    def reset_values(self) -> list:
+        with StatelessScope() as scope:
+            for metric in self.model.metrics:
+                metric.reset_state()
+        return [self._value(scope, v) for v in self.variables]
+
+    def updated(self, start, data) -> tuple[list, dict]:
+        """(the state after test_step on `data` from `start`, test_step's logs).
+
+        The model's weights are in the scope too, as their own values: Keras reads a
+        weight regularizer's input from the scope (a Dense with kernel_regularizer)."""
+        weights = [(v, v.value) for v in self.model.trainable_variables]
+        mapping = weights + list(zip(self.variables, start, strict=True))
+        with StatelessScope(state_mapping=mapping) as scope:
+            logs = signatures._log_tensors("test_step", self.model.test_step(data))
+        return [self._value(scope, v) for v in self.variables], logs
+
+    def result(self, state) -> dict:
+        """What Keras's evaluate returns after the batches whose states sum to `state`."""
+        with StatelessScope(
+            state_mapping=list(zip(self.variables, state, strict=True))
+        ):
+            return signatures._log_tensors("test_step", self.model.get_metrics_result())
+
+    @staticmethod
+    def _value(scope, variable):
+        value = scope.get_current_value(variable)
+        return variable.value if value is None else value
+
+
+def add(
+    built: signatures.BuiltSignatures,
+    model: keras.Model,
+    model_interface: interface.ModelInterface,
+) -> None:
+    """Adds eval_state and eval_result beside eval, once the probe shows that the
+    model's metric states add up over batches; raises ExportError otherwise."""
+    evaluation = _Evaluation(model)
+    names = state_names(evaluation.variables)
+    state_descs = tuple(
+        interface.TensorDesc(name, tuple(v.shape), v.dtype)
+        for name, v in zip(names, evaluation.variables, strict=True)
+    )
+    labels = built.labels
+
+    def eval_state(*args):
+        start = evaluation.reset_values()
+        with signatures.checked_step_data(
+            model_interface, labels, STATE_KEY, args
+        ) as data:
+            state, _ = evaluation.updated(start, data)
+            return {
+                name: tf.identity(value)
+                for name, value in zip(names, state, strict=True)
+            }
+
+    def eval_result(*state):
+        return evaluation.result(list(state))
+
+    # As eval's: labels of unknown rank, checked and reshaped inside (signatures.Label).
+    eval_specs = [d.spec() for d in model_interface.inputs] + [
+        label.spec() for label in labels
+    ]
+    state_fn = tf.function(
+        eval_state, input_signature=eval_specs, autograph=False
+    ).get_concrete_function()
+    result_fn = tf.function(
+        eval_result,
+        input_signature=[d.spec() for d in state_descs],
+        autograph=False,
+    ).get_concrete_function()
+    _probe(evaluation, model, model_interface, built, names, state_fn, result_fn)
+    built.root.eval_state = state_fn
+    built.root.eval_result = result_fn
+    built.functions[STATE_KEY] = state_fn
+    built.functions[RESULT_KEY] = result_fn
+    built.inputs[STATE_KEY] = built.inputs[signatures.SIGNATURE_KEYS["eval"]]
+    built.inputs[RESULT_KEY] = state_descs
+
+
+def _probe_batch(model, model_interface, labels, batch: int, seed: int):
+    """Random inputs and labels (the flat arguments of eval), as tensors."""
+    inputs = [
+        tf.constant(a)
+        for a in interface.random_for(
+            model_interface.inputs, seed, batch, model_interface.samples
+        )
+    ]
+    if not labels:
+        return inputs
+    x = model_interface.pack_inputs(inputs)
+    descs = signatures._concrete_targets(model, x, [label.desc for label in labels])
+    rng = np.random.default_rng(seed)
+    values = [
+        tf.constant(signatures._random_labels(rng, desc, output, batch))
+        for desc, output in zip(descs, model_interface.outputs, strict=True)
+    ]
+    return inputs + values
+
+
+def _probe(evaluation, model, model_interface, built, names, state_fn, result_fn):
+    """Refuses metrics whose state does not add up over batches, and a test_step whose
+    logs are not its metrics' results (evaluate then reports the last batch's logs)."""
+    batches = [
+        _probe_batch(model, model_interface, built.labels, size, _PROBE_SEED + i)
+        for i, size in enumerate(_PROBE_BATCHES)
+    ]
+    try:
+        states = [state_fn(*args) for args in batches]
+        first = [states[0][name] for name in names]
+        with signatures.checked_step_data(
+            model_interface, built.labels, STATE_KEY, batches[1]
+        ) as data:
+            in_turn, _ = evaluation.updated(first, data)
+        with signatures.checked_step_data(
+            model_interface, built.labels, STATE_KEY, batches[0]
+        ) as data:
+            _, one_batch_logs = evaluation.updated(evaluation.reset_values(), data)
+        result = result_fn(*first)
+    except Exception as e:  # noqa: BLE001 - the model's own metrics and steps
+        raise ExportError(
+            ("builder", "src"),
+            "the model's metrics could not be run on state passed in (a Keras"
+            " StatelessScope), which eval_state and eval_result need to evaluate a data"
+            f" set batch by batch: {describe_exception(e)}",
+            [
+                (
+                    "write the metrics as Keras metrics (state in self.add_variable,"
+                    " updated with assign/assign_add), or drop 'eval' from "
+                ),
+                setting("modes"),
+            ],
+        ) from None
+    for name, variable, value in zip(names, evaluation.variables, in_turn, strict=True):
+        summed = states[0][name].numpy() + states[1][name].numpy()
+        value = np.asarray(value)
+        if not np.allclose(summed, value, rtol=_PROBE_RTOL, atol=_PROBE_ATOL):
+            metric = variable.path.split("/")[0]
+            raise ExportError(
+                ("builder", "src"),
+                f"the metric '{metric}' keeps state that does not add up over batches:"
+                f" its variable '{variable.path}' is {_short(value)} after two batches"
+                f" in turn but {_short(summed)} as the sum of each batch's state, so"
+                " the export cannot evaluate a data set batch by batch (eval_state,"
+                " eval_result) as model.evaluate does",
+                [
+                    (
+                        "use metrics whose state is a sum over the examples (Keras's"
+                        " Mean, Sum, AUC, Precision, Recall, Accuracy and the like), or"
+                        " drop 'eval' from "
+                    ),
+                    setting("modes"),
+                ],
+            )
+    one_batch = {key: np.asarray(value) for key, value in one_batch_logs.items()}
+    got = {key: value.numpy() for key, value in result.items()}
+    if one_batch.keys() != got.keys():
+        raise ExportError(
+            ("builder", "src"),
+            f"the model's test_step returns the logs ({', '.join(sorted(one_batch))}),"
+            f" not its metrics' results ({', '.join(sorted(got))}), so Keras's evaluate"
+            " reports the last batch's logs and no sum of batches gives them",
+            _RESULTS_FIX,
+        )
+    for key, want in one_batch.items():
+        if not np.allclose(got[key], want, rtol=_PROBE_RTOL, atol=_PROBE_ATOL):
+            raise ExportError(
+                ("builder", "src"),
+                f"the model's test_step logs '{key}' as {_short(want)} on a batch, but"
+                f" its metrics' state after that batch gives {_short(got[key])}, so the"
+                " logs of a data set cannot be computed from summed metric states",
+                _RESULTS_FIX,
+            )
+
+
+_RESULTS_FIX = [
+    (
+        "return {m.name: m.result() for m in self.metrics} from test_step (what"
+        " Keras's own test_step returns), with every metric listed in the model's"
+        " `metrics`, or drop 'eval' from "
+    ),
+    setting("modes"),
+]
+
+
+def _short(value: np.ndarray) -> str:
+    flat = np.asarray(value).ravel()
+    text = np.array2string(flat[:4], precision=6)
+    return text if flat.size <= 4 else f"{text[:-1]} ...] ({flat.size} values)"

@@ -1,0 +1,80 @@
+"""Writes the eval gate's small deterministic data sets (checked in): one data set of
+fraud_classifier's examples (features, fraud_target) as CSV, .npz and GZIP TFRecord,
+and a few broken files. Run from the repository root to rewrite them."""
+
+import csv
+import gzip
+import os
+
+import numpy as np
+import tensorflow as tf
+
+OUT = "tests/eval_gate/testdata"
+EXAMPLES = 203  # batch 32: six full batches and a partial one of 11
+
+
+def examples():
+    rng = np.random.default_rng(27)
+    x = rng.normal(size=(EXAMPLES, 6)).astype("float32")
+    # Fraud where a fixed direction of the features is large: learnable, imbalanced.
+    y = (x @ np.linspace(-1, 1, 6) > 1.2).astype("float32")[:, None]
+    return x, y
+
+
+def main():
+    x, y = examples()
+    np.savez(os.path.join(OUT, "fraud.npz"), features=x, fraud_target=y)
+    # CSV holds scalar columns: the six features as one column each (feature_map
+    # stacks them into the `features` input) and the label under another name.
+    with open(os.path.join(OUT, "fraud_columns.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([f"f{i}" for i in range(6)] + ["is_fraud"])
+        for row, label in zip(x, y, strict=True):
+            writer.writerow([repr(float(v)) for v in row] + [int(label[0])])
+    options = tf.io.TFRecordOptions(compression_type="GZIP")
+    with tf.io.TFRecordWriter(os.path.join(OUT, "fraud.tfrecord.gz"), options) as w:
+        for row, label in zip(x, y, strict=True):
+            example = tf.train.Example(
+                features=tf.train.Features(
+                    feature={
+                        "features": tf.train.Feature(
+                            float_list=tf.train.FloatList(value=row)
+                        ),
+                        "fraud_target": tf.train.Feature(
+                            float_list=tf.train.FloatList(value=label)
+                        ),
+                    }
+                )
+            )
+            w.write(example.SerializeToString())
+    np.savez(os.path.join(OUT, "missing_label.npz"), features=x[:5])
+    np.savez(os.path.join(OUT, "empty.npz"), features=x[:0], fraud_target=y[:0])
+    np.savez(
+        os.path.join(OUT, "wrong_label_shape.npz"),
+        features=x[:5],
+        fraud_target=np.concatenate([y[:5], y[:5]], axis=1),
+    )
+    with open(os.path.join(OUT, "text_in_a_number_column.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([f"f{i}" for i in range(6)] + ["is_fraud"])
+        writer.writerow([0.5, 0.1, 0.2, "n/a", 0.3, 0.4, 1])
+    np.savez(
+        os.path.join(OUT, "extra_feature.npz"),
+        features=x[:5],
+        fraud_target=y[:5],
+        customer_id=np.arange(5),
+    )
+    with_nan = x[:5].copy()
+    with_nan[2, 3] = np.nan
+    np.savez(
+        os.path.join(OUT, "nan_feature.npz"), features=with_nan, fraud_target=y[:5]
+    )
+    # A record cut short in the middle, as a copy interrupted.
+    with gzip.open(os.path.join(OUT, "fraud.tfrecord.gz"), "rb") as f:
+        records = f.read()
+    with gzip.open(os.path.join(OUT, "truncated.tfrecord.gz"), "wb") as f:
+        f.write(records[:100])
+
+
+if __name__ == "__main__":
+    main()
