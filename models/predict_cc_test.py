@@ -53,9 +53,9 @@ class PredictCcTest(absltest.TestCase):
     def test_what_is_missing_is_named_in_one_line(self):
         cases = {
             "no export folder at /no/such/export": ["--export_dir=/no/such/export"],
-            "has no signature 'serve'; it has: eval, serving_default, train": [
-                "--signature=serve"
-            ],
+            # The example's modes (models/BUILD): eval brings eval_state and eval_result.
+            "has no signature 'serve'; it has: eval, eval_result, eval_state,"
+            " serving_default, train": ["--signature=serve"],
             "signature 'serving_default' has no input 'img'; its inputs are: image": [
                 "--input=img"
             ],

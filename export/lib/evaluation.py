@@ -158,7 +158,9 @@ def _probe_batch(model, model_interface, labels, batch: int, seed: int):
     if not labels:
         return inputs
     x = model_interface.pack_inputs(inputs)
-    descs = signatures._concrete_targets(model, x, [label.desc for label in labels])
+    descs = signatures._concrete_targets(
+        model, model_interface, x, [label.desc for label in labels]
+    )
     rng = np.random.default_rng(seed)
     values = [
         tf.constant(signatures._random_labels(rng, desc, output, batch))
