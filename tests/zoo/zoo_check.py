@@ -260,7 +260,7 @@ class ZooTest(rule_test.SavedModelTest):
             return
         self.assertIn(
             evaluation.STATE_KEY,
-            self.manifest["signatures"],
+            sorted(self.manifest["signatures"]),
             "the export has eval but no eval_state/eval_result (its note says why);"
             " state data_set_eval_refused on the zoo_model if that is legitimate",
         )
