@@ -90,16 +90,10 @@ def zoo_data():
         writer.writerow([*columns, "disease"])
         for i, label in enumerate(disease):
             row = [columns[name][i] for name in columns]
+            # Strings as they are; the numbers are whole (ages, mg/dl, categories).
             writer.writerow(
-                [
-                    *(
-                        int(v) if name != "thal" else v
-                        for name, v in zip(columns, row, strict=True)
-                    ),
-                    int(label),
-                ]
+                [v if isinstance(v, str) else int(v) for v in row] + [int(label)]
             )
-
 
 if __name__ == "__main__":
     main()
