@@ -95,5 +95,6 @@ def zoo_data():
                 [v if isinstance(v, str) else int(v) for v in row] + [int(label)]
             )
 
+
 if __name__ == "__main__":
     main()
