@@ -26,7 +26,7 @@ must equal `eval` on it) and raises ExportError naming the metric otherwise (the
 export then leaves these two out, with a note).
 
 Every state the probe compares is computed traced, with the batch size unknown, as
-eval_state computes it and as model.evaluate on a tf.data data set does: a
+eval_state computes it and as model.evaluate does (arrays or a tf.data data set): a
 multi-output model's per-output loss trackers are weighted by the batch's static size
 (`compile_loss`), which is then unknown, so each batch counts once. Computed eagerly,
 the same tracker would count the batch's size, and the states would not compare.
