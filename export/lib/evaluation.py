@@ -22,7 +22,14 @@ threshold counts, Precision and Recall, top-k, confusion matrices). A metric who
 state is not (a running max, the last batch's value) would give a wrong number, so
 the exporter probes every metric at export time (two random batches: their states
 summed must equal the state after both in turn, and the result of one batch's state
-must equal `eval` on it) and refuses the export naming the metric otherwise.
+must equal `eval` on it) and raises ExportError naming the metric otherwise (the
+export then leaves these two out, with a note).
+
+Every state the probe compares is computed traced, with the batch size unknown, as
+eval_state computes it and as model.evaluate does (arrays or a tf.data data set): a
+multi-output model's per-output loss trackers are weighted by the batch's static size
+(`compile_loss`), which is then unknown, so each batch counts once. Computed eagerly,
+the same tracker would count the batch's size, and the states would not compare.
 """
 
 import re
@@ -133,12 +140,37 @@ def add(
     state_fn = tf.function(
         eval_state, input_signature=eval_specs, autograph=False
     ).get_concrete_function()
+
+    def continued_state(*args):
+        # The probe's "both batches in turn": traced like eval_state, with the batch
+        # size unknown, since Keras weights some trackers by the static batch size.
+        start, step_args = list(args[: len(names)]), args[len(names) :]
+        with signatures.checked_step_data(
+            model_interface, labels, STATE_KEY, step_args
+        ) as data:
+            state, _ = evaluation.updated(start, data)
+            return [tf.identity(value) for value in state]
+
+    continued_fn = tf.function(
+        continued_state,
+        input_signature=[d.spec() for d in state_descs] + eval_specs,
+        autograph=False,
+    ).get_concrete_function()
     result_fn = tf.function(
         eval_result,
         input_signature=[d.spec() for d in state_descs],
         autograph=False,
     ).get_concrete_function()
-    _probe(evaluation, model, model_interface, built, names, state_fn, result_fn)
+    _probe(
+        evaluation,
+        model,
+        model_interface,
+        built,
+        names,
+        state_fn,
+        continued_fn,
+        result_fn,
+    )
     built.root.eval_state = state_fn
     built.root.eval_result = result_fn
     built.functions[STATE_KEY] = state_fn
@@ -169,7 +201,9 @@ def _probe_batch(model, model_interface, labels, batch: int, seed: int):
     return inputs + values
 
 
-def _probe(evaluation, model, model_interface, built, names, state_fn, result_fn):
+def _probe(
+    evaluation, model, model_interface, built, names, state_fn, continued_fn, result_fn
+):
     """Refuses metrics whose state does not add up over batches, and a test_step whose
     logs are not its metrics' results (evaluate then reports the last batch's logs)."""
     batches = [
@@ -179,10 +213,7 @@ def _probe(evaluation, model, model_interface, built, names, state_fn, result_fn
     try:
         states = [state_fn(*args) for args in batches]
         first = [states[0][name] for name in names]
-        with signatures.checked_step_data(
-            model_interface, built.labels, STATE_KEY, batches[1]
-        ) as data:
-            in_turn, _ = evaluation.updated(first, data)
+        in_turn = continued_fn(*first, *batches[1])
         with signatures.checked_step_data(
             model_interface, built.labels, STATE_KEY, batches[0]
         ) as data:

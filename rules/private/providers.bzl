@@ -8,9 +8,11 @@ SavedModelInfo = provider(
         "version": "int: the version folder's name, or None when it is stamped with " +
                    "the build time (`stamp`) and only known after the build.",
         "signature_names": "list of string, or None: the signatures that `modes` " +
-                           "decides at analysis time, exactly and in the exporter's " +
+                           "decides at analysis time, in the exporter's " +
                            "order (`serving_default` always, then `eval`, `train`, and with " +
-                           "`eval` its data-set signatures `eval_state`, `eval_result`); " +
+                           "`eval` its data-set signatures `eval_state`, `eval_result`, which " +
+                           "the exporter leaves out, with a note, of a model whose " +
+                           "metric states do not add up over batches); " +
                            "None when `modes` is unset and the model decides at build " +
                            "time: then `signatures` lists them.",
         "signatures": "File: JSON written by the exporter naming every signature it " +

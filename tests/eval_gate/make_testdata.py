@@ -1,6 +1,7 @@
 """Writes the eval gate's small deterministic data sets (checked in): one data set of
 fraud_classifier's examples (features, fraud_target) as CSV, .npz and GZIP TFRecord,
-and a few broken files. Run from the repository root to rewrite them."""
+and a few broken files; and the zoo gates' data sets (zoo_data). Run from the
+repository root to rewrite them (`python -m tests.eval_gate.make_testdata`)."""
 
 import csv
 import gzip
@@ -74,6 +75,25 @@ def main():
         records = f.read()
     with gzip.open(os.path.join(OUT, "truncated.tfrecord.gz"), "wb") as f:
         f.write(records[:100])
+    zoo_data()
+
+
+def zoo_data():
+    """The zoo gates' data: drawn as zoo_models draws its training sets, other seeds."""
+    from tests.eval_gate import zoo_models
+
+    x, y = zoo_models.fraud_examples(2, 160)
+    np.savez(os.path.join(OUT, "zoo_fraud.npz"), features=x, is_fraud=y)
+    columns, disease = zoo_models.patients(2, 120)
+    with open(os.path.join(OUT, "zoo_patients.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([*columns, "disease"])
+        for i, label in enumerate(disease):
+            row = [columns[name][i] for name in columns]
+            # Strings as they are; the numbers are whole (ages, mg/dl, categories).
+            writer.writerow(
+                [v if isinstance(v, str) else int(v) for v in row] + [int(label)]
+            )
 
 
 if __name__ == "__main__":

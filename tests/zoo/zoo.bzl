@@ -25,6 +25,7 @@ def zoo_model(
         tflite = [],
         tflite_select_tf_ops = False,
         label_shapes = None,
+        data_set_eval_refused = None,
         size = "medium"):
     """Exports `builder` in every mode Keras runs it in and checks it with zoo_check.py.
 
@@ -54,6 +55,9 @@ def zoo_model(
         shapes they must accept it in, as in label_specs (`None` for any size), e.g.
         `{"probs_target": ["None", "None,1"]}`: what Keras's losses take, stated here
         rather than read from the export; `{}` for a model without labels.
+      data_set_eval_refused: why the export legitimately has eval but no
+        eval_state/eval_result (its metric states do not add up over batches); the
+        check then asserts they are absent. Unset, an export with eval must have them.
       size: the test's size.
     """
     tags = ["manual"] if slow else []
@@ -77,6 +81,8 @@ def zoo_model(
     ]
     if tolerance != None:
         args.append("--tolerance=%s" % tolerance)
+    if data_set_eval_refused != None:
+        args.append("--data_set_eval_refused='%s'" % data_set_eval_refused)
     if label_shapes != None:
         # Quoted: Bazel splits `args` as a shell would, dropping bare double quotes.
         args.append("--label_shapes='%s'" % json.encode(label_shapes))
