@@ -79,8 +79,10 @@ class ExampleVariantsTest(absltest.TestCase):
         contract = serving_contract.read_contract(
             _runfile("tests/contract/renamed_input")
         )
+        # eval brings eval_state and eval_result (evaluating a data set).
         self.assertEqual(
-            sorted(contract["signatures"]), ["eval", "serving_default", "train"]
+            sorted(contract["signatures"]),
+            ["eval", "eval_result", "eval_state", "serving_default", "train"],
         )
         serve = contract["signatures"]["serving_default"]
         self.assertEqual(serve["method_name"], "tensorflow/serving/predict")
