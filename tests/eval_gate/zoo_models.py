@@ -96,7 +96,7 @@ def digit_images(seed: int, n: int):
 def batchnorm_convnet_trained() -> keras.Model:
     model = basics.batchnorm_convnet()
     images, digits = digit_images(1, 512)
-    model.fit(images, digits, epochs=5, batch_size=16, verbose=0)
+    model.fit(images, digits, epochs=8, batch_size=16, verbose=0)
     return model
 
 
@@ -125,5 +125,5 @@ def translations(seed: int, n: int):
 def seq2seq_transformer_trained() -> keras.Model:
     model = transformers.seq2seq_transformer()
     inputs, targets = translations(1, 1024)
-    model.fit(inputs, targets, epochs=10, batch_size=32, verbose=0)
+    model.fit(inputs, targets, epochs=20, batch_size=32, verbose=0)
     return model
