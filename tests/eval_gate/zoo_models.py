@@ -1,7 +1,8 @@
 """Zoo models (tests/zoo) fitted on small generated data sets, for the zoo's eval
-gates: keras.io's imbalanced fraud classifier (AUC, precision, recall) and the
-heart-disease model with lookup layers (numeric, integer and string columns). The
-gates' data (testdata/, make_testdata.py) is drawn the same way with other seeds."""
+gates: keras.io's imbalanced fraud classifier (AUC, precision, recall), the
+heart-disease model with lookup layers (numeric, integer and string columns), the
+review classifier (raw strings), a BatchNorm convnet (images) and the English-to-Spanish
+transformer (a dict of token sequences). The gates' data (testdata/, make_testdata.py) is drawn the same way with other seeds."""
 
 import keras
 import numpy as np
