@@ -47,7 +47,8 @@ def main():
                     }
                 )
             )
-            w.write(example.SerializeToString())
+            # deterministic: the features map in one order (else it varies by run).
+            w.write(example.SerializeToString(deterministic=True))
     np.savez(os.path.join(OUT, "missing_label.npz"), features=x[:5])
     np.savez(os.path.join(OUT, "empty.npz"), features=x[:0], fraud_target=y[:0])
     np.savez(
@@ -73,7 +74,8 @@ def main():
     # A record cut short in the middle, as a copy interrupted.
     with gzip.open(os.path.join(OUT, "fraud.tfrecord.gz"), "rb") as f:
         records = f.read()
-    with gzip.open(os.path.join(OUT, "truncated.tfrecord.gz"), "wb") as f:
+    # mtime=0: the gzip header holds no time, so the file is the same on every run.
+    with gzip.GzipFile(os.path.join(OUT, "truncated.tfrecord.gz"), "wb", mtime=0) as f:
         f.write(records[:100])
     zoo_data()
 
@@ -94,6 +96,28 @@ def zoo_data():
             writer.writerow(
                 [v if isinstance(v, str) else int(v) for v in row] + [int(label)]
             )
+    texts, sentiment = zoo_models.reviews(2, 96)
+    with open(os.path.join(OUT, "zoo_reviews.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["review", "sentiment"])
+        writer.writerows(zip(texts, sentiment.astype(int), strict=True))
+    images, digits = zoo_models.digit_images(2, 80)
+    options = tf.io.TFRecordOptions(compression_type="GZIP")
+    path = os.path.join(OUT, "zoo_digits.tfrecord.gz")
+    with tf.io.TFRecordWriter(path, options) as w:
+        for image, digit in zip(images, digits, strict=True):
+            feature = {
+                "image": tf.train.Feature(
+                    float_list=tf.train.FloatList(value=image.ravel())
+                ),
+                "digit": tf.train.Feature(int64_list=tf.train.Int64List(value=[digit])),
+            }
+            example = tf.train.Example(features=tf.train.Features(feature=feature))
+            w.write(example.SerializeToString(deterministic=True))
+    # .npz: the token sequences have a length known only per example, which the gate
+    # does not read from TFRecord.
+    inputs, spanish = zoo_models.translations(2, 64)
+    np.savez(os.path.join(OUT, "zoo_translations.npz"), **inputs, spanish=spanish)
 
 
 if __name__ == "__main__":
