@@ -254,7 +254,11 @@ run_logged export_clean "$base" clean "${flags[@]}"
 rm -rf "$base/sandbox"
 run_logged export "$base" build "${flags[@]}" --sandbox_debug \
   --execution_log_json_file="$E2E_TMP/export.json" //models:my_export
-sandbox=$(find "$base/sandbox/linux-sandbox" -mindepth 3 -maxdepth 3 -path '*/execroot/rules_keras')
+# The build also runs the provenance action (standard library only): the export's
+# sandbox is the one that holds the exporter.
+sandbox=$(for folder in $(find "$base/sandbox/linux-sandbox" -mindepth 3 -maxdepth 3 -path '*/execroot/rules_keras'); do
+  if compgen -G "$folder/bazel-out/*/bin/export/exporter" >/dev/null; then echo "$folder"; fi
+done)
 [ "$(echo "$sandbox" | wc -w)" = 1 ] && [ -d "$sandbox" ] ||
   fail "expected the export action's one sandbox folder, found: $sandbox"
 inputs="$E2E_TMP/export_input_root"
