@@ -5,6 +5,9 @@ load(":py.bzl", "py_binary")
 
 _PROGRAM = Label("//rules/private:release.py")
 
+# Its file digests and file list (release.py imports them).
+_PROVENANCE = Label("//rules/private:provenance.py")
+
 def release_targets(name, tags = None, visibility = None, testonly = None):
     """Makes the `bazel run` programs that sign, verify and push the export `name`.
 
@@ -22,7 +25,7 @@ def release_targets(name, tags = None, visibility = None, testonly = None):
     for step in ["sign", "verify", "push"]:
         py_binary(
             name = "%s.%s" % (name, step),
-            srcs = [_PROGRAM],
+            srcs = [_PROGRAM, _PROVENANCE],
             main = _PROGRAM,
             args = [step, "--saved_model=$(rootpath :%s)" % name, "--target=" + target],
             data = [":" + name],

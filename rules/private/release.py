@@ -18,7 +18,6 @@ folder `bazel run` was started in. Internal to rules_keras.
 import argparse
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -26,6 +25,10 @@ import shutil
 import signal
 import sys
 import tempfile
+
+# A folder is checked against its provenance with the digests and file list the
+# provenance was made with (a sibling module: both programs run from this folder).
+from provenance import files_of, sha256_of
 
 # TF Serving loads the folders of a model base path whose names are numbers and ignores
 # the others: the staging folders and the lock file are hidden names.
@@ -102,26 +105,6 @@ def runfile(path):
     raise ReleaseError(
         f"cannot find {path} in the runfiles; run the program with `bazel run`."
     )
-
-
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def files_of(folder):
-    """Every file under `folder` as sorted '/'-separated relative paths."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        found.extend(
-            os.path.relpath(os.path.join(root, n), folder).replace(os.sep, "/")
-            for n in files
-        )
-    return sorted(found)
 
 
 class Export:
