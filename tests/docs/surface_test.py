@@ -143,7 +143,11 @@ def _release_flags():
     """The flags of keras_saved_model's `.sign`, `.verify` and `.push` programs."""
     import importlib.util
 
-    path = os.path.join(_WORKSPACE, "rules", "private", "release.py")
+    folder = os.path.join(_WORKSPACE, "rules", "private")
+    # release.py imports its sibling provenance.py, as it does in its own binary.
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    path = os.path.join(folder, "release.py")
     spec = importlib.util.spec_from_file_location("release", path)
     release = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(release)
