@@ -16,6 +16,8 @@ bazel_status=${PIPESTATUS[0]}
 
 # Bazel's per-target summary lines: "//pkg:target   (cached) PASSED in 1.2s".
 passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log")
+# What failed is named again in the last lines, which a truncated CI log still shows.
+failures=$(grep -oE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|INCOMPLETE|FLAKY|NO STATUS|FAILED TO BUILD)' "$log" | tr -s ' ' | tr '\n' ';')
 failed=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|INCOMPLETE|FLAKY|NO STATUS|FAILED TO BUILD)' "$log")
 if [ "$bazel_status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   failed=1 # the build itself failed before any test could report
@@ -39,11 +41,13 @@ done
 for script in tests/e2e/*_test.sh; do
   [ -e "$script" ] || continue
   echo "=== $script"
+  start=$SECONDS
   if "$script"; then
-    echo "=== $script: PASSED"
+    echo "=== $script: PASSED in $((SECONDS - start)) s"
     passed=$((passed + 1))
   else
-    echo "=== $script: FAILED"
+    echo "=== $script: FAILED in $((SECONDS - start)) s"
+    failures="$failures $script;"
     failed=$((failed + 1))
   fi
 done
@@ -54,8 +58,10 @@ if tools/lint.sh; then
   passed=$((passed + 1))
 else
   echo "=== tools/lint.sh: FAILED"
+  failures="$failures tools/lint.sh;"
   failed=$((failed + 1))
 fi
 
+[ -z "$failures" ] || echo "failed: $failures"
 echo "${passed} passed, ${failed} failed, ${skipped} skipped"
 [ "$failed" -eq 0 ]
