@@ -20,8 +20,20 @@ Keys of each entry:
     "library": a field of ExportRequest only.
   allow_files: for "label" settings, the file extensions the attribute takes.
   flag_type: the flag's type where it differs from `type` (the exporter's version also
-    takes `timestamp`, which the rule passes for its `stamp`).
+    takes `timestamp`, which the rule passes for its `stamp`); the request's field then
+    takes either.
+  flag_by_rule: True for a setting a user sets whose flag the rule passes itself,
+    not as the attribute's value (the version: the rule's `stamp` may replace it).
+
+Besides the table, the facts of the SavedModel that Starlark and Python both need.
 """
+
+# The exporter's modes, in its order, and the signature each one writes
+# (serving_default is the serving signature of every format: TFLite converts it).
+SIGNATURE_OF_MODE = {"serve": "serving_default", "eval": "eval", "train": "train"}
+
+# TF Serving reads at most this many warmup records (the `warmup_requests` limit).
+MAX_WARMUP_REQUESTS = 1000
 
 SETTINGS = [
     {
@@ -122,6 +134,7 @@ SETTINGS = [
                "seconds since the epoch, from workspace_status_file when given, else " +
                "from the clock (the rule's `stamp`).",
         "set_by": "user",
+        "flag_by_rule": True,
     },
     {
         "name": "seed",
