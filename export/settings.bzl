@@ -29,8 +29,13 @@ Besides the table, the facts of the SavedModel that Starlark and Python both nee
 """
 
 # The exporter's modes, in its order, and the signature each one writes
-# (serving_default is the serving signature of every format: TFLite converts it).
+# (serving_default is the serving signature of every format: TFLite converts it;
+# export/lib/signatures.py's SIGNATURE_KEYS, which surface_test pins to it).
 SIGNATURE_OF_MODE = {"serve": "serving_default", "eval": "eval", "train": "train"}
+
+# The signatures `eval` adds after the modes' own, to evaluate a data set batch by batch
+# (export/lib/evaluation.py's DATA_SET_KEYS; surface_test pins the two).
+DATA_SET_SIGNATURES = ["eval_state", "eval_result"]
 
 # TF Serving reads at most this many warmup records (the `warmup_requests` limit).
 MAX_WARMUP_REQUESTS = 1000

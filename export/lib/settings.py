@@ -144,6 +144,7 @@ if len(_ANY_BY_NAME) != sum(map(len, TABLES.values())):
 # Facts of the SavedModel that Starlark needs too, stored once in export/settings.bzl.
 SIGNATURE_OF_MODE = read_literal(TABLE_PATH, "SIGNATURE_OF_MODE")
 MAX_WARMUP_REQUESTS = read_literal(TABLE_PATH, "MAX_WARMUP_REQUESTS")
+DATA_SET_SIGNATURES = tuple(read_literal(TABLE_PATH, "DATA_SET_SIGNATURES"))
 # The serving signature of every export, the one the other formats convert.
 SERVING_KEY = SIGNATURE_OF_MODE["serve"]
 

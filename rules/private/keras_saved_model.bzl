@@ -1,6 +1,6 @@
 """Implementation of keras_saved_model: one build action runs the exporter."""
 
-load("//export:settings.bzl", "MAX_WARMUP_REQUESTS", "SETTINGS", "SIGNATURE_OF_MODE")
+load("//export:settings.bzl", "DATA_SET_SIGNATURES", "MAX_WARMUP_REQUESTS", "SETTINGS", "SIGNATURE_OF_MODE")
 load(
     ":artifact_rule.bzl",
     "ArtifactInfo",
@@ -20,10 +20,6 @@ load(":symbol_reference.bzl", "is_custom_object_name", "is_symbol_reference")
 
 # Its settings table is export/settings.bzl; its program //export:exporter.
 SAVED_MODEL_FORMAT = artifact_format("keras_saved_model", SETTINGS)
-
-# The signatures `eval` adds after the modes' own, to evaluate a data set batch by batch
-# (surface_test pins them to export/lib/evaluation.py's DATA_SET_KEYS).
-_DATA_SET_SIGNATURES = ["eval_state", "eval_result"]
 
 def _fail_attr(attr, message):
     # Bazel names the rule and the target before the message, and `attr` as
@@ -129,7 +125,7 @@ def _signature_names(modes):
     if not modes:
         return None
     names = [SIGNATURE_OF_MODE[mode] for mode in SIGNATURE_OF_MODE if mode == "serve" or mode in modes]
-    return names + (_DATA_SET_SIGNATURES if "eval" in modes else [])
+    return names + (DATA_SET_SIGNATURES if "eval" in modes else [])
 
 def _keras_saved_model_impl(ctx):
     _validate(ctx)
@@ -173,7 +169,7 @@ def _keras_saved_model_impl(ctx):
     provenance = write_provenance(ctx, base_dir, export_info, built_from, _is_stamped(ctx))
 
     # A consumer's runfiles get the SavedModel, not the model file it was made from
-    # (keras_saved_model_test finds `src` and `weights` through SavedModelInfo).
+    # (keras_saved_model_test gets `src` and `weights` through ArtifactInfo).
     runfiles = ctx.runfiles(files = [base_dir, signatures, export_info, provenance])
     made_from = [f for f in [ctx.file.src, ctx.file.weights] if f]
     return [
