@@ -178,112 +178,126 @@ class ArtifactFormatsTest(unittest.TestCase):
         self.assertEqual(
             sorted(self.surface), sorted(f.rule for f in settings.FORMATS)
         )  # tests/docs/BUILD has a target of each rule
-        for artifact in settings.FORMATS:
-            with self.subTest(format=artifact.rule):
-                yield artifact, self.surface[artifact.rule]
+        return [(f, self.surface[f.rule]) for f in settings.FORMATS]
 
     def _public_attrs(self, seen: dict) -> set[str]:
         return {a for a in seen["attrs"] if not a.startswith(("_", _INTERNAL_PREFIX))}
 
     def test_attributes_are_the_user_settings(self):
         for artifact, seen in self._formats():
-            user = {s.name for s in settings.TABLES[artifact.rule] if s.is_attribute}
-            self.assertIn(min(user), seen["attrs"])  # the aspect saw the rule
-            own = _RULE_ONLY_ATTRS.get(artifact.rule, set())
-            self.assertEqual(self._public_attrs(seen) - own, user)
+            with self.subTest(format=artifact.rule):
+                user = {
+                    s.name for s in settings.TABLES[artifact.rule] if s.is_attribute
+                }
+                self.assertIn(min(user), seen["attrs"])  # the aspect saw the rule
+                own = _RULE_ONLY_ATTRS.get(artifact.rule, set())
+                self.assertEqual(self._public_attrs(seen) - own, user)
 
     def test_every_setting_and_rule_attribute_has_a_doc(self):
         for artifact, seen in self._formats():
-            table = settings.TABLES[artifact.rule]
-            self.assertEqual([s.name for s in table if not s.doc.strip()], [])
-            bzl = _read(f"rules/private/{artifact.rule}.bzl")
-            own = _RULE_ONLY_ATTRS.get(artifact.rule, set())
-            internal = {a for a in seen["attrs"] if a.startswith(_INTERNAL_PREFIX)}
-            for name in own | internal:
-                self.assertRegex(bzl, rf"(?s)\n        {name} = attr\.\w+\(.*?doc = ")
+            with self.subTest(format=artifact.rule):
+                table = settings.TABLES[artifact.rule]
+                self.assertEqual([s.name for s in table if not s.doc.strip()], [])
+                bzl = _read(f"rules/private/{artifact.rule}.bzl")
+                own = _RULE_ONLY_ATTRS.get(artifact.rule, set())
+                internal = {a for a in seen["attrs"] if a.startswith(_INTERNAL_PREFIX)}
+                for name in own | internal:
+                    self.assertRegex(
+                        bzl, rf"(?s)\n        {name} = attr\.\w+\(.*?doc = "
+                    )
 
     def test_docs_table_lists_every_attribute_with_its_type(self):
         for artifact, seen in self._formats():
-            rows = _table(
-                _markdown_section(self.docs, f"## {artifact.rule}"), "attribute"
-            )
-            documented = {name for row in rows for name in _code_names(row[0])}
-            params, _ = _starlark_function(
-                _read(f"rules/private/{artifact.rule}.bzl"), artifact.rule
-            )
-            # The macro's own arguments (contract) make targets, not attributes.
-            self.assertEqual(
-                documented - _COMMON_ARGS,
-                self._public_attrs(seen) | (set(params) - _COMMON_ARGS - {"kwargs"}),
-            )
-            table = {s.name for s in settings.TABLES[artifact.rule]}
-            for row in rows:
-                name = _code_names(row[0])[0]
-                if name in table:
-                    with self.subTest(attribute=name):
-                        self.assertEqual(row[1], _TYPE_WORDS[settings.get(name).type])
+            with self.subTest(format=artifact.rule):
+                rows = _table(
+                    _markdown_section(self.docs, f"## {artifact.rule}"), "attribute"
+                )
+                documented = {name for row in rows for name in _code_names(row[0])}
+                params, _ = _starlark_function(
+                    _read(f"rules/private/{artifact.rule}.bzl"), artifact.rule
+                )
+                # The macro's own arguments (contract) make targets, not attributes.
+                self.assertEqual(
+                    documented - _COMMON_ARGS,
+                    self._public_attrs(seen)
+                    | (set(params) - _COMMON_ARGS - {"kwargs"}),
+                )
+                table = {s.name for s in settings.TABLES[artifact.rule]}
+                for row in rows:
+                    name = _code_names(row[0])[0]
+                    if name in table:
+                        with self.subTest(attribute=name):
+                            self.assertEqual(
+                                row[1], _TYPE_WORDS[settings.get(name).type]
+                            )
 
     def test_macro_documents_what_it_takes(self):
         for artifact, _ in self._formats():
-            params, documented = _starlark_function(
-                _read(f"rules/private/{artifact.rule}.bzl"), artifact.rule
-            )
-            self.assertEqual(documented, params, "Args: must follow the parameters")
-            self.assertIn("kwargs", params, "the attributes pass through **kwargs")
+            with self.subTest(format=artifact.rule):
+                params, documented = _starlark_function(
+                    _read(f"rules/private/{artifact.rule}.bzl"), artifact.rule
+                )
+                self.assertEqual(documented, params, "Args: must follow the parameters")
+                self.assertIn("kwargs", params, "the attributes pass through **kwargs")
 
     def test_test_macro_documents_every_argument(self):
         for artifact, _ in self._formats():
-            params, documented = _starlark_function(
-                _read(f"rules/private/{artifact.test}.bzl"), artifact.test
-            )
-            self.assertEqual(documented, params)
-            rows = _table(
-                _markdown_section(self.docs, f"## {artifact.test}"), "attribute"
-            )
-            in_docs = {name for row in rows for name in _code_names(row[0])}
-            self.assertLessEqual(set(params) - {"name", "kwargs"}, in_docs)
-            # The other documented rows are py_test's attributes passed through kwargs.
-            self.assertLessEqual(in_docs - set(params), {"size", "tags", "timeout"})
+            with self.subTest(format=artifact.rule):
+                params, documented = _starlark_function(
+                    _read(f"rules/private/{artifact.test}.bzl"), artifact.test
+                )
+                self.assertEqual(documented, params)
+                rows = _table(
+                    _markdown_section(self.docs, f"## {artifact.test}"), "attribute"
+                )
+                in_docs = {name for row in rows for name in _code_names(row[0])}
+                self.assertLessEqual(set(params) - {"name", "kwargs"}, in_docs)
+                # The other documented rows are py_test's attributes passed through kwargs.
+                self.assertLessEqual(in_docs - set(params), {"size", "tags", "timeout"})
 
     def test_action_environment(self):
-        for _, seen in self._formats():
-            env = seen["action_env"]
-            # What the programs rely on; the bench reads the whole environment from
-            # the action itself (bench/compare.py), so there is no copy to keep.
-            self.assertEqual(env["KERAS_BACKEND"], "tensorflow")
-            self.assertEqual(env["PYTHONHASHSEED"], "0")
-            self.assertEqual(env["TF_CPP_MIN_LOG_LEVEL"], "2")
-            self.assertNotIn("PYTHONPATH", env)
-            self.assertEqual(env, self.surface["keras_saved_model"]["action_env"])
+        for artifact, seen in self._formats():
+            with self.subTest(format=artifact.rule):
+                env = seen["action_env"]
+                # What the programs rely on; the bench reads the whole environment from
+                # the action itself (bench/compare.py), so there is no copy to keep.
+                self.assertEqual(env["KERAS_BACKEND"], "tensorflow")
+                self.assertEqual(env["PYTHONHASHSEED"], "0")
+                self.assertEqual(env["TF_CPP_MIN_LOG_LEVEL"], "2")
+                self.assertNotIn("PYTHONPATH", env)
+                self.assertEqual(env, self.surface["keras_saved_model"]["action_env"])
 
     def test_provider_is_documented_and_public(self):
         defs = _read("rules/defs.bzl")
         for artifact, _ in self._formats():
-            for symbol in (artifact.rule, artifact.test, artifact.provider):
-                self.assertRegex(defs, rf"(?m)^{symbol} = _{symbol}$")
-            self.assertIn(f"\n## {artifact.provider}\n", self.docs)
+            with self.subTest(format=artifact.rule):
+                for symbol in (artifact.rule, artifact.test, artifact.provider):
+                    self.assertRegex(defs, rf"(?m)^{symbol} = _{symbol}$")
+                self.assertIn(f"\n## {artifact.provider}\n", self.docs)
 
     def test_program_flags_are_its_settings(self):
         for artifact, _ in self._formats():
-            self.assertEqual(
-                program_flags(artifact.program),
-                {
-                    s.name
-                    for s in settings.program_settings(artifact.program)
-                    if s.has_flag
-                },
-            )
+            with self.subTest(format=artifact.rule):
+                self.assertEqual(
+                    program_flags(artifact.program),
+                    {
+                        s.name
+                        for s in settings.program_settings(artifact.program)
+                        if s.has_flag
+                    },
+                )
 
     def test_docs_list_every_program_flag_that_is_not_an_attribute(self):
         for artifact, _ in self._formats():
-            section = _markdown_section(self.docs, f"## {artifact.rule}")
-            rows = _table(_markdown_section(section, artifact.flags_docs), "flag")
-            documented = [
-                name.lstrip("-") for row in rows for name in _code_names(row[0])
-            ]
-            table = settings.TABLES[artifact.rule]
-            others = {s.name for s in table if s.has_flag and not s.is_attribute}
-            self.assertEqual(sorted(documented), sorted(others))
+            with self.subTest(format=artifact.rule):
+                section = _markdown_section(self.docs, f"## {artifact.rule}")
+                rows = _table(_markdown_section(section, artifact.flags_docs), "flag")
+                documented = [
+                    name.lstrip("-") for row in rows for name in _code_names(row[0])
+                ]
+                table = settings.TABLES[artifact.rule]
+                others = {s.name for s in table if s.has_flag and not s.is_attribute}
+                self.assertEqual(sorted(documented), sorted(others))
 
 
 class SurfaceTest(unittest.TestCase):
