@@ -135,7 +135,6 @@ FORMATS = tuple(Format(**e) for e in read_literal(FORMATS_PATH, "FORMATS"))
 TABLES = {f.rule: _read_table(f) for f in FORMATS}
 SETTINGS = TABLES["keras_saved_model"]
 BY_NAME = {s.name: s for s in SETTINGS}
-TFLITE_SETTINGS = TABLES["keras_tflite_model"]
 # Every setting by name, for errors: a name is unique across the tables.
 _ANY_BY_NAME = {s.name: s for table in TABLES.values() for s in table}
 if len(_ANY_BY_NAME) != sum(map(len, TABLES.values())):
@@ -167,10 +166,6 @@ def program_settings(program: str) -> tuple[Setting, ...]:
     if table is SETTINGS:
         return table
     return table + tuple(s for s in SETTINGS if s.set_by == PROGRAM)
-
-
-# The TFLite converter's flags.
-CONVERTER_SETTINGS = program_settings("tflite_converter")
 
 
 def define_flags(flag_values, table: Sequence[Setting] = SETTINGS) -> dict[str, Any]:

@@ -89,9 +89,9 @@ def keras_tflite_model(name, saved_model, visibility = None, tags = None, teston
     Args:
       name: the target, and the name of the `.tflite` file.
       saved_model: a keras_saved_model target.
-      visibility: as usual, also applied to the `<name>.deps` alias.
-      tags: as usual, also applied to the `<name>.deps` alias.
-      testonly: as usual, also applied to the `<name>.deps` alias.
+      visibility: as usual, also applied to the `<name>.deps` library.
+      tags: as usual, also applied to the `<name>.deps` library.
+      testonly: as usual, also applied to the `<name>.deps` library.
       **kwargs: the attributes of the rule, each documented once, in
         export/tflite_settings.bzl and docs/rules.md (`optimization`,
         `allow_select_tf_ops`), and Bazel's common attributes.
