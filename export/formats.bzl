@@ -9,6 +9,8 @@ holds only literals.
 Keys of each entry:
   rule: the public rule (the macro users call), e.g. "keras_tflite_model".
   program: the py_binary in //export that the rule's action runs (`<program>.py`).
+  library: the module of export/lib that does the format's work (`export/lib/<library>.py`),
+    importable on the core packages alone like the program and the test's program.
   table: the file in export/ holding the format's settings table (its docstring and
     export/settings.bzl's say what a setting is).
   settings: the name of the table's list in that file.
@@ -28,6 +30,7 @@ FORMATS = [
     {
         "rule": "keras_saved_model",
         "program": "exporter",
+        "library": "api",
         "table": "settings.bzl",
         "settings": "SETTINGS",
         "mnemonic": "KerasSavedModel",
@@ -38,6 +41,7 @@ FORMATS = [
     {
         "rule": "keras_tflite_model",
         "program": "tflite_converter",
+        "library": "tflite",
         "table": "tflite_settings.bzl",
         "settings": "TFLITE_SETTINGS",
         "mnemonic": "KerasTfliteModel",

@@ -70,6 +70,7 @@ class Format:
 
     rule: str
     program: str
+    library: str
     table: str
     settings: str
     mnemonic: str
