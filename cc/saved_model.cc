@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 #include <utility>
 
 #include "tensorflow/c/tf_tstring.h"
@@ -115,7 +116,8 @@ void ReadShape(const std::string& bytes, TensorInfo* info) {
   while (reader.Next()) {
     if (reader.field() == 2) {
       int64_t size = 0;
-      ProtoReader dim(reader.ReadBytes());
+      std::string bytes = reader.ReadBytes();  // outlives the reader of it
+      ProtoReader dim(bytes);
       while (dim.Next()) {
         if (dim.field() == 1) {
           size = static_cast<int64_t>(dim.ReadVarint());
@@ -169,7 +171,7 @@ Signature ReadSignature(const std::string& bytes) {
   return signature;
 }
 
-// MetaGraphDef: signature_def = 5.
+// MetaGraphDef: saver_def = 3, signature_def = 5.
 std::map<std::string, Signature> ReadSignatures(const void* data, size_t size) {
   std::map<std::string, Signature> signatures;
   ProtoReader reader(data, size);
@@ -182,6 +184,30 @@ std::map<std::string, Signature> ReadSignatures(const void* data, size_t size) {
     }
   }
   return signatures;
+}
+
+// SaverDef: filename_tensor_name = 1, restore_op_name = 3; empty when there is none.
+std::pair<std::string, std::string> ReadSaver(const void* data, size_t size) {
+  std::pair<std::string, std::string> saver;
+  ProtoReader reader(data, size);
+  while (reader.Next()) {
+    if (reader.field() != 3) {
+      reader.Skip();
+      continue;
+    }
+    std::string bytes = reader.ReadBytes();  // outlives the reader of it
+    ProtoReader saver_def(bytes);
+    while (saver_def.Next()) {
+      if (saver_def.field() == 1) {
+        saver.first = saver_def.ReadBytes();
+      } else if (saver_def.field() == 3) {
+        saver.second = saver_def.ReadBytes();
+      } else {
+        saver_def.Skip();
+      }
+    }
+  }
+  return saver;
 }
 
 std::string Join(const std::map<std::string, TensorInfo>& tensors) {
@@ -230,6 +256,7 @@ SavedModel::SavedModel(const std::string& export_dir, const std::string& config)
     status.Check("cannot load the SavedModel " + export_dir + " with tags {serve}");
   }
   signatures_ = ReadSignatures(meta_graph->data, meta_graph->length);
+  std::tie(restore_filename_tensor_, restore_op_) = ReadSaver(meta_graph->data, meta_graph->length);
   TF_DeleteBuffer(meta_graph);
 }
 
@@ -357,6 +384,24 @@ std::vector<uint64_t> SavedModel::VariableDigests() {
     }
   }
   return digests;
+}
+
+void SavedModel::RestoreVariables() {
+  if (restore_op_.empty()) return;  // no variables to restore
+  TF_Operation* restore = TF_GraphOperationByName(graph_, restore_op_.c_str());
+  if (restore == nullptr) throw Error("the SaverDef of " + export_dir_ + " names the restore op '" + restore_op_ + "', which its graph does not have");
+  TF_Output filename = Find(restore_filename_tensor_, "the SaverDef's filename tensor");
+  // The checkpoint prefix TensorFlow's loader restores from.
+  std::string prefix = (std::filesystem::path(export_dir_) / "variables" / "variables").string();
+  Tensor value(TF_AllocateTensor(TF_STRING, nullptr, 0, sizeof(TF_TString)));
+  auto* string = static_cast<TF_TString*>(TF_TensorData(value.get()));
+  TF_StringInit(string);
+  TF_StringCopy(string, prefix.data(), prefix.size());
+  TF_Tensor* feed = value.get();
+  Status status;
+  TF_SessionRun(session_, nullptr, &filename, &feed, 1, nullptr, nullptr, 0, &restore, 1, nullptr,
+                status.get());
+  status.Check("restoring the variables of " + export_dir_);
 }
 
 Tensor NumericTensor(TF_DataType dtype, const std::vector<int64_t>& dims, const void* data,

@@ -69,6 +69,10 @@ class SavedModel {
   // A digest of each variable's value (every VarHandleOp of the graph, read by handle).
   std::vector<uint64_t> VariableDigests();
 
+  // Puts the exported values back into every variable, as loading did: runs the
+  // MetaGraph's restore op on the export's checkpoint (variables/variables).
+  void RestoreVariables();
+
  private:
   TF_Output Find(const std::string& tensor_name, const std::string& what) const;
 
@@ -76,6 +80,9 @@ class SavedModel {
   TF_Graph* graph_ = nullptr;
   TF_Session* session_ = nullptr;
   std::map<std::string, Signature> signatures_;
+  // The SaverDef's filename tensor and restore op ("" when the graph has no saver).
+  std::string restore_filename_tensor_;
+  std::string restore_op_;
   std::vector<std::vector<TF_Output>> variable_reads_;
   bool variable_reads_added_ = false;
 };
