@@ -491,6 +491,79 @@ void WriteTensorsFile(const std::string& path, const NamedTensors& tensors) {
   if (!out.flush()) throw Error("cannot write " + path);
 }
 
+namespace {
+
+// The string field `field` of a message, "" if it is not set.
+std::string ReadStringField(const std::string& message, int field) {
+  std::string value;
+  ProtoReader reader(message);
+  while (reader.Next()) {
+    if (reader.field() == field) {
+      value = reader.ReadBytes();
+    } else {
+      reader.Skip();
+    }
+  }
+  return value;
+}
+
+Tensor TensorFromProto(const std::string& proto, const std::string& what) {
+  // TF_TensorFromProto replaces the dtype, shape and values of a tensor it is given.
+  Tensor tensor(TF_AllocateTensor(TF_FLOAT, nullptr, 0, sizeof(float)));
+  TF_Buffer* buffer = TF_NewBufferFromString(proto.data(), proto.size());
+  Status status;
+  TF_TensorFromProto(buffer, tensor.get(), status.get());
+  TF_DeleteBuffer(buffer);
+  status.Check("unreadable TensorProto in " + what);
+  return tensor;
+}
+
+// PredictionLog: predict_log = 6 (PredictLog: request = 1). PredictRequest: model_spec
+// = 1 (ModelSpec: signature_name = 3, serving_default when empty), inputs = 2.
+WarmupRequest ReadPredictLog(const std::string& record, const std::string& what) {
+  std::string predict_log = ReadStringField(record, 6);
+  if (predict_log.empty()) throw Error(what + " is not a predict log");
+  std::string request = ReadStringField(predict_log, 1);
+  WarmupRequest warmup;
+  ProtoReader reader(request);
+  while (reader.Next()) {
+    if (reader.field() == 1) {
+      warmup.signature_name = ReadStringField(reader.ReadBytes(), 3);
+    } else if (reader.field() == 2) {
+      auto [name, proto] = ReadMapEntry(reader.ReadBytes());
+      warmup.inputs[name] = TensorFromProto(proto, what + ", input '" + name + "'");
+    } else {
+      reader.Skip();
+    }
+  }
+  if (warmup.signature_name.empty()) warmup.signature_name = "serving_default";
+  return warmup;
+}
+
+}  // namespace
+
+std::vector<WarmupRequest> ReadWarmupRequests(const std::string& export_dir) {
+  namespace fs = std::filesystem;
+  std::string path = (fs::path(export_dir) / "assets.extra" / "tf_serving_warmup_requests").string();
+  std::vector<WarmupRequest> requests;
+  std::error_code error;
+  if (!fs::exists(path, error)) return requests;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read " + path);
+  // A TFRecord: the record's length (little-endian uint64) and its CRC (4 bytes), the
+  // record, its CRC (4 bytes).
+  uint64_t length;
+  while (in.read(reinterpret_cast<char*>(&length), sizeof(length))) {
+    std::string what = path + ": record " + std::to_string(requests.size());
+    in.ignore(4);
+    std::string record = ReadString(in, length, path);
+    in.ignore(4);
+    if (!in) throw Error("truncated " + what);
+    requests.push_back(ReadPredictLog(record, what));
+  }
+  return requests;
+}
+
 std::string FindVersionFolder(const std::string& export_base) {
   namespace fs = std::filesystem;
   std::error_code error;

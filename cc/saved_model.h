@@ -97,6 +97,18 @@ void WriteTensorsFile(const std::string& path, const NamedTensors& tensors);
 Tensor NumericTensor(TF_DataType dtype, const std::vector<int64_t>& dims,
                      const void* data, size_t bytes);
 
+// A request of an export's warmup file (assets.extra/tf_serving_warmup_requests, a
+// TFRecord file of PredictionLogs): the SignatureDef it runs and its inputs, as TF
+// Serving replays it after loading the export.
+struct WarmupRequest {
+  std::string signature_name;
+  NamedTensors inputs;
+};
+
+// The warmup file's requests in `export_dir`, in order (none without the file). Throws
+// Error for a record that is not a predict log. The records' CRCs are not checked.
+std::vector<WarmupRequest> ReadWarmupRequests(const std::string& export_dir);
+
 // The version folder under an export folder (`<name>/<version>/saved_model.pb`):
 // the highest numbered one. Throws Error if there is none.
 std::string FindVersionFolder(const std::string& export_base);

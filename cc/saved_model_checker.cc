@@ -7,7 +7,9 @@
 // REQUEST_DIR/requests.txt holds one request a line, "NAME SIGNATURE_KEY run|train
 // [FEEDS_FROM]", and NAME.feeds its inputs (a tensors file, cc/saved_model.h), or, with
 // FEEDS_FROM, the outputs of the earlier request of that name are its inputs (eval_result
-// fed what eval_state gave). With "-", the request lines come from stdin instead, read
+// fed what eval_state gave). "NAME - warmup" replays the export's warmup file as TF
+// Serving does, each record on its signature: NAME_<i>.outputs for record i, and
+// NAME.signatures the signature of each, a line each. With "-", the request lines come from stdin instead, read
 // once the export is loaded: a caller starts the checker before its requests are ready.
 // The checker writes signatures.txt (every SignatureDef key, a line each), NAME.outputs
 // for each request and, for a train request, NAME.variables ("CHANGED TOTAL": how many
@@ -46,6 +48,17 @@ int Check(const std::string& export_dir, const std::string& request_dir, bool fr
     std::istringstream fields(line);
     std::string name, key, kind, feeds_from;
     if (!(fields >> name >> key >> kind)) continue;
+    if (kind == "warmup") {
+      std::ofstream keys(request_dir + "/" + name + ".signatures");
+      auto warmup = rules_keras::ReadWarmupRequests(export_dir);
+      for (size_t i = 0; i < warmup.size(); ++i) {
+        keys << warmup[i].signature_name << "\n";
+        variables_moved = true;
+        rules_keras::WriteTensorsFile(request_dir + "/" + name + "_" + std::to_string(i) + ".outputs",
+                                      served.Run(warmup[i].signature_name, warmup[i].inputs));
+      }
+      continue;
+    }
     fields >> feeds_from;
     rules_keras::NamedTensors read_feeds;
     const rules_keras::NamedTensors* feeds = &read_feeds;

@@ -65,6 +65,8 @@ _INPUT_SEED = export_info.INPUT_SEED
 _LABEL_SEED = _INPUT_SEED + 1
 _BATCH = 3
 _TRAIN_KEY = signatures.SIGNATURE_KEYS["train"]
+# The request that has the C++ checker replay the export's warmup file itself.
+_WARMUP_REPLAY = "tf_serving_warmup_requests"
 # The SignatureDef TensorFlow adds to hold the init op (no client calls it).
 _INIT_OP_KEY = "__saved_model_init_op"
 # Up to this many bytes of variables, a model is small: the C++ checker loads its copy
@@ -81,12 +83,14 @@ def _read_json(path: str) -> dict:
 @dataclasses.dataclass(frozen=True)
 class CppLoaderRun:
     """What cc/saved_model_checker, TensorFlow's C++ loader through its C API, gave:
-    the SignatureDef keys it found and each request's outputs, and for train how many
-    of the variables the run changed."""
+    the SignatureDef keys it found and each request's outputs, for train how many of
+    the variables the run changed, and for a warmup replay request NAME, each record's
+    signature (the outputs of record i are NAME_<i>'s)."""
 
     keys: frozenset[str]
     outputs: dict[str, dict[str, np.ndarray]]
     changed_variables: dict[str, tuple[int, int]]
+    warmup_signatures: dict[str, list[str]]
 
 
 class CppLoader:
@@ -94,7 +98,9 @@ class CppLoader:
     Serving runs a SignatureDef: loaded with tags {serve} by TensorFlow's C++ loader,
     fed and fetched by the tensor names the SignatureDef holds. `feeds` is a dict of
     arrays, or the name of an earlier request whose outputs it is fed (eval_result fed
-    what eval_state gave). A train request starts from the exported values. The checker
+    what eval_state gave). A train request starts from the exported values. A request
+    (name, _WARMUP_REPLAY, None) has the checker read the export's warmup file and
+    replay it, as TF Serving does. The checker
     runs in a process of its own, started here, and loads the export at once; send()
     gives it the requests (here, or later, so that its load overlaps the caller's own
     work); result() waits for it."""
@@ -117,7 +123,9 @@ class CppLoader:
         lines = []
         for name, key, feeds in requests:
             kind = "train" if key == _TRAIN_KEY else "run"
-            if isinstance(feeds, str):
+            if key == _WARMUP_REPLAY:
+                lines.append(f"{name} - warmup\n")
+            elif isinstance(feeds, str):
                 lines.append(f"{name} {key} {kind} {feeds}\n")
             else:
                 tensors_file.write(
@@ -153,15 +161,23 @@ class CppLoader:
                 )
             with open(os.path.join(folder, "signatures.txt"), encoding="utf-8") as f:
                 keys = frozenset(f.read().split())
-            outputs, changed = {}, {}
+            outputs, changed, warmup = {}, {}, {}
             for name, key, _ in self.requests:
                 path = os.path.join(folder, name)
+                if key == _WARMUP_REPLAY:
+                    with open(path + ".signatures", encoding="utf-8") as f:
+                        warmup[name] = f.read().split()
+                    for index in range(len(warmup[name])):
+                        outputs[f"{name}_{index}"] = tensors_file.read(
+                            f"{path}_{index}.outputs"
+                        )
+                    continue
                 outputs[name] = tensors_file.read(path + ".outputs")
                 if key == _TRAIN_KEY:
                     with open(path + ".variables", encoding="utf-8") as f:
                         count, total = f.read().split()
                     changed[name] = (int(count), int(total))
-            return CppLoaderRun(keys, outputs, changed)
+            return CppLoaderRun(keys, outputs, changed, warmup)
         finally:
             self._process.stderr.close()
             self._folder.cleanup()
@@ -453,8 +469,8 @@ class SavedModelTest(absltest.TestCase):
     @classmethod
     def _start_cpp_loader(cls, inputs, samples) -> None:
         """Sends the checker (starting it if need be) every SignatureDef with the
-        seeded inputs and labels, eval_result fed what eval_state gave, and each warmup
-        record's inputs on its signature."""
+        seeded inputs and labels, eval_result fed what eval_state gave, and the replay
+        of the warmup file (read by the checker, as TF Serving reads it)."""
         defs = serving_signature_defs(cls.export_dir)
         requests = {
             f"signature_{index}": (
@@ -474,11 +490,7 @@ class SavedModelTest(absltest.TestCase):
                 evaluation.RESULT_KEY,
                 state_request,
             )
-        for index, request in enumerate(cls._warmup_requests()):
-            feeds = {
-                name: tf.make_ndarray(proto) for name, proto in request.inputs.items()
-            }
-            requests[f"warmup_{index}"] = (request.model_spec.signature_name, feeds)
+        requests["warmup"] = (_WARMUP_REPLAY, None)
         cls._cpp_requests = requests
         if cls._cpp_running is None:
             cls._cpp_running = CppLoader(cls.export_dir)
@@ -600,18 +612,27 @@ class SavedModelTest(absltest.TestCase):
     def test_warmup_requests_replay_through_tf_servings_loader(self):
         """The warmup file holds `warmup_requests` PredictRequests on serving_default
         of the sample inputs verify uses, and each gives the Keras model's outputs
-        through TensorFlow's C++ loader, as TF Serving replays them."""
+        through TensorFlow's C++ loader, which reads and replays them as TF Serving
+        does."""
         requests = self._warmup_requests()
         self.assertLen(requests, self.info["warmup_requests"])
         if not requests:
             return
         expected = self._keras().warmup
         self.assertLen(expected, len(requests))
-        sent, run = self._cpp_loader()
+        _, run = self._cpp_loader()
+        self.assertEqual(
+            run.warmup_signatures["warmup"], [signatures.SERVING_KEY] * len(requests)
+        )
         for index, (want, keras_outputs) in enumerate(expected):
             what = f"warmup request {index}"
-            key, feeds = sent[f"warmup_{index}"]
-            self.assertEqual(key, signatures.SERVING_KEY, what)
+            request = requests[index]
+            self.assertEqual(
+                request.model_spec.signature_name, signatures.SERVING_KEY, what
+            )
+            feeds = {
+                name: tf.make_ndarray(proto) for name, proto in request.inputs.items()
+            }
             self.assertEqual(sorted(feeds), sorted(want), what)
             # `want` repeats the writer's own serving.warmup_inputs; the independent
             # checks are the outputs against Keras below, and test_serving.py, which
