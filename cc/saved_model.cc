@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 #include <utility>
 
 #include "tensorflow/c/tf_tstring.h"
@@ -115,7 +116,8 @@ void ReadShape(const std::string& bytes, TensorInfo* info) {
   while (reader.Next()) {
     if (reader.field() == 2) {
       int64_t size = 0;
-      ProtoReader dim(reader.ReadBytes());
+      std::string bytes = reader.ReadBytes();  // outlives the reader of it
+      ProtoReader dim(bytes);
       while (dim.Next()) {
         if (dim.field() == 1) {
           size = static_cast<int64_t>(dim.ReadVarint());
@@ -169,7 +171,7 @@ Signature ReadSignature(const std::string& bytes) {
   return signature;
 }
 
-// MetaGraphDef: signature_def = 5.
+// MetaGraphDef: saver_def = 3, signature_def = 5.
 std::map<std::string, Signature> ReadSignatures(const void* data, size_t size) {
   std::map<std::string, Signature> signatures;
   ProtoReader reader(data, size);
@@ -182,6 +184,30 @@ std::map<std::string, Signature> ReadSignatures(const void* data, size_t size) {
     }
   }
   return signatures;
+}
+
+// SaverDef: filename_tensor_name = 1, restore_op_name = 3; empty when there is none.
+std::pair<std::string, std::string> ReadSaver(const void* data, size_t size) {
+  std::pair<std::string, std::string> saver;
+  ProtoReader reader(data, size);
+  while (reader.Next()) {
+    if (reader.field() != 3) {
+      reader.Skip();
+      continue;
+    }
+    std::string bytes = reader.ReadBytes();  // outlives the reader of it
+    ProtoReader saver_def(bytes);
+    while (saver_def.Next()) {
+      if (saver_def.field() == 1) {
+        saver.first = saver_def.ReadBytes();
+      } else if (saver_def.field() == 3) {
+        saver.second = saver_def.ReadBytes();
+      } else {
+        saver_def.Skip();
+      }
+    }
+  }
+  return saver;
 }
 
 std::string Join(const std::map<std::string, TensorInfo>& tensors) {
@@ -230,6 +256,7 @@ SavedModel::SavedModel(const std::string& export_dir, const std::string& config)
     status.Check("cannot load the SavedModel " + export_dir + " with tags {serve}");
   }
   signatures_ = ReadSignatures(meta_graph->data, meta_graph->length);
+  std::tie(restore_filename_tensor_, restore_op_) = ReadSaver(meta_graph->data, meta_graph->length);
   TF_DeleteBuffer(meta_graph);
 }
 
@@ -359,6 +386,24 @@ std::vector<uint64_t> SavedModel::VariableDigests() {
   return digests;
 }
 
+void SavedModel::RestoreVariables() {
+  if (restore_op_.empty()) return;  // no variables to restore
+  TF_Operation* restore = TF_GraphOperationByName(graph_, restore_op_.c_str());
+  if (restore == nullptr) throw Error("the SaverDef of " + export_dir_ + " names the restore op '" + restore_op_ + "', which its graph does not have");
+  TF_Output filename = Find(restore_filename_tensor_, "the SaverDef's filename tensor");
+  // The checkpoint prefix TensorFlow's loader restores from.
+  std::string prefix = (std::filesystem::path(export_dir_) / "variables" / "variables").string();
+  Tensor value(TF_AllocateTensor(TF_STRING, nullptr, 0, sizeof(TF_TString)));
+  auto* string = static_cast<TF_TString*>(TF_TensorData(value.get()));
+  TF_StringInit(string);
+  TF_StringCopy(string, prefix.data(), prefix.size());
+  TF_Tensor* feed = value.get();
+  Status status;
+  TF_SessionRun(session_, nullptr, &filename, &feed, 1, nullptr, nullptr, 0, &restore, 1, nullptr,
+                status.get());
+  status.Check("restoring the variables of " + export_dir_);
+}
+
 Tensor NumericTensor(TF_DataType dtype, const std::vector<int64_t>& dims, const void* data,
                      size_t bytes) {
   Tensor tensor(TF_AllocateTensor(dtype, dims.data(), static_cast<int>(dims.size()), bytes));
@@ -444,6 +489,79 @@ void WriteTensorsFile(const std::string& path, const NamedTensors& tensors) {
     }
   }
   if (!out.flush()) throw Error("cannot write " + path);
+}
+
+namespace {
+
+// The string field `field` of a message, "" if it is not set.
+std::string ReadStringField(const std::string& message, int field) {
+  std::string value;
+  ProtoReader reader(message);
+  while (reader.Next()) {
+    if (reader.field() == field) {
+      value = reader.ReadBytes();
+    } else {
+      reader.Skip();
+    }
+  }
+  return value;
+}
+
+Tensor TensorFromProto(const std::string& proto, const std::string& what) {
+  // TF_TensorFromProto replaces the dtype, shape and values of a tensor it is given.
+  Tensor tensor(TF_AllocateTensor(TF_FLOAT, nullptr, 0, sizeof(float)));
+  TF_Buffer* buffer = TF_NewBufferFromString(proto.data(), proto.size());
+  Status status;
+  TF_TensorFromProto(buffer, tensor.get(), status.get());
+  TF_DeleteBuffer(buffer);
+  status.Check("unreadable TensorProto in " + what);
+  return tensor;
+}
+
+// PredictionLog: predict_log = 6 (PredictLog: request = 1). PredictRequest: model_spec
+// = 1 (ModelSpec: signature_name = 3, serving_default when empty), inputs = 2.
+WarmupRequest ReadPredictLog(const std::string& record, const std::string& what) {
+  std::string predict_log = ReadStringField(record, 6);
+  if (predict_log.empty()) throw Error(what + " is not a predict log");
+  std::string request = ReadStringField(predict_log, 1);
+  WarmupRequest warmup;
+  ProtoReader reader(request);
+  while (reader.Next()) {
+    if (reader.field() == 1) {
+      warmup.signature_name = ReadStringField(reader.ReadBytes(), 3);
+    } else if (reader.field() == 2) {
+      auto [name, proto] = ReadMapEntry(reader.ReadBytes());
+      warmup.inputs[name] = TensorFromProto(proto, what + ", input '" + name + "'");
+    } else {
+      reader.Skip();
+    }
+  }
+  if (warmup.signature_name.empty()) warmup.signature_name = "serving_default";
+  return warmup;
+}
+
+}  // namespace
+
+std::vector<WarmupRequest> ReadWarmupRequests(const std::string& export_dir) {
+  namespace fs = std::filesystem;
+  std::string path = (fs::path(export_dir) / "assets.extra" / "tf_serving_warmup_requests").string();
+  std::vector<WarmupRequest> requests;
+  std::error_code error;
+  if (!fs::exists(path, error)) return requests;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read " + path);
+  // A TFRecord: the record's length (little-endian uint64) and its CRC (4 bytes), the
+  // record, its CRC (4 bytes).
+  uint64_t length;
+  while (in.read(reinterpret_cast<char*>(&length), sizeof(length))) {
+    std::string what = path + ": record " + std::to_string(requests.size());
+    in.ignore(4);
+    std::string record = ReadString(in, length, path);
+    in.ignore(4);
+    if (!in) throw Error("truncated " + what);
+    requests.push_back(ReadPredictLog(record, what));
+  }
+  return requests;
 }
 
 std::string FindVersionFolder(const std::string& export_base) {

@@ -69,6 +69,10 @@ class SavedModel {
   // A digest of each variable's value (every VarHandleOp of the graph, read by handle).
   std::vector<uint64_t> VariableDigests();
 
+  // Puts the exported values back into every variable, as loading did: runs the
+  // MetaGraph's restore op on the export's checkpoint (variables/variables).
+  void RestoreVariables();
+
  private:
   TF_Output Find(const std::string& tensor_name, const std::string& what) const;
 
@@ -76,6 +80,9 @@ class SavedModel {
   TF_Graph* graph_ = nullptr;
   TF_Session* session_ = nullptr;
   std::map<std::string, Signature> signatures_;
+  // The SaverDef's filename tensor and restore op ("" when the graph has no saver).
+  std::string restore_filename_tensor_;
+  std::string restore_op_;
   std::vector<std::vector<TF_Output>> variable_reads_;
   bool variable_reads_added_ = false;
 };
@@ -89,6 +96,18 @@ void WriteTensorsFile(const std::string& path, const NamedTensors& tensors);
 // A tensor of `dtype` and `dims` with its values copied from `data` (not TF_STRING).
 Tensor NumericTensor(TF_DataType dtype, const std::vector<int64_t>& dims,
                      const void* data, size_t bytes);
+
+// A request of an export's warmup file (assets.extra/tf_serving_warmup_requests, a
+// TFRecord file of PredictionLogs): the SignatureDef it runs and its inputs, as TF
+// Serving replays it after loading the export.
+struct WarmupRequest {
+  std::string signature_name;
+  NamedTensors inputs;
+};
+
+// The warmup file's requests in `export_dir`, in order (none without the file). Throws
+// Error for a record that is not a predict log. The records' CRCs are not checked.
+std::vector<WarmupRequest> ReadWarmupRequests(const std::string& export_dir);
 
 // The version folder under an export folder (`<name>/<version>/saved_model.pb`):
 // the highest numbered one. Throws Error if there is none.
