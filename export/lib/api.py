@@ -18,11 +18,13 @@ import warnings
 
 from export.lib import (
     evaluation,
+    label_probes,
     options,
     packages,
     serving,
     signatures,
     sources,
+    steps,
     verify,
     writer,
 )
@@ -155,9 +157,12 @@ def _load_trace_write(
     with _timed(timings, "load"):
         loaded = sources.load_model(resolved.source)
     model = loaded.model
-    modes = signatures.choose_modes(model, resolved.modes)
+    modes = steps.choose_modes(model, resolved.modes)
     with _timed(timings, "trace"):
-        built = signatures.build(model, loaded.interface, modes, resolved.label_specs)
+        labels = label_probes.prepare_training_state(
+            model, loaded.interface, modes, resolved.label_specs
+        )
+        built = signatures.build(model, loaded.interface, modes, labels)
     notes = list(loaded.warnings)
     notes += serving.check_batchable(
         built.inputs, resolved.request.require_batchable_inputs
