@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 from keras.src.backend.common.stateless_scope import StatelessScope
 
-from export.lib import interface, label_checks, labels, signatures, steps
+from export.lib import interface, label_probes, signatures, step_data
 from export.lib.errors import ExportError, describe_exception, setting
 
 STATE_KEY = "eval_state"
@@ -88,7 +88,7 @@ class _Evaluation:
         weights = [(v, v.value) for v in self.model.trainable_variables]
         mapping = weights + list(zip(self.variables, start, strict=True))
         with StatelessScope(state_mapping=mapping) as scope:
-            logs = steps.log_tensors("test_step", self.model.test_step(data))
+            logs = step_data.log_tensors("test_step", self.model.test_step(data))
         return [self._value(scope, v) for v in self.variables], logs
 
     def result(self, state) -> dict:
@@ -96,7 +96,7 @@ class _Evaluation:
         with StatelessScope(
             state_mapping=list(zip(self.variables, state, strict=True))
         ):
-            return steps.log_tensors("test_step", self.model.get_metrics_result())
+            return step_data.log_tensors("test_step", self.model.get_metrics_result())
 
     @staticmethod
     def _value(scope, variable):
@@ -121,7 +121,7 @@ def add(
 
     def eval_state(*args):
         start = evaluation.reset_values()
-        with label_checks.checked_step_data(
+        with step_data.checked_step_data(
             model_interface, eval_labels, STATE_KEY, args
         ) as data:
             state, _ = evaluation.updated(start, data)
@@ -145,7 +145,7 @@ def add(
         # The probe's "both batches in turn": traced like eval_state, with the batch
         # size unknown, since Keras weights some trackers by the static batch size.
         start, step_args = list(args[: len(names)]), args[len(names) :]
-        with label_checks.checked_step_data(
+        with step_data.checked_step_data(
             model_interface, eval_labels, STATE_KEY, step_args
         ) as data:
             state, _ = evaluation.updated(start, data)
@@ -181,23 +181,9 @@ def add(
 
 def _probe_batch(model, model_interface, eval_labels, batch: int, seed: int):
     """Random inputs and labels (the flat arguments of eval), as tensors."""
-    inputs = [
-        tf.constant(a)
-        for a in interface.random_for(
-            model_interface.inputs, seed, batch, model_interface.samples
-        )
-    ]
-    if not eval_labels:
-        return inputs
-    x = model_interface.pack_inputs(inputs)
-    descs = labels.concrete_targets(
-        model, model_interface, x, [label.desc for label in eval_labels]
+    inputs, values = label_probes.random_batch(
+        model, model_interface, [label.desc for label in eval_labels], batch, seed
     )
-    rng = np.random.default_rng(seed)
-    values = [
-        tf.constant(labels.random_labels(rng, desc, output, batch))
-        for desc, output in zip(descs, model_interface.outputs, strict=True)
-    ]
     return inputs + values
 
 
@@ -214,7 +200,7 @@ def _probe(
         states = [state_fn(*args) for args in batches]
         first = [states[0][name] for name in names]
         in_turn = continued_fn(*first, *batches[1])
-        with label_checks.checked_step_data(
+        with step_data.checked_step_data(
             model_interface, built.labels, STATE_KEY, batches[0]
         ) as data:
             _, one_batch_logs = evaluation.updated(evaluation.reset_values(), data)

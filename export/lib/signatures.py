@@ -36,7 +36,7 @@ import keras
 import tensorflow as tf
 from tensorflow.python.framework import ops as tf_ops
 
-from export.lib import interface, label_checks, resources, steps
+from export.lib import interface, resources, step_data
 from export.lib.errors import (
     ExportError,
     describe_exception,
@@ -103,12 +103,10 @@ def build(
         return model_interface.name_outputs(outputs)
 
     def run_step(mode, step, args):
-        with label_checks.checked_step_data(
-            model_interface, labels, mode, args
-        ) as data:
+        with step_data.checked_step_data(model_interface, labels, mode, args) as data:
             for metric in model.metrics:
                 metric.reset_state()
-            return steps.log_tensors(step.__name__, step(data))
+            return step_data.log_tensors(step.__name__, step(data))
 
     def eval_step(*args):
         return run_step("eval", model.test_step, args)

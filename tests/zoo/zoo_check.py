@@ -28,11 +28,11 @@ from absl.testing import absltest
 from export.lib import (
     evaluation,
     interface,
+    label_probes,
     labels,
     settings,
     signatures,
     sources,
-    steps,
 )
 from rules.private import keras_saved_model_test_main as rule_test
 
@@ -198,7 +198,7 @@ class ZooTest(rule_test.SavedModelTest):
 
     def _exported_state_kept(self):
         """Puts the loaded export's variables back after train calls."""
-        return steps.put_back_variables(
+        return label_probes.put_back_variables(
             [
                 *self.loaded.model_variables,
                 *self.loaded.metric_variables,

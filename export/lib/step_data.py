@@ -1,4 +1,7 @@
-"""The labels' checks inside the eval and train signatures (and eval_state's).
+"""What a signature function hands the model's step, and what it takes back: the
+data in (the inputs packed as the model takes them, the labels checked and reshaped)
+and the logs out (one flat dict of tensors, as Keras's fit reports them). The eval,
+train and eval_state signatures and the label probes go through here.
 
 A loaded signature does not check the shapes it is fed, so each function checks its
 labels itself before anything runs, naming the label and the shapes it takes for the
@@ -7,10 +10,12 @@ steps were traced with (see labels.Label).
 """
 
 import contextlib
+from collections.abc import Mapping
 
 import keras
 import tensorflow as tf
 
+from export.lib.errors import ExportError, describe_exception
 from export.lib.labels import Label
 
 
@@ -93,3 +98,35 @@ def _reshaped_labels(values, labels: tuple[Label, ...]) -> list:
         )
         reshaped.append(tf.ensure_shape(tf.reshape(value, target), label.desc.shape))
     return reshaped
+
+
+def log_tensors(step_name: str, logs) -> dict[str, tf.Tensor]:
+    """The step's logs as one flat dict of tensors, keyed as Keras's fit reports them.
+
+    Keras flattens nested dicts (`{m.name: m.result() for m in self.metrics}` nests the
+    compiled metrics' results under `compile_metrics`) into one level, in sorted key
+    order, a later key replacing an earlier one of the same name; so does this.
+    """
+    if not isinstance(logs, Mapping):
+        raise ExportError(
+            ("builder", "src"),
+            f"the model's {step_name} returned {type(logs).__name__}, not a dict of logs",
+            f"return a dict of metric names to scalar tensors from {step_name}, as Keras's"
+            " fit expects (e.g. {m.name: m.result() for m in self.metrics})",
+        )
+    flat = {}
+    for key, value in sorted(logs.items(), key=lambda item: str(item[0])):
+        if isinstance(value, Mapping):
+            flat.update(log_tensors(step_name, value))
+            continue
+        try:
+            flat[str(key)] = tf.convert_to_tensor(value)
+        except (TypeError, ValueError) as e:
+            raise ExportError(
+                ("builder", "src"),
+                f"the model's {step_name} returned the log '{key}' as"
+                f" {type(value).__name__} ({describe_exception(e)}), which is not a tensor",
+                f"make every value {step_name} returns a number or a tensor (nested dicts"
+                " of them are flattened as Keras's fit does)",
+            ) from None
+    return flat
