@@ -18,6 +18,8 @@ import warnings
 
 from export.lib import (
     evaluation,
+    label_probes,
+    modes,
     options,
     packages,
     serving,
@@ -155,14 +157,18 @@ def _load_trace_write(
     with _timed(timings, "load"):
         loaded = sources.load_model(resolved.source)
     model = loaded.model
-    modes = signatures.choose_modes(model, resolved.modes)
+    model_steps = modes.read_steps(model)
+    chosen_modes = modes.choose_modes(model_steps, resolved.modes)
     with _timed(timings, "trace"):
-        built = signatures.build(model, loaded.interface, modes, resolved.label_specs)
+        labels = label_probes.prepare_training_state(
+            model, loaded.interface, model_steps, chosen_modes, resolved.label_specs
+        )
+        built = signatures.build(model, loaded.interface, chosen_modes, labels)
     notes = list(loaded.warnings)
     notes += serving.check_batchable(
         built.inputs, resolved.request.require_batchable_inputs
     )
-    if "eval" in modes:
+    if "eval" in chosen_modes:
         with _timed(timings, "trace"):
             try:
                 evaluation.add(built, model, loaded.interface)
@@ -213,4 +219,4 @@ def _load_trace_write(
     except BaseException:
         writer.abort(staging)
         raise
-    return _Written(staging, modes, manifest, tuple(notes), reference)
+    return _Written(staging, chosen_modes, manifest, tuple(notes), reference)

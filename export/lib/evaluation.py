@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 from keras.src.backend.common.stateless_scope import StatelessScope
 
-from export.lib import interface, signatures
+from export.lib import interface, label_probes, signatures, step_data
 from export.lib.errors import ExportError, describe_exception, setting
 
 STATE_KEY = "eval_state"
@@ -88,7 +88,7 @@ class _Evaluation:
         weights = [(v, v.value) for v in self.model.trainable_variables]
         mapping = weights + list(zip(self.variables, start, strict=True))
         with StatelessScope(state_mapping=mapping) as scope:
-            logs = signatures._log_tensors("test_step", self.model.test_step(data))
+            logs = step_data.log_tensors("test_step", self.model.test_step(data))
         return [self._value(scope, v) for v in self.variables], logs
 
     def result(self, state) -> dict:
@@ -96,7 +96,7 @@ class _Evaluation:
         with StatelessScope(
             state_mapping=list(zip(self.variables, state, strict=True))
         ):
-            return signatures._log_tensors("test_step", self.model.get_metrics_result())
+            return step_data.log_tensors("test_step", self.model.get_metrics_result())
 
     @staticmethod
     def _value(scope, variable):
@@ -117,12 +117,12 @@ def add(
         interface.TensorDesc(name, tuple(v.shape), v.dtype)
         for name, v in zip(names, evaluation.variables, strict=True)
     )
-    labels = built.labels
+    eval_labels = built.labels
 
     def eval_state(*args):
         start = evaluation.reset_values()
-        with signatures.checked_step_data(
-            model_interface, labels, STATE_KEY, args
+        with step_data.checked_step_data(
+            model_interface, eval_labels, STATE_KEY, args
         ) as data:
             state, _ = evaluation.updated(start, data)
             return {
@@ -133,9 +133,9 @@ def add(
     def eval_result(*state):
         return evaluation.result(list(state))
 
-    # As eval's: labels of unknown rank, checked and reshaped inside (signatures.Label).
+    # As eval's: labels of unknown rank, checked and reshaped inside (labels.Label).
     eval_specs = [d.spec() for d in model_interface.inputs] + [
-        label.spec() for label in labels
+        label.spec() for label in eval_labels
     ]
     state_fn = tf.function(
         eval_state, input_signature=eval_specs, autograph=False
@@ -145,8 +145,8 @@ def add(
         # The probe's "both batches in turn": traced like eval_state, with the batch
         # size unknown, since Keras weights some trackers by the static batch size.
         start, step_args = list(args[: len(names)]), args[len(names) :]
-        with signatures.checked_step_data(
-            model_interface, labels, STATE_KEY, step_args
+        with step_data.checked_step_data(
+            model_interface, eval_labels, STATE_KEY, step_args
         ) as data:
             state, _ = evaluation.updated(start, data)
             return [tf.identity(value) for value in state]
@@ -179,25 +179,11 @@ def add(
     built.inputs[RESULT_KEY] = state_descs
 
 
-def _probe_batch(model, model_interface, labels, batch: int, seed: int):
+def _probe_batch(model, model_interface, eval_labels, batch: int, seed: int):
     """Random inputs and labels (the flat arguments of eval), as tensors."""
-    inputs = [
-        tf.constant(a)
-        for a in interface.random_for(
-            model_interface.inputs, seed, batch, model_interface.samples
-        )
-    ]
-    if not labels:
-        return inputs
-    x = model_interface.pack_inputs(inputs)
-    descs = signatures._concrete_targets(
-        model, model_interface, x, [label.desc for label in labels]
+    inputs, values = label_probes.random_batch(
+        model, model_interface, [label.desc for label in eval_labels], batch, seed
     )
-    rng = np.random.default_rng(seed)
-    values = [
-        tf.constant(signatures._random_labels(rng, desc, output, batch))
-        for desc, output in zip(descs, model_interface.outputs, strict=True)
-    ]
     return inputs + values
 
 
@@ -214,7 +200,7 @@ def _probe(
         states = [state_fn(*args) for args in batches]
         first = [states[0][name] for name in names]
         in_turn = continued_fn(*first, *batches[1])
-        with signatures.checked_step_data(
+        with step_data.checked_step_data(
             model_interface, built.labels, STATE_KEY, batches[0]
         ) as data:
             _, one_batch_logs = evaluation.updated(evaluation.reset_values(), data)

@@ -368,7 +368,8 @@ class SurfaceTest(unittest.TestCase):
     def test_signature_of_each_mode_matches_the_exporter(self):
         from export.lib import signatures  # imports TensorFlow
 
-        # The rule's (from export/settings.bzl) and the library's own copy.
+        # The rule's and the library's, both read from export/settings.bzl; the modes'
+        # order and names are options.MODES'.
         self.assertEqual(self.surface["signature_of_mode"], settings.SIGNATURE_OF_MODE)
         self.assertEqual(signatures.SIGNATURE_KEYS, settings.SIGNATURE_OF_MODE)
         self.assertEqual(signatures.SERVING_KEY, settings.SERVING_KEY)

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import absltest
 
-from export.lib import api, interface, options, signatures, sources
+from export.lib import api, interface, labels, options, signatures, sources
 from tests.export import testmodels, testutil
 from tests.zoo import subclassed
 
@@ -116,7 +116,7 @@ class InputSpecsTest(absltest.TestCase):
                 strict=True,
             )
         )
-        feeds["output_1" + signatures.TARGET_SUFFIX] = y
+        feeds["output_1" + labels.TARGET_SUFFIX] = y
         if name.startswith("pair"):  # no dropout: Keras's step is the signature's
             model.fit(_dataset(x, y), verbose=0)
             cls.keras_fit[name] = [np.asarray(v.numpy()) for v in model.variables]

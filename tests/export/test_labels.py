@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from absl.testing import absltest
 
-from export.lib import api, options, signatures, sources
+from export.lib import api, labels, options, sources
 from tests.export import testmodels, testutil, training_models
 
 T = training_models.MODULE
@@ -257,9 +257,7 @@ class LabelFormsTest(absltest.TestCase):
                 self.assertIn("train", self.results[name].manifest["signatures"])
                 inputs = self.results[name].manifest["signatures"]["train"]["inputs"]
                 targets = {
-                    k: v
-                    for k, v in inputs.items()
-                    if k.endswith(signatures.TARGET_SUFFIX)
+                    k: v for k, v in inputs.items() if k.endswith(labels.TARGET_SUFFIX)
                 }
                 if not case.label_shapes:
                     self.assertEmpty(targets, "fit(x) takes no labels")

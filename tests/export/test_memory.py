@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import absltest
 
-from export.lib import api, interface, signatures
+from export.lib import api, interface, label_probes
 from export.lib.loader import load_keras_model
 from tests.export import testutil
 
@@ -198,13 +198,13 @@ class MemoryTest(absltest.TestCase):
         # non-trainable state (seed generators): a copy of the weights to put back
         # would be a second model in memory.
         copied = []
-        real = signatures._put_back_variables
+        real = label_probes.put_back_variables
 
         def recording(variables):
             copied.extend(v for v in variables if v.trainable)
             return real(variables)
 
-        with mock.patch.object(signatures, "_put_back_variables", recording):
+        with mock.patch.object(label_probes, "put_back_variables", recording):
             api.export_saved_model(
                 api.ExportRequest(
                     builder=f"{_MODULE}:classifier",

@@ -17,7 +17,15 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import absltest
 
-from export.lib import api, interface, options, signatures, sources, writer
+from export.lib import (
+    api,
+    interface,
+    labels,
+    options,
+    signatures,
+    sources,
+    writer,
+)
 from export.lib.errors import ExportError
 from tests.export import stateful_models, testutil
 
@@ -54,7 +62,7 @@ def _targets(manifest: dict, samples: interface.SampleValues, rng) -> dict:
     """Labels for the eval/train signatures: classes 0/1, or floats in [0, 1)."""
     targets = {}
     for name, spec in sorted(manifest["signatures"]["eval"]["inputs"].items()):
-        if not name.endswith(signatures.TARGET_SUFFIX):
+        if not name.endswith(labels.TARGET_SUFFIX):
             continue
         shape = interface.concrete_shape(spec["shape"], BATCH, samples.unknown_dim)
         if spec["dtype"].startswith("int"):

@@ -25,7 +25,15 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import absltest
 
-from export.lib import evaluation, interface, settings, signatures, sources
+from export.lib import (
+    evaluation,
+    interface,
+    label_probes,
+    labels,
+    settings,
+    signatures,
+    sources,
+)
 from rules.private import keras_saved_model_test_main as rule_test
 
 # keras_tflite_model_test's checks of the zoo_model's `tflite` conversions, if any.
@@ -140,7 +148,7 @@ class ZooTest(rule_test.SavedModelTest):
         cls.targets = (
             {}
             if y is None
-            else _by_name(model_interface.outputs, y, signatures.TARGET_SUFFIX)
+            else _by_name(model_interface.outputs, y, labels.TARGET_SUFFIX)
         )
         cls.train_feeds = {**cls.serve_feeds, **cls._label_feeds(cls.targets)}
         packed = model_interface.pack_inputs(
@@ -190,7 +198,7 @@ class ZooTest(rule_test.SavedModelTest):
 
     def _exported_state_kept(self):
         """Puts the loaded export's variables back after train calls."""
-        return signatures._put_back_variables(
+        return label_probes.put_back_variables(
             [
                 *self.loaded.model_variables,
                 *self.loaded.metric_variables,
@@ -243,7 +251,7 @@ class ZooTest(rule_test.SavedModelTest):
         listed = {
             name: spec["accepted_shapes"]
             for name, spec in self.train_inputs.items()
-            if name.endswith(signatures.TARGET_SUFFIX)
+            if name.endswith(labels.TARGET_SUFFIX)
         }
         self.assertEqual(listed, stated)
 
@@ -325,9 +333,9 @@ class ZooTest(rule_test.SavedModelTest):
 
     def _replaced_label(self, target, value):
         """The model's own y with the label of `target` replaced by `value`."""
-        names = [d.name + signatures.TARGET_SUFFIX for d in self.outputs]
+        names = [d.name + labels.TARGET_SUFFIX for d in self.outputs]
         if isinstance(self.y, dict):
-            return {**self.y, target.removesuffix(signatures.TARGET_SUFFIX): value}
+            return {**self.y, target.removesuffix(labels.TARGET_SUFFIX): value}
         flat = keras.tree.flatten(self.y)
         flat[names.index(target)] = value
         return keras.tree.pack_sequence_as(self.y, flat)

@@ -1,0 +1,475 @@
+"""Choosing the labels of eval and train by trying them on the model.
+
+Labels stated by label_specs or guessed from a compiled loss are tried on a sample
+batch with the step Keras would run; without either, the usual forms are tried in a
+fixed order. A second form of a label is accepted where the model's steps give the
+same logs for both, and a dimension the label leaves open is traced to the input
+dimension the output follows there. Every step tried is undone (_undone).
+
+The model's steps come described (modes.ModelSteps) and the first guess of the labels
+too (labels.label_descs); what is found here goes on as `labels.Label`s to the
+signatures.
+"""
+
+import contextlib
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from export.lib import interface, labels, step_data
+from export.lib.errors import (
+    ExportError,
+    describe_exception,
+    format_traceback,
+    setting,
+)
+from export.lib.labels import Label
+from export.lib.modes import ModelSteps
+
+# Batch of the sample labels tried on the model's steps: more than 1, so that labels of
+# the wrong form rarely broadcast against the outputs.
+PROBE_BATCH = 2
+# Batch and seed of the random batch on which a second label form must give the logs
+# of the first, and how close they must be (summation order differs after a reshape).
+FORMS_BATCH = 3
+FORMS_SEED = 7
+FORMS_RTOL, FORMS_ATOL = 1e-5, 1e-6
+
+
+def prepare_training_state(
+    model, model_interface, model_steps: ModelSteps, modes, label_specs
+) -> tuple[Label, ...]:
+    """Chooses what eval and train take, and creates lazily built state (the compiled
+    loss and metrics, the optimizer's slots) eagerly, so tracing captures variables that
+    exist. Returns the labels, or () when the model trains on its inputs alone or
+    `modes` hold neither eval nor train.
+
+    The labels are tried on a sample batch with the step Keras would run: test_step
+    where Keras's evaluate runs, else train_step (every variable it changes is put
+    back). Given by label_specs, or guessed from a compiled loss, they must run, or the
+    error says why (_training_state_error). Without either, Keras does not know them
+    either (a compute_loss or train_step of the model's own reads them), so the usual
+    forms are tried in a fixed order (_found_labels).
+    """
+    if set(modes) <= {"serve"}:
+        return ()
+    descs = labels.label_descs(model, model_interface, label_specs)
+    # The steps that must give the same logs for both forms of a label: the one
+    # Keras's evaluate runs, and train_step where it is the model's own or the only.
+    compared = []
+    if model_steps.evaluates:
+        compared.append(model.test_step)
+    if "train" in modes and (not model_steps.evaluates or model_steps.own_train_step):
+        compared.append(model.train_step)
+    # The probes' forward passes advance seed generators (a VAE's sampling layer):
+    # the export keeps the state the builder left. Only non-trainable state changes
+    # there (train_step's probes put back the weights and slots themselves), and a
+    # copy of every weight would be a second model in memory.
+    with put_back_variables(interface.tf_variables(model.non_trainable_variables)):
+        return _probe_training_state(
+            model, model_interface, model_steps, modes, label_specs, descs, compared
+        )
+
+
+def _probe_training_state(
+    model, model_interface, model_steps, modes, label_specs, descs, compared
+):
+    x = _sample_inputs(
+        model_interface,
+        interface.zeros_for(
+            model_interface.inputs, PROBE_BATCH, model_interface.samples
+        ),
+    )
+    if not model_steps.evaluates and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    step = model.test_step if model_steps.evaluates else model.train_step
+    error = _step_error(model, model_interface, step, x, descs)
+    if error is not None:
+        if model_steps.has_loss or label_specs:
+            raise _training_state_error(
+                model, model_interface, model_steps, step, x, descs, error
+            )
+        descs = _found_labels(model, model_interface, step, x, descs, error)
+    if "train" in modes and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    if descs is None:
+        return ()
+    return tuple(
+        Label(
+            desc,
+            _accepted_shapes(model, model_interface, compared, descs, index),
+            # A label stated by label_specs need not follow the outputs (CTC labels).
+            ()
+            if labels.output_name(desc) in label_specs
+            else _open_dim_sources(model, model_interface, desc, index),
+        )
+        for index, desc in enumerate(descs)
+    )
+
+
+def _open_dim_sources(model, model_interface, desc, index):
+    """For each dimension the label leaves open after the batch, the input dimension
+    the model's output `index` follows there, found by calling the model on inputs
+    whose open dimensions all have one size, then each in turn another: (label dim,
+    input index, input dim). A dimension that follows none (or several) is left out."""
+    label_dims = [d for d in range(1, len(desc.shape)) if desc.shape[d] is None]
+    input_dims = [
+        (k, j)
+        for k, input_desc in enumerate(model_interface.inputs)
+        for j in range(1, len(input_desc.shape))
+        if input_desc.shape[j] is None
+    ]
+    if not label_dims or not input_dims:
+        return ()
+    size = model_interface.samples.unknown_dim
+    base = _output_shape(model, model_interface, index, {}, size)
+    if base is None:
+        return ()
+    followed = {d: [] for d in label_dims}
+    for k, j in input_dims:
+        for other in (s for s in interface.SMALLER_DIMS if s < size):
+            changed = _output_shape(
+                model, model_interface, index, {(k, j): other}, size
+            )
+            if changed is not None:
+                break
+        else:
+            continue  # the model takes no other size there
+        for d in label_dims:
+            if d < len(base) and base[d] == size and changed[d] == other:
+                followed[d].append((k, j))
+    return tuple(
+        (d, *sources[0]) for d, sources in followed.items() if len(sources) == 1
+    )
+
+
+def _output_shape(model, model_interface, index, sizes, size):
+    """The shape of output `index` on zeros (batch 1) whose open input dimensions are
+    `size`, or `sizes[(input, dim)]`; None when the model does not take them."""
+    descs = [
+        dataclasses.replace(
+            d,
+            shape=tuple(
+                sizes.get((k, j), size) if j and n is None else n
+                for j, n in enumerate(d.shape)
+            ),
+        )
+        for k, d in enumerate(model_interface.inputs)
+    ]
+    arrays = interface.zeros_for(descs, 1, model_interface.samples)
+    try:
+        outputs = model_interface.call(model, _sample_inputs(model_interface, arrays))
+    except Exception:  # noqa: BLE001 - a size the model does not take
+        return None
+    return tuple(keras.tree.flatten(outputs)[index].shape)
+
+
+def _sample_inputs(model_interface, arrays):
+    return model_interface.pack_inputs([tf.constant(a) for a in arrays])
+
+
+def _step_data(model, model_interface, x, descs, make_labels=None):
+    """What Keras hands the step: (x, y) with labels of `descs` sized like the model's
+    outputs on x (zeros unless `make_labels` makes them), or x alone for `descs` None."""
+    if descs is None:
+        return keras.utils.pack_x_y_sample_weight(x)
+    batch = int(tf.shape(keras.tree.flatten(x)[0])[0])
+    concrete = concrete_targets(model, model_interface, x, descs)
+    if make_labels is None:
+        values = interface.zeros_for(concrete, batch, model_interface.samples)
+    else:
+        values = make_labels(concrete, batch)
+    return x, model_interface.pack_targets([tf.constant(v) for v in values])
+
+
+def _step_error(model, model_interface, step, x, descs) -> Exception | None:
+    """What `step` raises on the sample batch x with zero labels of `descs` (or x alone
+    for None), or None when it runs."""
+    try:
+        with _undone(model, step):
+            step(_step_data(model, model_interface, x, descs))
+    except Exception as e:  # noqa: BLE001 - user model, loss and step code
+        return e
+    return None
+
+
+def _step_logs(model, step, data) -> dict[str, np.ndarray] | None:
+    """The logs of `step` run eagerly on `data` (undone), or None when it fails."""
+    try:
+        with _undone(model, step):
+            logs = step_data.log_tensors(step.__name__, step(data))
+            return {key: np.asarray(value) for key, value in logs.items()}
+    except Exception:  # noqa: BLE001 - a form the step does not take
+        return None
+
+
+def _found_labels(model, model_interface, step, x, primary, first_error):
+    """The labels of a model whose own compute_loss or train_step reads them: the first
+    form the step runs on, of the outputs' own shape and dtype, sparse class ids (int64,
+    without the last dimension), and the inputs alone (None: what fit(x) hands it)."""
+    model_error = _model_error(model, model_interface, x)
+    if model_error is not None:
+        raise model_error
+    metrics_built = _compiled_metrics_built(model)
+    outputs = model_interface.call(model, x)
+    candidates = label_alternatives(model_interface, outputs, primary)
+    tried = [primary]
+    for candidate in [*candidates, None]:
+        if _compiled_metrics_built(model) != metrics_built:
+            # A failed try built the compiled metrics for its labels ("accuracy" picks
+            # its kind from them): later tries would run with the wrong ones.
+            break
+        if _step_error(model, model_interface, step, x, candidate) is None:
+            return candidate
+        tried.append(candidate)
+    shown = ", with labels ".join(descs_text(d) for d in tried if d is not None)
+    alone = " and with the inputs alone" if None in tried else ""
+    raise ExportError(
+        "label_specs",
+        f"the model's {step.__name__} (Keras does not know its labels: it has no"
+        f" compiled loss) failed with labels {shown}{alone}:"
+        f" {describe_exception(first_error)}",
+        [
+            f"state the labels its {step.__name__} takes, e.g. ",
+            setting("label_specs", label_specs_text(primary)),
+            ", or fix the step (the traceback below is from its first try)",
+        ],
+        format_traceback(first_error),
+    )
+
+
+def _compiled_metrics_built(model) -> bool:
+    return bool(getattr(getattr(model, "_compile_metrics", None), "built", False))
+
+
+def _accepted_shapes(model, model_interface, compared, descs, index):
+    """The shapes label `index` is taken in: its own, and its other form (other_form)
+    where the `compared` steps give the same logs for both on a random batch. Keras's
+    losses reconcile the two; a loss or step of the user's own may instead broadcast
+    labels (n,) against outputs (n, 1) into another number, and then only the first
+    form is taken."""
+    desc = descs[index]
+    other = other_form(desc.shape, model_interface.outputs[index].shape)
+    if other is None:
+        return (desc.shape,)
+    x = _sample_inputs(
+        model_interface,
+        interface.random_for(
+            model_interface.inputs, FORMS_SEED, FORMS_BATCH, model_interface.samples
+        ),
+    )
+    rng = np.random.default_rng(FORMS_SEED)
+
+    def make_labels(concrete, batch):
+        return [
+            random_labels(rng, d, output, batch)
+            for d, output in zip(concrete, model_interface.outputs, strict=True)
+        ]
+
+    try:
+        x, y = _step_data(model, model_interface, x, descs, make_labels)
+    except Exception:  # noqa: BLE001 - the outputs ran on zeros; not on these
+        return (desc.shape,)
+    flat = keras.tree.flatten(y)
+    value = flat[index]
+    flat[index] = (
+        tf.expand_dims(value, -1) if len(other) > len(desc.shape) else value[..., 0]
+    )
+    y_other = model_interface.pack_targets(flat)
+    for step in compared:
+        own = _step_logs(model, step, (x, y))
+        second = _step_logs(model, step, (x, y_other))
+        if own is None or second is None or own.keys() != second.keys():
+            return (desc.shape,)
+        for key, want in own.items():
+            if not np.allclose(second[key], want, rtol=FORMS_RTOL, atol=FORMS_ATOL):
+                return (desc.shape,)
+    return (desc.shape, other)
+
+
+def random_batch(model, model_interface, descs, batch: int, seed: int):
+    """Seeded random inputs and labels of `descs` sized like the model's outputs on
+    them (see concrete_targets and random_labels), as flat lists of tensors: what
+    eval_state's probe feeds eval."""
+    inputs = [
+        tf.constant(a)
+        for a in interface.random_for(
+            model_interface.inputs, seed, batch, model_interface.samples
+        )
+    ]
+    if not descs:
+        return inputs, []
+    x = model_interface.pack_inputs(inputs)
+    concrete = concrete_targets(model, model_interface, x, descs)
+    rng = np.random.default_rng(seed)
+    values = [
+        tf.constant(random_labels(rng, d, output, batch))
+        for d, output in zip(concrete, model_interface.outputs, strict=True)
+    ]
+    return inputs, values
+
+
+def _model_error(model, model_interface, x) -> ExportError | None:
+    try:
+        model_interface.call(model, x)
+    except Exception as e:  # noqa: BLE001 - user model code
+        return ExportError(
+            ("builder", "src"),
+            "the model failed on a sample batch of its declared inputs"
+            f" {descs_text(model_interface.inputs)} before"
+            f" its loss could run: {describe_exception(e)}",
+            "make the model accept any batch of its declared input shape (give fixed"
+            " sizes, or sizes it accepts, to the dimensions it cannot take freely)",
+            format_traceback(e),
+        )
+    return None
+
+
+def _training_state_error(
+    model, model_interface, model_steps, step, x, targets, error: Exception
+) -> ExportError:
+    """Names what made the step fail on the sample batch, found by re-trying.
+
+    The labels are blamed only when they are the difference: the model runs on the
+    inputs alone, and the step runs with labels of another usual form (the output's
+    own shape and dtype, or sparse class ids). Otherwise the model or its loss, metrics
+    or step fail whatever the labels are, and the error says so.
+    """
+    model_error = _model_error(model, model_interface, x)
+    if model_error is not None:
+        return model_error
+    outputs = model_interface.call(model, x)
+    shown = descs_text(targets)
+    compiled = model_steps.has_loss and step.__name__ == "test_step"
+    what, fail, run = (
+        ("the compiled loss and metrics", "fail", "run")
+        if compiled
+        else (f"the model's {step.__name__}", "fails", "runs")
+    )
+    for candidate in label_alternatives(model_interface, outputs, targets):
+        if _step_error(model, model_interface, step, x, candidate) is not None:
+            continue
+        return ExportError(
+            "label_specs",
+            f"{what} {fail} on labels {shown} ({describe_exception(error)})"
+            f" but {run} on labels {descs_text(candidate)}",
+            [
+                "state the labels, e.g. ",
+                setting("label_specs", label_specs_text(candidate)),
+            ],
+            format_traceback(error),
+        )
+    what = "compiled loss or metrics (its test_step)" if compiled else step.__name__
+    return ExportError(
+        ("builder", "src"),
+        f"the model's {what} failed on its own outputs"
+        f" with labels {shown}, and with labels shaped like the outputs too, so the labels"
+        f" are not the cause: {describe_exception(error)}",
+        f"fix the loss, metric or {step.__name__} the traceback below points at",
+        format_traceback(error),
+    )
+
+
+@contextlib.contextmanager
+def put_back_variables(variables):
+    """Gives `variables` back, on exit, the values they had on entry."""
+    saved = [v.numpy() for v in variables]
+    try:
+        yield
+    finally:
+        for variable, value in zip(variables, saved, strict=True):
+            variable.assign(value)
+
+
+@contextlib.contextmanager
+def _undone(model, step):
+    """Runs a step eagerly without trace: train_step's changes to the model's and the
+    optimizer's variables (weights, seed generators, slots, step count) are undone, and
+    every metric is reset."""
+    variables = []
+    if step.__name__ == "train_step":
+        variables = interface.tf_variables(model.variables) + interface.tf_variables(
+            model.optimizer.variables
+        )
+    try:
+        with put_back_variables(variables):
+            yield
+    finally:
+        for metric in model.metrics:
+            metric.reset_state()
+
+
+def other_form(shape, output_shape):
+    """The label shape Keras's losses take as well as `shape`, or None: `shape` without
+    its trailing 1 when it is as long as the output's (labels (n,) for an output (n, 1);
+    sparse ids (n,) for ids given as (n, 1)), or with a trailing 1 when it is the
+    output's without its last dimension (sparse ids (n, 1), masks (n, H, W, 1)). Keras
+    picks the same loss and metrics ("accuracy") for both."""
+    if len(shape) == len(output_shape) and len(shape) > 1 and shape[-1] == 1:
+        return tuple(shape[:-1])
+    if len(shape) == len(output_shape) - 1:
+        return (*shape, 1)
+    return None
+
+
+def random_labels(rng, desc, output, batch: int) -> np.ndarray:
+    """Random labels of `desc`: class ids below the output's class count for integer
+    labels that are ids, 0/1 for other integers and booleans, [0, 1) for floats."""
+    shape = interface.concrete_shape(desc.shape, batch)
+    dtype = tf.as_dtype(desc.dtype)
+    if dtype.is_integer:
+        classes = output.shape[-1] if output.shape else None
+        are_ids = len(desc.shape) < len(output.shape) or desc.shape[-1:] == (1,)
+        high = classes if are_ids and classes and classes > 1 else 2
+        return rng.integers(0, high, shape).astype(dtype.as_numpy_dtype)
+    if dtype.is_bool:
+        return rng.integers(0, 2, shape).astype(bool)
+    return rng.random(shape).astype(dtype.as_numpy_dtype)
+
+
+def label_specs_text(descs) -> dict[str, str]:
+    """label_specs stating `descs`, as the user would write them."""
+    return {
+        labels.output_name(d): ",".join(str(n) for n in d.shape) + f":{d.dtype}"
+        for d in descs
+    }
+
+
+def descs_text(descs) -> str:
+    """`(name: [shape] dtype, ...)` of inputs or labels, as the errors show them."""
+    return "(" + ", ".join(f"{d.name}: {list(d.shape)} {d.dtype}" for d in descs) + ")"
+
+
+def label_alternatives(model_interface, outputs, targets):
+    """Label descs of the usual forms other than `targets`: dense (each output's own
+    shape and dtype), then sparse (class ids: int64, without the last dimension)."""
+    dense, sparse = [], []
+    for target, output, value in zip(
+        targets, model_interface.outputs, keras.tree.flatten(outputs), strict=True
+    ):
+        dtype = tf.as_dtype(value.dtype).name
+        dense.append(interface.TensorDesc(target.name, output.shape, dtype))
+        sparse.append(interface.TensorDesc(target.name, output.shape[:-1], "int64"))
+    kinds = [tuple(dense)]
+    if all(len(d.shape) > 1 for d in dense):
+        kinds.append(tuple(sparse))
+    return [kind for kind in kinds if kind != tuple(targets)]
+
+
+def concrete_targets(model, model_interface, x, targets):
+    """Targets with their unknown non-batch dims sized like the model's outputs on x
+    (a sequence model's labels are as long as its input)."""
+    if not any(d is None for t in targets for d in t.shape[1:]):
+        return targets
+    outputs = keras.tree.flatten(model_interface.call(model, x))
+    result = []
+    for target, output in zip(targets, outputs, strict=True):
+        known = tuple(output.shape)
+        shape = tuple(
+            known[i] if d is None and 0 < i < len(known) else d
+            for i, d in enumerate(target.shape)
+        )
+        result.append(dataclasses.replace(target, shape=shape))
+    return result
