@@ -86,7 +86,11 @@ def convert(export_dir: str, opset: int = DEFAULT_OPSET) -> OnnxModel:
             "opset",
             f"tf2onnx 1.17 writes ONNX opsets {OPSETS.start} to {OPSETS.stop - 1},"
             f" not {opset}",
-            ["set ", setting("opset", DEFAULT_OPSET), " or another opset in that range"],
+            [
+                "set ",
+                setting("opset", DEFAULT_OPSET),
+                " or another opset in that range",
+            ],
         )
     tf2onnx = packages.import_module(packages.ONNX, "tf2onnx")
     onnx = packages.import_module(packages.ONNX, "onnx")
@@ -123,7 +127,7 @@ def _convert(tf2onnx, export_dir: str, opset: int):
             return _convert_signature(export_dir, opset)
     except ExportError:
         raise
-    except Exception as e:  # tf2onnx raises whatever its op handlers raise
+    except Exception as e:  # noqa: BLE001 - tf2onnx raises what its op handlers raise
         raise ExportError(
             "saved_model",
             f"tf2onnx {tf2onnx.__version__} cannot convert its '{SERVING_KEY}'"

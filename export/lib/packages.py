@@ -120,10 +120,12 @@ def missing_package_error(feature: OptionalFeature, cause: ImportError):
     from export.lib.errors import ExportError, setting
 
     fix = [
-        f"add {feature.package} to your lock and"
-        f' requirement("{feature.package}") (bzlmod:'
-        f' "@pypi//{feature.bazel_name}") to the deps of the py_library that'
-        f" {LIBRARY_FLAG} points at (docs/rules.md, Optional features)"
+        (
+            f"add {feature.package} to your lock and"
+            f' requirement("{feature.package}") (bzlmod:'
+            f' "@pypi//{feature.bazel_name}") to the deps of the py_library that'
+            f" {LIBRARY_FLAG} points at (docs/rules.md, Optional features)"
+        )
     ]
     off = _off_value(feature)
     if off is not None:
