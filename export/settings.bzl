@@ -20,8 +20,25 @@ Keys of each entry:
     "library": a field of ExportRequest only.
   allow_files: for "label" settings, the file extensions the attribute takes.
   flag_type: the flag's type where it differs from `type` (the exporter's version also
-    takes `timestamp`, which the rule passes for its `stamp`).
+    takes `timestamp`, which the rule passes for its `stamp`); the request's field then
+    takes either.
+  flag_by_rule: True for a setting a user sets whose flag the rule passes itself,
+    not as the attribute's value (the version: the rule's `stamp` may replace it).
+
+Besides the table, the facts of the SavedModel that Starlark and Python both need.
 """
+
+# The exporter's modes, in its order, and the signature each one writes
+# (serving_default is the serving signature of every format: TFLite converts it;
+# export/lib/signatures.py's SIGNATURE_KEYS, which surface_test pins to it).
+SIGNATURE_OF_MODE = {"serve": "serving_default", "eval": "eval", "train": "train"}
+
+# The signatures `eval` adds after the modes' own, to evaluate a data set batch by batch
+# (export/lib/evaluation.py's DATA_SET_KEYS; surface_test pins the two).
+DATA_SET_SIGNATURES = ["eval_state", "eval_result"]
+
+# TF Serving reads at most this many warmup records (the `warmup_requests` limit).
+MAX_WARMUP_REQUESTS = 1000
 
 SETTINGS = [
     {
@@ -122,6 +139,7 @@ SETTINGS = [
                "seconds since the epoch, from workspace_status_file when given, else " +
                "from the clock (the rule's `stamp`).",
         "set_by": "user",
+        "flag_by_rule": True,
     },
     {
         "name": "seed",

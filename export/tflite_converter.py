@@ -11,54 +11,24 @@ naming the flag; nothing is written. The flags are keras_tflite_model's attribut
 the same names and meanings (export/tflite_settings.bzl).
 """
 
-import gc
-import os
-import signal
 import sys
 
-from export.lib import worker
+from export.lib import program
 
-# Before anything that can fail to import: a persistent worker that cannot start
-# answers Bazel's requests with the cause instead of dying unexplained.
-worker.explain_startup_failures("tflite_converter")
+program.prepare("tflite_converter")
 
-# TensorFlow's C++ info logs would bury the converter's own messages.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import flags
 
-from absl import app, flags, logging
-
-from export.lib import program, settings
+from export.lib import settings
 from export.lib.errors import ExportError
 
 # One flag per setting of export/tflite_settings.bzl, and the exporter's program flags.
-_FLAGS = settings.define_flags(flags.FLAGS, settings.CONVERTER_SETTINGS)
+_FLAGS = program.define_flags("tflite_converter")
 flags.adopt_module_key_flags(settings)
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) > 1:
-        print(
-            f"tflite_converter: unexpected arguments {argv[1:]}; every input is a --flag"
-            " (see --helpfull)",
-            file=sys.stderr,
-        )
-        return 1
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
-    if _FLAGS["persistent_worker"].value:
-        return _serve_as_worker()
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    return _convert()
-
-
-def _convert() -> int:
-    """One conversion from the parsed flags, its output held back under --quiet."""
-    if _FLAGS["quiet"].value:
-        return program.quietly(_convert_from_flags)
-    return _convert_from_flags()
-
-
-def _convert_from_flags() -> int:
+def _convert(notes: list[str]) -> int:
+    """One conversion from the parsed flags; returns the process exit code."""
     missing = [n for n in ("saved_model", "tflite_out") if not _FLAGS[n].value]
     try:
         if missing:
@@ -94,25 +64,10 @@ def _convert_from_flags() -> int:
     return 0
 
 
-def _serve_as_worker() -> int:
-    # Import (never run) TensorFlow and the library in the worker itself, so each forked
-    # request starts warm from the state of a fresh process.
+def _warm_up() -> None:
+    # TensorFlow's converter, imported once in a persistent worker.
     from tensorflow.lite.python import lite  # noqa: F401 - imported to warm up
-
-    gc.freeze()
-    return worker.serve(_run_request, _FLAGS["worker_request_timeout"].value)
-
-
-def _run_request(arguments: list[str]) -> int:
-    """Serves one WorkRequest in the worker's forked child: its flags, then converts."""
-    flags.FLAGS.unparse_flags()
-    try:
-        flags.FLAGS(["tflite_converter", *arguments])
-    except flags.Error as e:
-        print(f"tflite_converter: error: {e}", file=sys.stderr)
-        return 1
-    return _convert()
 
 
 if __name__ == "__main__":
-    program.run_and_exit(lambda: app.run(main))
+    program.run("tflite_converter", _FLAGS, _convert, _warm_up)

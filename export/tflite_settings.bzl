@@ -5,7 +5,8 @@ the same way by Starlark (rules/private/keras_tflite_model.bzl declares the attr
 and passes them) and by Python (export/lib/settings.py defines the converter's flags).
 A name here is the keras_tflite_model attribute and the converter's flag (`--name`);
 names are unique across both tables, so an error names either kind of setting.
-`values`, where given, lists the values a string setting takes. The converter's other
+`values`, where given, lists the values a string setting takes; `flag_by_rule` marks
+the `saved_model` attribute, a target whose version folder the rule passes itself. The converter's other
 flags (`--quiet`, `--target_label`, the persistent worker's) are the exporter's
 program settings of export/settings.bzl.
 """
@@ -18,6 +19,7 @@ TFLITE_SETTINGS = [
         "doc": "The SavedModel to convert: a keras_saved_model target (on the command " +
                "line, its version folder). Its `serving_default` signature is converted.",
         "set_by": "user",
+        "flag_by_rule": True,
     },
     {
         "name": "optimization",

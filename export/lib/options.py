@@ -34,9 +34,9 @@ LABEL_DTYPES = (
     "string",
 )
 
-# TF Serving reads at most this many warmup records (rules/private/keras_saved_model.bzl
-# checks the attribute against the same number; tests/docs pins the two).
-MAX_WARMUP_REQUESTS = 1000
+# TF Serving reads at most this many warmup records (export/settings.bzl, which
+# rules/private/keras_saved_model.bzl checks the attribute against).
+MAX_WARMUP_REQUESTS = settings.MAX_WARMUP_REQUESTS
 
 # The syntax rules/private/symbol_reference.bzl checks too (tests/docs pins the two):
 # a dotted name of ASCII identifiers, and a custom-object name as a Keras config gives

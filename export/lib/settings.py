@@ -1,10 +1,12 @@
-"""The export's settings, read from export/settings.bzl: the one table of their names.
+"""The settings of every artifact format, read from their tables: one name each.
 
+export/formats.bzl lists the formats: each rule, its program and its settings table.
 keras_saved_model's attributes, the exporter's flags and ExportRequest's fields all come
-from that table (its docstring says what each key means), so a setting has one name
-everywhere. This module reads the table (a Starlark file that holds only literals, so
-Python's own literal parser reads it), defines the absl flags from it and makes the
-ExportRequest dataclass. It imports no TensorFlow.
+from export/settings.bzl (its docstring says what each key means), so a setting has one
+name everywhere; each other format's table is read the same way. This module reads the
+tables (Starlark files that hold only literals, so Python's own literal parser reads
+them), defines a program's absl flags from its table and makes the ExportRequest
+dataclass. It imports no TensorFlow.
 """
 
 import ast
@@ -13,11 +15,9 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-TABLE_PATH = os.path.join(os.path.dirname(__file__), os.pardir, "settings.bzl")
-# keras_tflite_model's and the TFLite converter's settings, in the same format.
-TFLITE_TABLE_PATH = os.path.join(
-    os.path.dirname(__file__), os.pardir, "tflite_settings.bzl"
-)
+_EXPORT_DIR = os.path.join(os.path.dirname(__file__), os.pardir)
+TABLE_PATH = os.path.join(_EXPORT_DIR, "settings.bzl")
+FORMATS_PATH = os.path.join(_EXPORT_DIR, "formats.bzl")
 
 # Who sets a setting (the table's `set_by`).
 USER = "user"
@@ -36,9 +36,18 @@ class Setting:
     allow_files: tuple[str, ...] = ()
     flag_type: str | None = None
     values: tuple[str, ...] = ()
+    flag_by_rule: bool = False
     # The rule whose attribute it is and the program whose flag it is (its table's).
     rule: str = "keras_saved_model"
     program: str = "exporter"
+
+    @property
+    def python_type(self) -> Any:
+        """The request field's type: that of `type`, and of `flag_type` if it has one."""
+        python_type = _PYTHON_TYPES[self.type]
+        if self.flag_type:
+            python_type = python_type | _PYTHON_TYPES[self.flag_type]
+        return python_type
 
     @property
     def is_attribute(self) -> bool:
@@ -54,9 +63,24 @@ class Setting:
         return self.set_by != PROGRAM
 
 
-def _read_table(path: str, variable: str, **owner: str) -> tuple[Setting, ...]:
-    """The settings of the list `variable` in the table at `path`; `owner` gives their
-    rule and program."""
+@dataclasses.dataclass(frozen=True)
+class Format:
+    """An artifact format: an entry of export/formats.bzl (its docstring says what each
+    key means)."""
+
+    rule: str
+    program: str
+    library: str
+    table: str
+    settings: str
+    mnemonic: str
+    test: str
+    provider: str
+    flags_docs: str
+
+
+def read_literal(path: str, variable: str) -> Any:
+    """The value of the top-level `variable = <literal>` of the Starlark file `path`."""
     with open(path, encoding="utf-8") as f:
         module = ast.parse(f.read(), filename=path)
     for statement in module.body:
@@ -65,19 +89,25 @@ def _read_table(path: str, variable: str, **owner: str) -> tuple[Setting, ...]:
             and len(statement.targets) == 1
             and getattr(statement.targets[0], "id", None) == variable
         ):
-            entries = ast.literal_eval(_joined_strings(statement.value))
-            return tuple(
-                Setting(
-                    **{
-                        **e,
-                        "allow_files": tuple(e.get("allow_files", ())),
-                        "values": tuple(e.get("values", ())),
-                        **owner,
-                    }
-                )
-                for e in entries
-            )
-    raise RuntimeError(f"{path} defines no {variable} list")
+            return ast.literal_eval(_joined_strings(statement.value))
+    raise RuntimeError(f"{path} defines no {variable}")
+
+
+def _read_table(artifact: Format) -> tuple[Setting, ...]:
+    """The settings of a format's table, each owned by its rule and program."""
+    path = os.path.join(_EXPORT_DIR, artifact.table)
+    return tuple(
+        Setting(
+            **{
+                **e,
+                "allow_files": tuple(e.get("allow_files", ())),
+                "values": tuple(e.get("values", ())),
+                "rule": artifact.rule,
+                "program": artifact.program,
+            }
+        )
+        for e in read_literal(path, artifact.settings)
+    )
 
 
 def _joined_strings(node: ast.AST) -> ast.AST:
@@ -102,26 +132,41 @@ def _joined_strings(node: ast.AST) -> ast.AST:
     return Fold().visit(node)
 
 
-SETTINGS = _read_table(TABLE_PATH, "SETTINGS")
+FORMATS = tuple(Format(**e) for e in read_literal(FORMATS_PATH, "FORMATS"))
+TABLES = {f.rule: _read_table(f) for f in FORMATS}
+SETTINGS = TABLES["keras_saved_model"]
 BY_NAME = {s.name: s for s in SETTINGS}
-TFLITE_SETTINGS = _read_table(
-    TFLITE_TABLE_PATH,
-    "TFLITE_SETTINGS",
-    rule="keras_tflite_model",
-    program="tflite_converter",
-)
-# The converter's flags: its own settings and the exporter's program settings (how the
-# program runs: --quiet, --target_label, the persistent worker's).
-CONVERTER_SETTINGS = TFLITE_SETTINGS + tuple(s for s in SETTINGS if s.set_by == PROGRAM)
-# Every setting by name, for errors: a name is unique across the two tables.
-_ANY_BY_NAME = {s.name: s for s in SETTINGS + TFLITE_SETTINGS}
-if len(_ANY_BY_NAME) != len(SETTINGS) + len(TFLITE_SETTINGS):
-    raise RuntimeError(f"{TABLE_PATH} and {TFLITE_TABLE_PATH} share a setting's name")
+# Every setting by name, for errors: a name is unique across the tables.
+_ANY_BY_NAME = {s.name: s for table in TABLES.values() for s in table}
+if len(_ANY_BY_NAME) != sum(map(len, TABLES.values())):
+    raise RuntimeError(f"the tables of {FORMATS_PATH} share a setting's name")
+
+# Facts of the SavedModel that Starlark needs too, stored once in export/settings.bzl.
+SIGNATURE_OF_MODE = read_literal(TABLE_PATH, "SIGNATURE_OF_MODE")
+MAX_WARMUP_REQUESTS = read_literal(TABLE_PATH, "MAX_WARMUP_REQUESTS")
+DATA_SET_SIGNATURES = tuple(read_literal(TABLE_PATH, "DATA_SET_SIGNATURES"))
+# The serving signature of every export, the one the other formats convert.
+SERVING_KEY = SIGNATURE_OF_MODE["serve"]
 
 
 def get(name: str) -> Setting:
-    """The setting `name` of either table."""
+    """The setting `name` of any table."""
     return _ANY_BY_NAME[name]
+
+
+def format_of(program: str) -> Format:
+    """The format whose program is `program` (e.g. "tflite_converter")."""
+    return next(f for f in FORMATS if f.program == program)
+
+
+def program_settings(program: str) -> tuple[Setting, ...]:
+    """The settings that are flags of `program`: its format's table, and for each
+    other program also the exporter's program settings (how a program runs: --quiet,
+    --target_label, the persistent worker's)."""
+    table = TABLES[format_of(program).rule]
+    if table is SETTINGS:
+        return table
+    return table + tuple(s for s in SETTINGS if s.set_by == PROGRAM)
 
 
 def define_flags(flag_values, table: Sequence[Setting] = SETTINGS) -> dict[str, Any]:
@@ -191,9 +236,7 @@ _PYTHON_TYPES = {
 
 def _field(setting: Setting):
     kind = setting.type
-    python_type = _PYTHON_TYPES[kind]
-    if setting.name == "version":
-        python_type = int | str
+    python_type = setting.python_type
     if kind == "string_dict":
         default = ()
     elif kind == "string_list":

@@ -11,11 +11,11 @@ place and the flexbuffer around it is unchanged.
 """
 
 import dataclasses
-import json
 import os
 
 import numpy as np
 
+from export.lib import outputs, settings
 from export.lib.errors import (
     ExportError,
     describe_exception,
@@ -23,7 +23,7 @@ from export.lib.errors import (
     setting,
 )
 
-SERVING_KEY = "serving_default"
+SERVING_KEY = settings.SERVING_KEY
 BUILTINS = "TFLITE_BUILTINS"
 SELECT_TF_OPS = "SELECT_TF_OPS"
 # The custom code of an op the Flex delegate runs: "Flex" + the TensorFlow op's name.
@@ -280,22 +280,16 @@ def _enum_names(enum_class) -> dict[int, str]:
 
 
 def write(model: TfliteModel, tflite_out: str, manifest_out: str | None, **manifest):
-    """Writes the .tflite file and its manifest, each atomically (a temporary file in
-    the same folder, then a rename), so a failure leaves neither half-written."""
+    """Writes the .tflite file and its manifest, each atomically
+    (outputs.write_atomically), so a failure leaves neither half-written."""
     files = [(tflite_out, "tflite_out", model.content)]
     if manifest_out:
-        text = json.dumps(model.manifest(**manifest), sort_keys=True, indent=2) + "\n"
+        text = outputs.json_text(model.manifest(**manifest))
         files.append((manifest_out, "tflite_manifest_out", text.encode()))
     for path, name, content in files:
-        tmp = f"{path}.tmp-{os.getpid()}"
         try:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            with open(tmp, "wb") as f:
-                f.write(content)
-            os.replace(tmp, path)
+            outputs.write_atomically(path, content)
         except OSError as e:
-            if os.path.exists(tmp):
-                os.remove(tmp)
             raise ExportError(
                 name,
                 f"cannot write '{path}' ({e.strerror or e})",

@@ -20,7 +20,6 @@ Determinism fixes: `fingerprint.pb` gets a random uuid on every save, which is c
 import contextlib
 import dataclasses
 import errno
-import json
 import os
 import re
 import resource
@@ -30,7 +29,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.core.protobuf import fingerprint_pb2, saved_model_pb2
 
-from export.lib import layer_state, options, staging_owner
+from export.lib import layer_state, options, outputs, staging_owner
 from export.lib.errors import (
     ExportError,
     Text,
@@ -330,21 +329,14 @@ def abort(staging: Staging | None) -> None:
 
 
 def manifest_text(manifest: dict) -> str:
-    return json.dumps(manifest, sort_keys=True, indent=2) + "\n"
+    return outputs.json_text(manifest)
 
 
 def write_manifest(path: str, manifest: dict) -> None:
-    """Writes the manifest atomically (temporary file in the same folder, then rename)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
+    """Writes the manifest atomically (outputs.write_atomically)."""
     try:
-        parent = os.path.dirname(os.path.abspath(path))
-        os.makedirs(parent, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(manifest_text(manifest))
-        os.replace(tmp, path)
+        outputs.write_atomically(path, manifest_text(manifest).encode())
     except OSError as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         raise _write_error(
             "manifest_out", e, _system_errno(e), f"writing the manifest '{path}'"
         ) from None

@@ -1,8 +1,8 @@
-"""What keras_saved_model and keras_tflite_model share: the action's environment and
-how a settings table (export/settings.bzl, export/tflite_settings.bzl) becomes
-attributes and flags. Internal."""
+"""What every artifact rule's action is made of (artifact_rule.bzl uses it): its
+environment, and how a setting of a table (export/formats.bzl lists the tables) becomes
+an attribute and a flag. Internal."""
 
-# The whole environment of both rules' actions. It is fixed so that outputs do not
+# The whole environment of every artifact rule's action. It is fixed so that outputs do not
 # depend on the shell a build started from (TF_DETERMINISTIC_OPS, for one, changes the
 # graph).
 ACTION_ENV = {
@@ -20,7 +20,7 @@ def attribute(setting, rule_name):
     """The attribute for a setting of a settings table.
 
     Args:
-      setting: an entry of export/settings.bzl or export/tflite_settings.bzl.
+      setting: an entry of a settings table (export/formats.bzl lists them).
       rule_name: the rule it is for, named when the type is one it cannot take.
 
     Returns:
@@ -75,20 +75,3 @@ def display_label(label):
     """
     repo = "@" + label.workspace_name if label.workspace_name else ""
     return "%s//%s:%s" % (repo, label.package, label.name)
-
-def deps_of(target):
-    """The label of the `<name>.deps` library made next to `target`.
-
-    keras_saved_model makes it (its exporter library and deps); keras_tflite_model
-    makes an alias of its export's.
-
-    Args:
-      target: a label string as a BUILD file has it.
-
-    Returns:
-      The label string of `<name>.deps`.
-    """
-    name = target.split("//")[-1]
-    if ":" in name or "//" not in target:
-        return target + ".deps"
-    return "%s:%s.deps" % (target, name.split("/")[-1])

@@ -1,7 +1,15 @@
 """Implementation of keras_saved_model: one build action runs the exporter."""
 
-load("//export:settings.bzl", "SETTINGS")
-load(":actions.bzl", "ACTION_ENV", "add_flag", "attribute", "display_label")
+load("//export:settings.bzl", "DATA_SET_SIGNATURES", "MAX_WARMUP_REQUESTS", "SETTINGS", "SIGNATURE_OF_MODE")
+load(
+    ":artifact_rule.bzl",
+    "ArtifactInfo",
+    "artifact_format",
+    "artifact_rule",
+    "program_arguments",
+    "run_program",
+    "setting_value",
+)
 load(":provenance.bzl", "PROVENANCE_ATTRS", "PYTHON_TOOLCHAIN", "write_provenance")
 load(":providers.bzl", "SavedModelInfo")
 load(":py.bzl", "PyInfo", "py_library")
@@ -10,29 +18,8 @@ load(":saved_model_benchmark.bzl", "saved_model_benchmark")
 load(":serving_contract.bzl", "serving_contract")
 load(":symbol_reference.bzl", "is_custom_object_name", "is_symbol_reference")
 
-# TF Serving reads at most this many warmup records (export/lib/options.py's
-# MAX_WARMUP_REQUESTS; tests/docs:surface_test pins the two).
-_MAX_WARMUP_REQUESTS = 1000
-
-# The exporter's modes, in its order, and the signature each one writes.
-_SIGNATURE_OF_MODE = {"serve": "serving_default", "eval": "eval", "train": "train"}
-
-# The signatures `eval` adds after the modes' own, to evaluate a data set batch by batch
-# (surface_test pins them to export/lib/evaluation.py's DATA_SET_KEYS).
-_DATA_SET_SIGNATURES = ["eval_state", "eval_result"]
-
-# The settings a user sets: each is an attribute of the same name, type and doc, passed
-# to the exporter as the flag of that name (export/settings.bzl).
-_ATTRIBUTE_SETTINGS = [s for s in SETTINGS if s["set_by"] == "user"]
-
-# Passed by _keras_saved_model_impl itself: `stamp` chooses between it and the build time.
-_PASSED_BY_HAND = ["version"]
-
-def _setting_value(ctx, setting):
-    """The value of a setting's attribute: a File for labels, else the attribute's."""
-    if setting["type"] == "label":
-        return getattr(ctx.file, setting["name"])
-    return getattr(ctx.attr, setting["name"])
+# Its settings table is export/settings.bzl; its program //export:exporter.
+SAVED_MODEL_FORMAT = artifact_format("keras_saved_model", SETTINGS)
 
 def _fail_attr(attr, message):
     # Bazel names the rule and the target before the message, and `attr` as
@@ -65,10 +52,10 @@ def _validate(ctx):
         _fail_attr("stamp", "must be -1 (follow --stamp), 0 (use `version`) or 1 " +
                             "(the build time), got %d." % ctx.attr.stamp)
     for mode in ctx.attr.modes:
-        if mode not in _SIGNATURE_OF_MODE:
-            _fail_attr("modes", "unknown mode %r; choose among %s." % (mode, ", ".join(_SIGNATURE_OF_MODE)))
-    if ctx.attr.warmup_requests < 0 or ctx.attr.warmup_requests > _MAX_WARMUP_REQUESTS:
-        _fail_attr("warmup_requests", "must be from 0 to %d (TF Serving reads at most %d " % (_MAX_WARMUP_REQUESTS, _MAX_WARMUP_REQUESTS) +
+        if mode not in SIGNATURE_OF_MODE:
+            _fail_attr("modes", "unknown mode %r; choose among %s." % (mode, ", ".join(SIGNATURE_OF_MODE)))
+    if ctx.attr.warmup_requests < 0 or ctx.attr.warmup_requests > MAX_WARMUP_REQUESTS:
+        _fail_attr("warmup_requests", "must be from 0 to %d (TF Serving reads at most %d " % (MAX_WARMUP_REQUESTS, MAX_WARMUP_REQUESTS) +
                                       "warmup records; 0 writes none), got %d." % ctx.attr.warmup_requests)
 
 def _is_stamped(ctx):
@@ -83,8 +70,8 @@ def _export_info(ctx):
     see `<name>.signatures.json`) and `version` is the attribute's even when stamped.
     """
     info = {"label": str(ctx.label)}
-    for setting in _ATTRIBUTE_SETTINGS:
-        value = _setting_value(ctx, setting)
+    for setting in SAVED_MODEL_FORMAT.attribute_settings:
+        value = setting_value(ctx, setting)
         if setting["type"] == "label":
             value = value.short_path if value else None
         elif setting["type"] == "string":
@@ -137,8 +124,8 @@ def _signature_names(modes):
     """
     if not modes:
         return None
-    names = [_SIGNATURE_OF_MODE[mode] for mode in _SIGNATURE_OF_MODE if mode == "serve" or mode in modes]
-    return names + (_DATA_SET_SIGNATURES if "eval" in modes else [])
+    names = [SIGNATURE_OF_MODE[mode] for mode in SIGNATURE_OF_MODE if mode == "serve" or mode in modes]
+    return names + (DATA_SET_SIGNATURES if "eval" in modes else [])
 
 def _keras_saved_model_impl(ctx):
     _validate(ctx)
@@ -147,52 +134,29 @@ def _keras_saved_model_impl(ctx):
     export_info = ctx.actions.declare_file(ctx.label.name + ".export.json")
     ctx.actions.write(export_info, _export_info(ctx))
 
-    inputs = []
-    args = ctx.actions.args()
+    args, inputs = program_arguments(ctx, SAVED_MODEL_FORMAT)
 
-    # Flags go through a file, as Bazel's persistent workers require.
-    args.use_param_file("--flagfile=%s", use_always = True)
-    args.set_param_file_format("multiline")
-
-    # One `--flag=value` a line: absl reads the flagfile line by line.
+    # The deps' folders go first on the exporter's Python path.
     python_sources = depset(transitive = [dep[PyInfo].transitive_sources for dep in ctx.attr.deps])
     args.add_all(python_sources, map_each = _source_root, uniquify = True, format_each = "--import_path=%s")
     args.add_all(_imports_roots(ctx, ctx.attr.deps), uniquify = True, format_each = "--import_path=%s")
     args.add(base_dir.path, format = "--output_dir=%s")
     args.add(signatures, format = "--manifest_out=%s")
-    for setting in _ATTRIBUTE_SETTINGS:
-        if setting["name"] not in _PASSED_BY_HAND:
-            file = add_flag(args, setting, _setting_value(ctx, setting))
-            if file:
-                inputs.append(file)
     if _is_stamped(ctx):
         args.add("--version=timestamp")
         args.add(ctx.version_file, format = "--workspace_status_file=%s")
         inputs.append(ctx.version_file)
     else:
         args.add(str(ctx.attr.version), format = "--version=%s")
-    args.add("--quiet")
-
-    # Errors then speak of this target's attributes, not of the exporter's flags.
-    args.add(display_label(ctx.label), format = "--target_label=%s")
 
     deps_files = [python_sources] + [dep[DefaultInfo].default_runfiles.files for dep in ctx.attr.deps]
-    ctx.actions.run(
-        executable = ctx.executable._exporter,
-        arguments = [args],
+    run_program(
+        ctx,
+        SAVED_MODEL_FORMAT,
+        args,
         inputs = depset(inputs, transitive = deps_files),
         outputs = [base_dir, signatures],
-        env = ACTION_ENV,
-        mnemonic = "KerasSavedModel",
         progress_message = "Exporting Keras SavedModel %s" % ctx.label,
-        execution_requirements = {
-            # Sandboxed without network: an export reads only its declared inputs.
-            "block-network": "",
-            # A persistent worker imports TensorFlow once for many exports; each
-            # request runs in a fresh fork, so the bytes are those of a one-shot run.
-            # --strategy=KerasSavedModel=sandboxed turns it off.
-            "supports-workers": "1",
-        },
     )
 
     # What the export was built from: its model file and weights, every module the
@@ -200,13 +164,14 @@ def _keras_saved_model_impl(ctx):
     # the exporter's own program; the volatile build time is no input of it.
     built_from = depset(
         [f for f in inputs if f != ctx.version_file],
-        transitive = deps_files + [ctx.attr._exporter[PyInfo].transitive_sources],
+        transitive = deps_files + [ctx.attr._program[PyInfo].transitive_sources],
     )
     provenance = write_provenance(ctx, base_dir, export_info, built_from, _is_stamped(ctx))
 
     # A consumer's runfiles get the SavedModel, not the model file it was made from
-    # (keras_saved_model_test finds `src` and `weights` through SavedModelInfo).
+    # (keras_saved_model_test gets `src` and `weights` through ArtifactInfo).
     runfiles = ctx.runfiles(files = [base_dir, signatures, export_info, provenance])
+    made_from = [f for f in [ctx.file.src, ctx.file.weights] if f]
     return [
         DefaultInfo(files = depset([base_dir]), runfiles = runfiles),
         SavedModelInfo(
@@ -220,19 +185,34 @@ def _keras_saved_model_impl(ctx):
             weights = ctx.file.weights,
             provenance = provenance,
         ),
+        ArtifactInfo(
+            format = SAVED_MODEL_FORMAT.name,
+            files = {
+                "export_info": export_info,
+                "provenance": provenance,
+                "saved_model": base_dir,
+                "signatures": signatures,
+            },
+            runfiles = runfiles.merge(ctx.runfiles(files = made_from)),
+            library = ctx.attr.private_library,
+        ),
         OutputGroupInfo(signatures = depset([signatures]), provenance = depset([provenance])),
     ]
 
-keras_saved_model_rule = rule(
+keras_saved_model_rule = artifact_rule(
+    SAVED_MODEL_FORMAT,
     implementation = _keras_saved_model_impl,
     doc = "Exports a Keras model as a TensorFlow SavedModel in one build action. " +
           "Use the keras_saved_model macro, which also makes the `<name>.deps` library.",
     attrs = dict(
-        {setting["name"]: attribute(setting, "keras_saved_model") for setting in _ATTRIBUTE_SETTINGS},
         deps = attr.label_list(
             providers = [PyInfo],
             cfg = "exec",
             doc = "py_library targets the builder or the model's custom objects import.",
+        ),
+        private_library = attr.label(
+            providers = [PyInfo],
+            doc = "Set by the macro: `<name>.deps`, with which the tests rebuild the model.",
         ),
         private_stamp_detect = attr.bool(
             default = False,
@@ -242,11 +222,6 @@ keras_saved_model_rule = rule(
             default = 0,
             doc = "0: use `version`; 1: the build time (BUILD_TIMESTAMP of the " +
                   "workspace status); -1: follow --stamp. As in rules_pkg.",
-        ),
-        _exporter = attr.label(
-            default = Label("//export:exporter"),
-            executable = True,
-            cfg = "exec",
         ),
         **PROVENANCE_ATTRS
     ),
@@ -307,6 +282,7 @@ def keras_saved_model(name, deps = [], contract = None, visibility = None, tags 
     keras_saved_model_rule(
         name = name,
         deps = [":%s.deps" % name],
+        private_library = ":%s.deps" % name,
         private_stamp_detect = select({
             str(Label("//rules/private:stamp_detect")): True,
             "//conditions:default": False,

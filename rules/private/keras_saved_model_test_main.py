@@ -37,10 +37,13 @@ from export.lib import (
     verify,
 )
 from export.lib.loader import load_keras_model
-from rules.private import export_info, tensors_file
+from rules.private import artifact_files, export_info, tensors_file
 
 _SAVED_MODEL = flags.DEFINE_string(
-    "saved_model", None, "The keras_saved_model folder (runfiles path).", required=True
+    "saved_model",
+    None,
+    "The keras_saved_model folder, by hand; keras_saved_model_test gives it with"
+    " --artifact_files.",
 )
 _GOLDEN = flags.DEFINE_string(
     "golden", None, "An .npz with input:<name> and output:<name> arrays."
@@ -192,11 +195,21 @@ def _assert_outputs_equal(want: dict, got: dict, atol: float, what: str) -> None
             np.testing.assert_array_equal(actual, expected, err_msg=f"{what}: {name}")
 
 
+def _export_folder() -> str:
+    """The keras_saved_model folder to check (runfiles path)."""
+    if _SAVED_MODEL.value:
+        return _SAVED_MODEL.value
+    exports = artifact_files.of("keras_saved_model")
+    if len(exports) != 1:
+        raise AssertionError(f"expected one keras_saved_model, given {exports}")
+    return exports[0]["saved_model"]
+
+
 class SavedModelTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        base_dir = _SAVED_MODEL.value
+        base_dir = _export_folder()
         cls.info = export_info.read(base_dir)
         cls.manifest = _read_json(base_dir + ".signatures.json")
         versions = glob.glob(os.path.join(base_dir, "*", "saved_model.pb*"))

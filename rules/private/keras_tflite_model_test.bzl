@@ -1,29 +1,7 @@
 """Implementation of keras_tflite_model_test: a py_test that checks a TFLite model."""
 
-load(":actions.bzl", "deps_of")
-load(":providers.bzl", "TfliteModelInfo")
-load(":py.bzl", "py_test")
-
-def _tflite_files_impl(ctx):
-    info = ctx.attr.tflite_model[TfliteModelInfo]
-    export = info.saved_model
-    paths = ctx.actions.declare_file(ctx.label.name + ".json")
-    ctx.actions.write(paths, json.encode({
-        "manifest": info.manifest.short_path,
-        "saved_model": export.base_dir.short_path,
-        "tflite": info.tflite.short_path,
-    }))
-    files = [paths, info.tflite, info.manifest, export.base_dir, export.signatures, export.export_info]
-    files += [f for f in [export.src, export.weights] if f]
-    return [DefaultInfo(files = depset([paths]), runfiles = ctx.runfiles(files = files))]
-
-# The .tflite file, its manifest and the export it came from (with the `src` and
-# `weights` the test rebuilds the Keras model from), and a JSON of their runfiles paths:
-# the test's --tflite_files. (The zoo's checks take it too.)
-tflite_files = rule(
-    implementation = _tflite_files_impl,
-    attrs = {"tflite_model": attr.label(mandatory = True, providers = [TfliteModelInfo])},
-)
+load(":artifact_rule.bzl", "artifact_test")
+load(":keras_tflite_model.bzl", "TFLITE_FORMAT")
 
 def keras_tflite_model_test(name, tflite_model, tolerance = None, deps = [], **kwargs):
     """A py_test that runs a keras_tflite_model in its own process and checks it.
@@ -45,25 +23,7 @@ def keras_tflite_model_test(name, tflite_model, tolerance = None, deps = [], **k
       deps: extra py_library deps for the test (the export's own deps are included).
       **kwargs: passed to py_test (size, tags, timeout, ...).
     """
-    tflite_files(
-        name = name + ".files",
-        tflite_model = tflite_model,
-        testonly = True,
-        tags = kwargs.get("tags"),
-        visibility = ["//visibility:private"],
-    )
-    args = ["--tflite_files=$(rootpath :%s.files)" % name]
+    args = []
     if tolerance != None:
         args.append("--tflite_tolerance=%s" % tolerance)
-    py_test(
-        name = name,
-        srcs = [
-            Label("//rules/private:export_info.py"),
-            Label("//rules/private:keras_tflite_model_test_main.py"),
-        ],
-        main = Label("//rules/private:keras_tflite_model_test_main.py"),
-        args = args,
-        data = [":%s.files" % name],
-        deps = [deps_of(tflite_model), Label("//export:lib")] + deps,
-        **kwargs
-    )
+    artifact_test(name, TFLITE_FORMAT, tflite_model, args = args, deps = deps, **kwargs)

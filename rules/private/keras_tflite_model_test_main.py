@@ -20,15 +20,8 @@ from absl import flags
 from absl.testing import absltest
 
 from export.lib import interface, sources, tflite
-from rules.private import export_info
+from rules.private import artifact_files, export_info
 
-_FILES = flags.DEFINE_multi_string(
-    "tflite_files",
-    [],
-    "JSON (written by keras_tflite_model_test) of the runfiles paths of a .tflite file,"
-    " its manifest and the export it was converted from. Repeatable: conversions of"
-    " one export.",
-)
 _TOLERANCE = flags.DEFINE_float(
     "tflite_tolerance",
     None,
@@ -218,11 +211,12 @@ class TfliteModelTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        if not _FILES.value:
-            raise unittest.SkipTest("no keras_tflite_model given (--tflite_files)")
+        # Each conversion's .tflite file, manifest and export (runfiles paths).
+        conversions = artifact_files.of("keras_tflite_model")
+        if not conversions:
+            raise unittest.SkipTest("no keras_tflite_model given (--artifact_files)")
         cls.conversions = []
-        for path in _FILES.value:
-            files = read_json(path)
+        for files in conversions:
             with open(files["tflite"], "rb") as f:
                 model = tflite.describe(f.read())
             cls.conversions.append((files, model, read_json(files["manifest"])))

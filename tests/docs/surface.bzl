@@ -1,10 +1,11 @@
-"""What keras_saved_model looks like from Starlark, written as JSON for surface_test.
+"""What the artifact rules look like from Starlark, written as JSON for surface_test.
 
-An aspect reads a real keras_saved_model target at analysis time: its attribute names,
-the environment of its KerasSavedModel action and the signature name of each mode.
-Nothing is built: the export's action never runs.
+An aspect reads a real target of each artifact rule at analysis time: its attribute
+names, the environment of its action (the mnemonic of export/formats.bzl) and, for a
+keras_saved_model, the signature name of each mode. Nothing is built: no action runs.
 """
 
+load("//export:formats.bzl", "FORMATS")
 load("//rules:defs.bzl", "SavedModelInfo")
 
 # The syntax check is private to //rules; this test is what pins it to the exporter's.
@@ -13,13 +14,17 @@ load("//rules/private:symbol_reference.bzl", "is_custom_object_name", "is_symbol
 
 _TargetSurfaceInfo = provider(
     doc = "What the aspect saw of one target.",
-    fields = ["attrs", "action_env", "signature_of_mode"],
+    fields = ["attrs", "format", "action_env", "signature_of_mode"],
 )
+
+_FORMAT_OF_MNEMONIC = {f["mnemonic"]: f["rule"] for f in FORMATS}
 
 def _surface_aspect_impl(target, ctx):
     action_env = None
+    format = None
     for action in target.actions:
-        if action.mnemonic in ("KerasSavedModel", "KerasTfliteModel"):
+        if action.mnemonic in _FORMAT_OF_MNEMONIC:
+            format = _FORMAT_OF_MNEMONIC[action.mnemonic]
             action_env = action.env
     signature_of_mode = None
     if SavedModelInfo in target:
@@ -27,6 +32,7 @@ def _surface_aspect_impl(target, ctx):
         signature_of_mode = {mode: target[SavedModelInfo].signature_names[i] for i, mode in enumerate(modes)}
     return [_TargetSurfaceInfo(
         attrs = sorted(dir(ctx.rule.attr)),
+        format = format,
         action_env = action_env,
         signature_of_mode = signature_of_mode,
     )]
@@ -34,26 +40,32 @@ def _surface_aspect_impl(target, ctx):
 _surface_aspect = aspect(implementation = _surface_aspect_impl)
 
 def _rule_surface_impl(ctx):
-    export = ctx.attr.export[_TargetSurfaceInfo]
-    tflite = ctx.attr.tflite[_TargetSurfaceInfo]
     common = ctx.attr.attributeless[_TargetSurfaceInfo]
+    formats = {}
+    for target in ctx.attr.artifacts:
+        seen = target[_TargetSurfaceInfo]
+        formats[seen.format] = struct(
+            # Bazel's own attributes (name, tags, visibility, ...) are those of a rule
+            # that declares none.
+            attrs = [a for a in seen.attrs if a not in common.attrs],
+            action_env = seen.action_env,
+        )
     out = ctx.actions.declare_file(ctx.label.name + ".json")
     ctx.actions.write(out, json.encode_indent(struct(
-        # Bazel's own attributes (name, tags, visibility, ...) are those of a rule
-        # that declares none.
-        attrs = [a for a in export.attrs if a not in common.attrs],
-        action_env = export.action_env,
-        signature_of_mode = export.signature_of_mode,
-        tflite_attrs = [a for a in tflite.attrs if a not in common.attrs],
-        tflite_action_env = tflite.action_env,
+        formats = formats,
+        signature_of_mode = ctx.attr.export[_TargetSurfaceInfo].signature_of_mode,
     )))
     return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out]))]
 
 rule_surface = rule(
     implementation = _rule_surface_impl,
-    doc = "Writes `<name>.json`: `attrs`, `action_env`, `signature_of_mode` of `export`, " +
-          "and `tflite_attrs`, `tflite_action_env` of `tflite`.",
+    doc = "Writes `<name>.json`: `formats`, each format's `attrs` and `action_env` by " +
+          "its rule's name, and `signature_of_mode` of `export`.",
     attrs = {
+        "artifacts": attr.label_list(
+            aspects = [_surface_aspect],
+            doc = "A target of each artifact rule of export/formats.bzl.",
+        ),
         "attributeless": attr.label(
             aspects = [_surface_aspect],
             doc = "A target of a rule without attributes of its own.",
@@ -62,10 +74,6 @@ rule_surface = rule(
             aspects = [_surface_aspect],
             providers = [SavedModelInfo],
             doc = "A keras_saved_model target with every mode in `modes`.",
-        ),
-        "tflite": attr.label(
-            aspects = [_surface_aspect],
-            doc = "A keras_tflite_model target.",
         ),
     },
 )

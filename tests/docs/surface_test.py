@@ -1,11 +1,13 @@
 """One source of truth for the rules' surface, checked.
 
-The settings table (export/settings.bzl) makes keras_saved_model's attributes, the
-exporter's absl flags and ExportRequest's fields; this checks that they came out of it
-(the attributes read by an aspect at analysis time, tests/docs/surface.bzl) and that
-docs/rules.md and the macros' docstrings name the same things. The Starlark copies of
-the modes' signature names and of the `module:symbol` syntax must agree with the Python
-ones, and the action's environment must hold what the exporter relies on.
+Each artifact format's settings table (export/formats.bzl lists them) makes its rule's
+attributes and its program's absl flags, and export/settings.bzl also ExportRequest's
+fields; this checks that they came out of it (the attributes read by an aspect at
+analysis time, tests/docs/surface.bzl) and that docs/rules.md and the macros'
+docstrings name the same things, for every format through one check
+(ArtifactFormatsTest). The Starlark copies of the `module:symbol` syntax and of the
+signatures eval adds must agree with the Python ones, and each action's environment
+must hold what the programs rely on.
 """
 
 import ast
@@ -18,9 +20,6 @@ import sys
 import unittest
 from xml.etree import ElementTree
 
-from absl import flags
-
-from export import exporter
 from export.lib import options, settings
 from export.lib.errors import ExportError
 
@@ -29,10 +28,19 @@ _WORKSPACE = os.path.join(
 )
 
 # Attributes set by the macro itself, never by a user: documented on the rule only.
-_INTERNAL_ATTRS = {"private_stamp_detect"}
+_INTERNAL_PREFIX = "private_"
 # keras_saved_model's attributes that are not settings of the exporter: the rule turns
 # them into other flags (deps: --import_path; stamp: --version=timestamp).
-_RULE_ONLY_ATTRS = {"deps", "stamp"}
+_RULE_ONLY_ATTRS = {"keras_saved_model": {"deps", "stamp"}}
+# The docs' words for the settings' types.
+_TYPE_WORDS = {
+    "string": "string",
+    "label": "label",
+    "bool": "bool",
+    "int": "int",
+    "string_list": "string list",
+    "string_dict": "dict string → string",
+}
 # Arguments of every macro that pass through to Bazel's own attributes.
 _COMMON_ARGS = {"name", "visibility", "tags", "testonly"}
 # keras_saved_model's arguments that make targets of their own rather than set an
@@ -65,6 +73,8 @@ _OTHER_FLAGS = {
     "signature",
     "unknown_dim",
     "warmup",
+    # The test macros' programs' (rules/private/artifact_files.py).
+    "artifact_files",
     # pip's and uv's.
     "no-deps",
     "override",
@@ -154,108 +164,156 @@ def _release_flags():
     return {a.dest for a in release.build_parser()._actions}
 
 
+class ArtifactFormatsTest(unittest.TestCase):
+    """Every artifact format (export/formats.bzl) checked alike: its rule's attributes
+    are its table's user settings, documented with their types; its macros document
+    what they take; its program's flags are its table's; its action's environment."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.surface = json.loads(_read("tests/docs/surface.json"))["formats"]
+        cls.docs = _read("docs/rules.md")
+
+    def _formats(self):
+        self.assertEqual(
+            sorted(self.surface), sorted(f.rule for f in settings.FORMATS)
+        )  # tests/docs/BUILD has a target of each rule
+        return [(f, self.surface[f.rule]) for f in settings.FORMATS]
+
+    def _public_attrs(self, seen: dict) -> set[str]:
+        return {a for a in seen["attrs"] if not a.startswith(("_", _INTERNAL_PREFIX))}
+
+    def test_attributes_are_the_user_settings(self):
+        for artifact, seen in self._formats():
+            with self.subTest(format=artifact.rule):
+                user = {
+                    s.name for s in settings.TABLES[artifact.rule] if s.is_attribute
+                }
+                self.assertIn(min(user), seen["attrs"])  # the aspect saw the rule
+                own = _RULE_ONLY_ATTRS.get(artifact.rule, set())
+                self.assertEqual(self._public_attrs(seen) - own, user)
+
+    def test_every_setting_and_rule_attribute_has_a_doc(self):
+        for artifact, seen in self._formats():
+            with self.subTest(format=artifact.rule):
+                table = settings.TABLES[artifact.rule]
+                self.assertEqual([s.name for s in table if not s.doc.strip()], [])
+                bzl = _read(f"rules/private/{artifact.rule}.bzl")
+                own = _RULE_ONLY_ATTRS.get(artifact.rule, set())
+                internal = {a for a in seen["attrs"] if a.startswith(_INTERNAL_PREFIX)}
+                for name in own | internal:
+                    self.assertRegex(
+                        bzl, rf"(?s)\n        {name} = attr\.\w+\(.*?doc = "
+                    )
+
+    def test_docs_table_lists_every_attribute_with_its_type(self):
+        for artifact, seen in self._formats():
+            with self.subTest(format=artifact.rule):
+                rows = _table(
+                    _markdown_section(self.docs, f"## {artifact.rule}"), "attribute"
+                )
+                documented = {name for row in rows for name in _code_names(row[0])}
+                params, _ = _starlark_function(
+                    _read(f"rules/private/{artifact.rule}.bzl"), artifact.rule
+                )
+                # The macro's own arguments (contract) make targets, not attributes.
+                self.assertEqual(
+                    documented - _COMMON_ARGS,
+                    self._public_attrs(seen)
+                    | (set(params) - _COMMON_ARGS - {"kwargs"}),
+                )
+                table = {s.name for s in settings.TABLES[artifact.rule]}
+                for row in rows:
+                    name = _code_names(row[0])[0]
+                    if name in table:
+                        with self.subTest(attribute=name):
+                            self.assertEqual(
+                                row[1], _TYPE_WORDS[settings.get(name).type]
+                            )
+
+    def test_macro_documents_what_it_takes(self):
+        for artifact, _ in self._formats():
+            with self.subTest(format=artifact.rule):
+                params, documented = _starlark_function(
+                    _read(f"rules/private/{artifact.rule}.bzl"), artifact.rule
+                )
+                self.assertEqual(documented, params, "Args: must follow the parameters")
+                self.assertIn("kwargs", params, "the attributes pass through **kwargs")
+
+    def test_test_macro_documents_every_argument(self):
+        for artifact, _ in self._formats():
+            with self.subTest(format=artifact.rule):
+                params, documented = _starlark_function(
+                    _read(f"rules/private/{artifact.test}.bzl"), artifact.test
+                )
+                self.assertEqual(documented, params)
+                rows = _table(
+                    _markdown_section(self.docs, f"## {artifact.test}"), "attribute"
+                )
+                in_docs = {name for row in rows for name in _code_names(row[0])}
+                self.assertLessEqual(set(params) - {"name", "kwargs"}, in_docs)
+                # The other documented rows are py_test's attributes passed through kwargs.
+                self.assertLessEqual(in_docs - set(params), {"size", "tags", "timeout"})
+
+    def test_action_environment(self):
+        for artifact, seen in self._formats():
+            with self.subTest(format=artifact.rule):
+                env = seen["action_env"]
+                # What the programs rely on; the bench reads the whole environment from
+                # the action itself (bench/compare.py), so there is no copy to keep.
+                self.assertEqual(env["KERAS_BACKEND"], "tensorflow")
+                self.assertEqual(env["PYTHONHASHSEED"], "0")
+                self.assertEqual(env["TF_CPP_MIN_LOG_LEVEL"], "2")
+                self.assertNotIn("PYTHONPATH", env)
+                self.assertEqual(env, self.surface["keras_saved_model"]["action_env"])
+
+    def test_provider_is_documented_and_public(self):
+        defs = _read("rules/defs.bzl")
+        for artifact, _ in self._formats():
+            with self.subTest(format=artifact.rule):
+                for symbol in (artifact.rule, artifact.test, artifact.provider):
+                    self.assertRegex(defs, rf"(?m)^{symbol} = _{symbol}$")
+                self.assertIn(f"\n## {artifact.provider}\n", self.docs)
+
+    def test_program_flags_are_its_settings(self):
+        for artifact, _ in self._formats():
+            with self.subTest(format=artifact.rule):
+                self.assertEqual(
+                    program_flags(artifact.program),
+                    {
+                        s.name
+                        for s in settings.program_settings(artifact.program)
+                        if s.has_flag
+                    },
+                )
+
+    def test_docs_list_every_program_flag_that_is_not_an_attribute(self):
+        for artifact, _ in self._formats():
+            with self.subTest(format=artifact.rule):
+                section = _markdown_section(self.docs, f"## {artifact.rule}")
+                rows = _table(_markdown_section(section, artifact.flags_docs), "flag")
+                documented = [
+                    name.lstrip("-") for row in rows for name in _code_names(row[0])
+                ]
+                table = settings.TABLES[artifact.rule]
+                others = {s.name for s in table if s.has_flag and not s.is_attribute}
+                self.assertEqual(sorted(documented), sorted(others))
+
+
 class SurfaceTest(unittest.TestCase):
+    """keras_saved_model's own surface: the request, the modes, the library."""
+
     @classmethod
     def setUpClass(cls):
         cls.surface = json.loads(_read("tests/docs/surface.json"))
         cls.docs = _read("docs/rules.md")
-        cls.rule_bzl = _read("rules/private/keras_saved_model.bzl")
-        cls.test_bzl = _read("rules/private/keras_saved_model_test.bzl")
-        cls.attrs = set(cls.surface["attrs"]) - {
-            a for a in cls.surface["attrs"] if a.startswith("_")
-        }
-        cls.public_attrs = cls.attrs - _INTERNAL_ATTRS
-        cls.flags = {
-            f.name for f in flags.FLAGS.get_key_flags_for_module(exporter.__name__)
-        }
-        cls.flag_rows = _table(
-            _markdown_section(cls.docs, "### The exporter's flags"), "flag"
-        )
-        cls.tflite_bzl = _read("rules/private/keras_tflite_model.bzl")
         cls.tflite_test_bzl = _read("rules/private/keras_tflite_model_test.bzl")
-        cls.tflite_attrs = {
-            a for a in cls.surface["tflite_attrs"] if not a.startswith("_")
-        }
-        cls.converter_flags = _converter_flags()
-
-    def test_the_aspect_saw_the_rule(self):
-        # Guards the test itself: an empty dump would make every check below pass.
-        self.assertIn("builder", self.attrs)
-        self.assertIn("verify", self.attrs)
-        self.assertNotIn("name", self.attrs)
-
-    # This test and the flags' and request fields' below compare two things made
-    # from settings.bzl (they catch a generator that drops or adds a setting); the
-    # independent check is test_docs_table_lists_every_attribute's, against the
-    # hand-written docs/rules.md.
-    def test_attributes_are_the_user_settings(self):
-        user = {s.name for s in settings.SETTINGS if s.is_attribute}
-        self.assertEqual(self.public_attrs - _RULE_ONLY_ATTRS, user)
-
-    def test_every_setting_and_rule_attribute_has_a_doc(self):
-        self.assertEqual([s.name for s in settings.SETTINGS if not s.doc.strip()], [])
-        for name in _RULE_ONLY_ATTRS | _INTERNAL_ATTRS:
-            with self.subTest(attribute=name):
-                self.assertRegex(
-                    self.rule_bzl, rf"(?s)\n        {name} = attr\.\w+\(.*?doc = "
-                )
-
-    def test_docs_table_lists_every_attribute(self):
-        rows = _table(_markdown_section(self.docs, "## keras_saved_model"), "attribute")
-        documented = [name for row in rows for name in _code_names(row[0])]
-        self.assertEqual(
-            sorted(set(documented) - _COMMON_ARGS),
-            sorted(self.public_attrs | _MACRO_ONLY_ARGS),
-        )
-
-    def test_docs_table_gives_each_settings_type(self):
-        rows = _table(_markdown_section(self.docs, "## keras_saved_model"), "attribute")
-        words = {
-            "string": "string",
-            "label": "label",
-            "bool": "bool",
-            "int": "int",
-            "string_list": "string list",
-            "string_dict": "dict string → string",
-        }
-        for row in rows:
-            name = _code_names(row[0])[0]
-            if name in settings.BY_NAME:
-                with self.subTest(attribute=name):
-                    self.assertEqual(row[1], words[settings.get(name).type])
-
-    def test_macro_documents_what_it_takes(self):
-        params, documented = _starlark_function(self.rule_bzl, "keras_saved_model")
-        self.assertEqual(documented, params, "Args: must follow the parameters")
-        self.assertIn("kwargs", params, "the attributes pass through **kwargs")
-        self.assertLessEqual(
-            set(params) - {"kwargs"}, _COMMON_ARGS | {"deps"} | _MACRO_ONLY_ARGS
-        )
 
     def test_public_file_only_forwards(self):
         defs = _read("rules/defs.bzl")
         self.assertNotRegex(defs, r"(?m)^def ", "rules/defs.bzl must only forward")
-        for symbol in (
-            "keras_saved_model",
-            "keras_saved_model_test",
-            "keras_model_eval_test",
-            "SavedModelInfo",
-            "keras_tflite_model",
-            "keras_tflite_model_test",
-            "TfliteModelInfo",
-        ):
-            self.assertRegex(defs, rf"(?m)^{symbol} = _{symbol}$")
-
-    def test_test_macro_documents_every_argument(self):
-        params, documented = _starlark_function(self.test_bzl, "keras_saved_model_test")
-        self.assertEqual(documented, params)
-        rows = _table(
-            _markdown_section(self.docs, "## keras_saved_model_test"), "attribute"
-        )
-        in_docs = {name for row in rows for name in _code_names(row[0])}
-        self.assertLessEqual(set(params) - {"name", "kwargs"}, in_docs)
-        # The other documented rows are py_test's own attributes passed through kwargs.
-        self.assertLessEqual(in_docs - set(params), {"size", "tags", "timeout"})
+        # Each format's rule, test and provider: ArtifactFormatsTest.
+        self.assertRegex(defs, r"(?m)^keras_model_eval_test = _keras_model_eval_test$")
 
     def test_eval_test_macro_documents_every_argument(self):
         bzl = _read("rules/private/keras_model_eval_test.bzl")
@@ -268,23 +326,11 @@ class SurfaceTest(unittest.TestCase):
         self.assertLessEqual(set(params) - {"name", "kwargs"}, in_docs)
         self.assertLessEqual(in_docs - set(params), {"size", "tags", "timeout"})
 
-    def test_flags_are_the_settings_with_flags(self):
-        self.assertEqual(self.flags, {s.name for s in settings.SETTINGS if s.has_flag})
-
     def test_request_fields_are_the_settings_in_requests(self):
         fields = [f.name for f in dataclasses.fields(options.ExportRequest)]
         self.assertEqual(
             sorted(fields), sorted(s.name for s in settings.SETTINGS if s.in_request)
         )
-
-    def test_docs_list_every_flag_that_is_not_an_attribute(self):
-        documented = [
-            name.lstrip("-") for row in self.flag_rows for name in _code_names(row[0])
-        ]
-        others = {
-            s.name for s in settings.SETTINGS if s.has_flag and not s.is_attribute
-        }
-        self.assertEqual(sorted(documented), sorted(others))
 
     def test_docs_list_every_request_field_without_a_flag(self):
         rows = _table(_markdown_section(self.docs, "### The exporter's flags"), "field")
@@ -295,18 +341,16 @@ class SurfaceTest(unittest.TestCase):
         self.assertTrue(all(row[1] for row in rows), "an empty reason")
 
     def test_docs_and_sources_name_only_real_flags(self):
-        programs = self.flags | self.converter_flags
+        programs = set().union(*(program_flags(f.program) for f in settings.FORMATS))
         known = programs | {"no" + f for f in programs} | _OTHER_FLAGS
         known |= _release_flags()
-        paths = [
-            "docs/rules.md",
-            "export/settings.bzl",
-            "export/tflite_settings.bzl",
-            "rules/private/keras_saved_model.bzl",
-            "rules/private/keras_tflite_model.bzl",
-            "export/exporter.py",
-            "export/tflite_converter.py",
-        ]
+        paths = ["docs/rules.md"]
+        for artifact in settings.FORMATS:
+            paths += [
+                f"export/{artifact.table}",
+                f"rules/private/{artifact.rule}.bzl",
+                f"export/{artifact.program}.py",
+            ]
         export_lib = os.path.join(_WORKSPACE, "export", "lib")
         paths += [
             f"export/lib/{n}"
@@ -324,20 +368,16 @@ class SurfaceTest(unittest.TestCase):
     def test_signature_of_each_mode_matches_the_exporter(self):
         from export.lib import signatures  # imports TensorFlow
 
-        self.assertEqual(self.surface["signature_of_mode"], signatures.SIGNATURE_KEYS)
+        # The rule's (from export/settings.bzl) and the library's own copy.
+        self.assertEqual(self.surface["signature_of_mode"], settings.SIGNATURE_OF_MODE)
+        self.assertEqual(signatures.SIGNATURE_KEYS, settings.SIGNATURE_OF_MODE)
+        self.assertEqual(signatures.SERVING_KEY, settings.SERVING_KEY)
         self.assertEqual(tuple(signatures.SIGNATURE_KEYS), options.MODES)
 
     def test_data_set_signatures_match_the_exporter(self):
         from export.lib import evaluation  # imports TensorFlow
 
-        match = re.search(r"(?m)^_DATA_SET_SIGNATURES = (\[.*\])$", self.rule_bzl)
-        self.assertIsNotNone(match, "keras_saved_model.bzl: no _DATA_SET_SIGNATURES")
-        self.assertEqual(tuple(json.loads(match.group(1))), evaluation.DATA_SET_KEYS)
-
-    def test_warmup_limit_matches_the_exporter(self):
-        match = re.search(r"(?m)^_MAX_WARMUP_REQUESTS = (\d+)$", self.rule_bzl)
-        self.assertIsNotNone(match, "keras_saved_model.bzl: no _MAX_WARMUP_REQUESTS")
-        self.assertEqual(int(match.group(1)), options.MAX_WARMUP_REQUESTS)
+        self.assertEqual(settings.DATA_SET_SIGNATURES, evaluation.DATA_SET_KEYS)
 
     def test_lib_readme_lists_the_public_api(self):
         from export.lib import api  # imports TensorFlow
@@ -360,68 +400,6 @@ class SurfaceTest(unittest.TestCase):
         }
         self.assertEqual(listed, modules, "export/lib/README.md's module table")
 
-    def test_action_environment(self):
-        env = self.surface["action_env"]
-        # What the exporter relies on; the bench reads the whole environment from the
-        # action itself (bench/compare.py), so there is no copy to keep in step.
-        self.assertEqual(env["KERAS_BACKEND"], "tensorflow")
-        self.assertEqual(env["PYTHONHASHSEED"], "0")
-        self.assertEqual(env["TF_CPP_MIN_LOG_LEVEL"], "2")
-        self.assertNotIn("PYTHONPATH", env)
-
-    # keras_tflite_model: its table (export/tflite_settings.bzl), the converter's flags.
-
-    def test_tflite_attributes_are_the_tflite_user_settings(self):
-        self.assertIn("saved_model", self.tflite_attrs)  # the aspect saw the rule
-        user = {s.name for s in settings.TFLITE_SETTINGS if s.is_attribute}
-        self.assertEqual(self.tflite_attrs, user)
-
-    def test_tflite_action_has_the_exports_environment(self):
-        self.assertEqual(self.surface["tflite_action_env"], self.surface["action_env"])
-
-    def test_tflite_docs_table_lists_every_attribute_with_its_type(self):
-        rows = _table(
-            _markdown_section(self.docs, "## keras_tflite_model"), "attribute"
-        )
-        documented = {name for row in rows for name in _code_names(row[0])}
-        self.assertEqual(documented - _COMMON_ARGS, self.tflite_attrs)
-        for row in rows:
-            name = _code_names(row[0])[0]
-            if name in self.tflite_attrs:
-                with self.subTest(attribute=name):
-                    self.assertEqual(row[1], settings.get(name).type)
-
-    def test_tflite_macro_documents_what_it_takes(self):
-        params, documented = _starlark_function(self.tflite_bzl, "keras_tflite_model")
-        self.assertEqual(documented, params, "Args: must follow the parameters")
-        self.assertLessEqual(set(params) - {"kwargs"}, _COMMON_ARGS | {"saved_model"})
-
-    def test_tflite_test_macro_documents_every_argument(self):
-        params, documented = _starlark_function(
-            self.tflite_test_bzl, "keras_tflite_model_test"
-        )
-        self.assertEqual(documented, params)
-        rows = _table(
-            _markdown_section(self.docs, "## keras_tflite_model_test"), "attribute"
-        )
-        in_docs = {name for row in rows for name in _code_names(row[0])}
-        self.assertLessEqual(set(params) - {"name", "kwargs"}, in_docs)
-        self.assertLessEqual(in_docs - set(params), {"size", "tags", "timeout"})
-
-    def test_converter_flags_are_its_settings(self):
-        self.assertEqual(
-            self.converter_flags,
-            {s.name for s in settings.CONVERTER_SETTINGS if s.has_flag},
-        )
-
-    def test_docs_list_every_converter_flag_that_is_not_an_attribute(self):
-        rows = _table(_markdown_section(self.docs, "### The converter's flags"), "flag")
-        documented = {name.lstrip("-") for row in rows for name in _code_names(row[0])}
-        self.assertEqual(
-            documented,
-            {s.name for s in settings.TFLITE_SETTINGS if not s.is_attribute},
-        )
-
     def test_tflite_bounds_are_the_tests(self):
         main = _read("rules/private/keras_tflite_model_test_main.py")
         (assignment,) = [
@@ -442,10 +420,10 @@ class SurfaceTest(unittest.TestCase):
         self.assertEqual({name: float(x) for name, x in in_docstring}, bounds)
 
 
-def _converter_flags() -> set[str]:
-    """The flags //export:tflite_converter defines from the settings, read from its
-    --helpxml (it cannot be imported next to the exporter: both define --quiet)."""
-    program = os.path.join(_WORKSPACE, "export", "tflite_converter")
+def program_flags(name: str) -> set[str]:
+    """The flags the program //export:<name> defines from the settings, read from its
+    --helpxml (two programs cannot be imported together: both define --quiet)."""
+    program = os.path.join(_WORKSPACE, "export", name)
     proc = subprocess.run(
         [program, "--helpxml"], capture_output=True, text=True, check=False
     )
@@ -454,7 +432,7 @@ def _converter_flags() -> set[str]:
         if flag.findtext("file") == "export.lib.settings":
             names.add(flag.findtext("name"))
     if not names:
-        raise AssertionError(f"no flags in the converter's --helpxml: {proc.stderr}")
+        raise AssertionError(f"no flags in the {name}'s --helpxml: {proc.stderr}")
     return names
 
 

@@ -160,11 +160,11 @@ def _literal_flags(source: str) -> set[str]:
 class VocabularyTest(absltest.TestCase):
     def test_messages_name_settings_only_through_mentions(self):
         # A flag written as text would reach a Bazel user as a flag.
-        names = {s.name for s in settings.SETTINGS + settings.TFLITE_SETTINGS}
+        names = {s.name for table in settings.TABLES.values() for s in table}
         lib = os.path.dirname(errors.__file__)
         paths = sorted(glob.glob(os.path.join(lib, "*.py"))) + [
-            exporter.__file__,
-            os.path.join(os.path.dirname(exporter.__file__), "tflite_converter.py"),
+            os.path.join(os.path.dirname(exporter.__file__), f"{f.program}.py")
+            for f in settings.FORMATS
         ]
         self.assertGreater(len(paths), 10)
         for path in paths:

@@ -17,20 +17,18 @@ import sys
 
 from absl.testing import absltest
 
-from export.lib import packages
+from export.lib import packages, settings
 from export.lib.errors import ExportError
 from tests.export import testmodels, testutil
 
 TARGET = "//ml:ranker"
 
-# What Bazel runs on the core alone: the exporter's library and program, the TFLite
-# converter's, and the programs of keras_saved_model_test and keras_tflite_model_test.
-PROGRAM_MODULES = [
-    "export.lib.api",
-    "export.lib.tflite",
-    "export.exporter",
-    "rules.private.keras_saved_model_test_main",
-    "rules.private.keras_tflite_model_test_main",
+# What Bazel runs on the core alone: each artifact format's library and test program,
+# and the exporter (one program a process: each defines the programs' flags).
+PROGRAM_MODULES = ["export.exporter"] + [
+    module
+    for f in settings.FORMATS
+    for module in (f"export.lib.{f.library}", f"rules.private.{f.test}_main")
 ]
 
 # Makes every optional feature's top-level package unimportable, as in a Python that

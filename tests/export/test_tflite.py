@@ -8,7 +8,9 @@ SavedModel names saved_model; a bad optimization is refused by the flag.
 """
 
 import os
+import signal
 import subprocess
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -31,6 +33,18 @@ def _converter_command() -> list[str]:
             os.environ["TEST_SRCDIR"], os.environ["TEST_WORKSPACE"], _CONVERTER_PATH
         )
     ]
+
+
+def _wait_until_tensorflow_loads(child: subprocess.Popen) -> None:
+    """Waits until `child` maps TensorFlow's library: it is importing TensorFlow, which
+    it does only once its flags are parsed and it runs the conversion."""
+    deadline = time.monotonic() + testutil.TIMEOUT_S
+    while time.monotonic() < deadline and child.poll() is None:
+        with open(f"/proc/{child.pid}/maps", encoding="utf-8") as f:
+            if "libtensorflow" in f.read():
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"the converter never loaded TensorFlow ({child.poll()})")
 
 
 def _export(builder: str, folder: str) -> str:
@@ -238,6 +252,36 @@ class TfliteTest(absltest.TestCase):
         self.assertIn("optimization", proc.stderr)
         self.assertIn("dynamic_range", proc.stderr)
         self.assertFalse(os.path.exists(out))
+
+    def test_sigterm_stops_it_with_one_line_and_no_file(self):
+        # As the exporter: program.run turns the signal into 128 + it and one line.
+        folder = self.create_tempdir().full_path
+        child = subprocess.Popen(
+            _converter_command()
+            + [
+                f"--saved_model={self.dense_export}",
+                f"--tflite_out={folder}/m.tflite",
+                f"--tflite_manifest_out={folder}/m.tflite.json",
+            ],
+            env=testutil.child_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            _wait_until_tensorflow_loads(child)
+            child.send_signal(signal.SIGTERM)
+            _, stderr = child.communicate(timeout=testutil.TIMEOUT_S)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+        self.assertEqual(child.returncode, 128 + signal.SIGTERM, stderr[-3000:])
+        self.assertEqual(
+            stderr.rstrip("\n").splitlines()[-1],
+            "tflite_converter: interrupted by SIGTERM",
+        )
+        self.assertEqual(os.listdir(folder), [])
 
 
 if __name__ == "__main__":

@@ -168,8 +168,13 @@ def _test_model_files_impl(ctx):
     env = analysistest.begin(ctx)
     target = analysistest.target_under_test(env)
 
-    # keras_saved_model_test rebuilds the model from them: its data has them.
-    expected = [p % "src_export" for p in _EXPORT_RUNFILES] + ["tests/rules/model.keras", "tests/rules/model.weights.h5"]
+    # keras_saved_model_test rebuilds the model from them: its data has them, and the
+    # JSON of their paths it reads (its --artifact_files).
+    expected = [p % "src_export" for p in _EXPORT_RUNFILES] + [
+        "tests/rules/model.keras",
+        "tests/rules/model.weights.h5",
+        "tests/rules/src_export_check.model_files.json",
+    ]
     asserts.equals(env, sorted(expected), _runfile_paths(target))
     return analysistest.end(env)
 

@@ -3,9 +3,9 @@
 load("@rules_python//python:defs.bzl", "py_test")
 load("//rules:defs.bzl", "keras_saved_model", "keras_tflite_model")
 
-# The zoo's checks take the same --tflite_files as keras_tflite_model_test.
+# The zoo's checks take the same --artifact_files as keras_tflite_model_test.
 # buildifier: disable=bzl-visibility
-load("//rules/private:keras_tflite_model_test.bzl", "tflite_files")
+load("//rules/private:artifact_rule.bzl", "artifact_files")
 
 def zoo_model(
         name,
@@ -102,13 +102,13 @@ def zoo_model(
             optimization = optimization,
             tags = tags,
         )
-        tflite_files(
+        artifact_files(
             name = tflite_name + ".files",
-            tflite_model = ":" + tflite_name,
+            target = ":" + tflite_name,
             testonly = True,
             tags = tags,
         )
-        args.append("--tflite_files=$(rootpath :%s.files)" % tflite_name)
+        args.append("--artifact_files=$(rootpath :%s.files)" % tflite_name)
         data.append(":%s.files" % tflite_name)
     if tflite_select_tf_ops:
         keras_tflite_model(
@@ -122,6 +122,7 @@ def zoo_model(
         size = size,
         srcs = [
             "zoo_check.py",
+            "//rules/private:artifact_files.py",
             "//rules/private:export_info.py",
             "//rules/private:keras_saved_model_test_main.py",
             "//rules/private:keras_tflite_model_test_main.py",
