@@ -29,15 +29,14 @@ import collections
 import contextlib
 import dataclasses
 import itertools
-import os
 
-from export.lib import packages
+from export.lib import outputs, packages, settings, tflite
 from export.lib.errors import ExportError, describe_exception, setting
 
-SERVING_KEY = "serving_default"
-# The opsets tf2onnx 1.17 writes models for, and the default (docs/rules.md says why).
+SERVING_KEY = settings.SERVING_KEY
+# The opsets tf2onnx 1.17 writes models for (export/onnx_settings.bzl says why these).
 OPSETS = range(13, 19)
-DEFAULT_OPSET = 17
+DEFAULT_OPSET = settings.get("opset").default
 # What tf2onnx writes into the model's graph name and doc string: fixed, so that the
 # SavedModel's path (which differs between output bases) never reaches the file.
 _GRAPH_NAME = SERVING_KEY
@@ -76,10 +75,10 @@ class OnnxModel:
         }
 
 
-def convert(export_dir: str, opset: int = DEFAULT_OPSET) -> OnnxModel:
+def convert(export: str, opset: int = DEFAULT_OPSET) -> OnnxModel:
     """Converts the SavedModel's serving_default signature; returns an OnnxModel.
 
-    `export_dir` is a SavedModel folder (holding saved_model.pb).
+    `export` is a SavedModel folder (holding saved_model.pb) or an export holding one.
     """
     if opset not in OPSETS:
         raise ExportError(
@@ -94,11 +93,13 @@ def convert(export_dir: str, opset: int = DEFAULT_OPSET) -> OnnxModel:
         )
     tf2onnx = packages.import_module(packages.ONNX, "tf2onnx")
     onnx = packages.import_module(packages.ONNX, "onnx")
+    export_dir = tflite.find_saved_model(export, "export")
+    tflite.check_serving_signature(export_dir, "export")
     model = _convert(tf2onnx, export_dir, opset)
     unconverted = unconverted_ops(model)
     if unconverted:
         raise ExportError(
-            "saved_model",
+            "export",
             f"tf2onnx cannot convert its '{SERVING_KEY}' signature to ONNX opset"
             f" {opset}: it has no ONNX equivalent for the TensorFlow ops"
             f" {', '.join(unconverted)}",
@@ -129,7 +130,7 @@ def _convert(tf2onnx, export_dir: str, opset: int):
         raise
     except Exception as e:  # noqa: BLE001 - tf2onnx raises what its op handlers raise
         raise ExportError(
-            "saved_model",
+            "export",
             f"tf2onnx {tf2onnx.__version__} cannot convert its '{SERVING_KEY}'"
             f" signature to ONNX opset {opset}: {describe_exception(e)}",
             [
@@ -420,20 +421,11 @@ def describe(content: bytes) -> OnnxModel:
     )
 
 
-def write_file(path: str, content: bytes, setting_name: str) -> None:
-    """Writes `content` atomically (a temporary file in the same folder, then a
-    rename), so a failure leaves no half-written file."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(tmp, "wb") as f:
-            f.write(content)
-        os.replace(tmp, path)
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise ExportError(
-            setting_name,
-            f"cannot write '{path}' ({e.strerror or e})",
-            "choose a writable path",
-        ) from None
+def write(model: OnnxModel, onnx_out: str, manifest_out: str | None) -> None:
+    """Writes the .onnx file and its manifest, each atomically
+    (outputs.write_files), so a failure leaves neither half-written."""
+    files = [(onnx_out, "onnx_out", model.content)]
+    if manifest_out:
+        text = outputs.json_text(model.manifest())
+        files.append((manifest_out, "onnx_manifest_out", text.encode()))
+    outputs.write_files(files)

@@ -76,14 +76,14 @@ OPTIONAL_FEATURES: Mapping[str, OptionalFeature] = {
     # A keras_onnx_model target asks for them by existing: nothing turns them off.
     ONNX: OptionalFeature(
         what="converting a SavedModel to ONNX",
-        setting="onnx_saved_model",
+        setting="export",
         package="tf2onnx",
         module="tf2onnx",
         off_value=None,
     ),
     ONNX_RUNTIME: OptionalFeature(
         what="running an ONNX model (keras_onnx_model_test)",
-        setting="onnx_model",
+        setting="export",
         package="onnxruntime",
         module="onnxruntime",
         off_value=None,
