@@ -98,6 +98,34 @@ class CanonicalTest(absltest.TestCase):
         np.testing.assert_array_equal(got[0], want[0])
 
 
+def _convert_in_a_fresh_process(export: str, out: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            _runfile("export/onnx_converter"),
+            f"--export={_runfile(export)}",
+            f"--onnx_out={out}",
+            "--quiet",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+
+
+class DeterminismTest(absltest.TestCase):
+    def test_two_conversions_in_fresh_processes_give_the_same_bytes(self):
+        """An LSTM over any length: without the fixes, tf2onnx wrote a different file
+        on each of 5 runs (docs/rules.md, Same bytes every ONNX build)."""
+        folder = self.create_tempdir().full_path
+        outs = [os.path.join(folder, f"{i}.onnx") for i in range(2)]
+        runs = [_convert_in_a_fresh_process("tests/onnx/masked_lstm", o) for o in outs]
+        for run in runs:
+            _, stderr = run.communicate(timeout=300)
+            self.assertEqual(run.returncode, 0, stderr[-2000:])
+        with open(outs[0], "rb") as f, open(outs[1], "rb") as g:
+            self.assertEqual(f.read(), g.read(), "two conversions differ")
+
+
 class ErrorsTest(absltest.TestCase):
     def test_an_opset_tf2onnx_does_not_write_names_the_attribute(self):
         with self.assertRaises(ExportError) as caught:
