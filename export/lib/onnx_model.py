@@ -42,11 +42,8 @@ DEFAULT_OPSET = settings.get("opset").default
 _GRAPH_NAME = SERVING_KEY
 
 
-@dataclasses.dataclass(frozen=True)
-class Tensor:
-    name: str
-    dtype: str  # TensorFlow's name of the type: float32, int64, string...
-    shape: tuple[int | None, ...]  # None for a dimension of any size
+# A graph input or output: its name, TensorFlow's name of its type, its shape.
+Tensor = tflite.Tensor
 
 
 @dataclasses.dataclass(frozen=True)
