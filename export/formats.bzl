@@ -49,4 +49,15 @@ FORMATS = [
         "provider": "TfliteModelInfo",
         "flags_docs": "### The converter's flags",
     },
+    {
+        "rule": "keras_onnx_model",
+        "program": "onnx_converter",
+        "library": "onnx_model",
+        "table": "onnx_settings.bzl",
+        "settings": "ONNX_SETTINGS",
+        "mnemonic": "KerasOnnxModel",
+        "test": "keras_onnx_model_test",
+        "provider": "OnnxModelInfo",
+        "flags_docs": "### The ONNX converter's flags",
+    },
 ]

@@ -30,3 +30,19 @@ def write_atomically(path: str, content: bytes) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_files(files: list[tuple[str, str, bytes]]) -> None:
+    """Writes each `(path, setting, content)` with write_atomically; a path that cannot
+    be written raises the ExportError naming its setting (the flag the path came from)."""
+    from export.lib.errors import ExportError
+
+    for path, name, content in files:
+        try:
+            write_atomically(path, content)
+        except OSError as e:
+            raise ExportError(
+                name,
+                f"cannot write '{path}' ({e.strerror or e})",
+                "choose a writable path",
+            ) from None

@@ -35,6 +35,10 @@ CORE_PACKAGES = {
 LIBRARY_FLAG = "--@rules_keras//export:tensorflow"
 
 
+# OptionalFeature.off_value when the setting's default asks for nothing.
+_DEFAULT = object()
+
+
 @dataclasses.dataclass(frozen=True)
 class OptionalFeature:
     """What a feature does, the setting that asks for it and the package it needs."""
@@ -48,6 +52,9 @@ class OptionalFeature:
     package: str
     # The module the feature imports: what `require` checks.
     module: str
+    # The setting's value that asks for nothing (the error suggests it), or None for a
+    # feature a whole rule needs: its setting's default, if left out.
+    off_value: Any = dataclasses.field(default=_DEFAULT)
 
     @property
     def bazel_name(self) -> str:
@@ -56,6 +63,8 @@ class OptionalFeature:
 
 
 WARMUP_RECORDS = "warmup_records"
+ONNX = "onnx"
+ONNX_RUNTIME = "onnx_runtime"
 
 OPTIONAL_FEATURES: Mapping[str, OptionalFeature] = {
     WARMUP_RECORDS: OptionalFeature(
@@ -63,6 +72,21 @@ OPTIONAL_FEATURES: Mapping[str, OptionalFeature] = {
         setting="warmup_requests",
         package="tensorflow-serving-api",
         module="tensorflow_serving.apis.prediction_log_pb2",
+    ),
+    # A keras_onnx_model target asks for them by existing: nothing turns them off.
+    ONNX: OptionalFeature(
+        what="converting a SavedModel to ONNX",
+        setting="export",
+        package="tf2onnx",
+        module="tf2onnx",
+        off_value=None,
+    ),
+    ONNX_RUNTIME: OptionalFeature(
+        what="running an ONNX model (keras_onnx_model_test)",
+        setting="export",
+        package="onnxruntime",
+        module="onnxruntime",
+        off_value=None,
     ),
 }
 
@@ -95,30 +119,34 @@ def missing_package_error(feature: OptionalFeature, cause: ImportError):
     # Imported here: this module imports only the standard library (see above).
     from export.lib.errors import ExportError, setting
 
+    fix = [
+        (
+            f"add {feature.package} to your lock and"
+            f' requirement("{feature.package}") (bzlmod:'
+            f' "@pypi//{feature.bazel_name}") to the deps of the py_library that'
+            f" {LIBRARY_FLAG} points at (docs/rules.md, Optional features)"
+        )
+    ]
+    off = _off_value(feature)
+    if off is not None:
+        fix += [", or set ", setting(feature.setting, off)]
     return ExportError(
         feature.setting,
         (
             f"{feature.what} needs the PyPI package {feature.package}, which the"
             f" exporter's Python cannot import ({type(cause).__name__}: {cause})"
         ),
-        [
-            (
-                f"add {feature.package} to your lock and"
-                f' requirement("{feature.package}") (bzlmod:'
-                f' "@pypi//{feature.bazel_name}") to the deps of the py_library that'
-                f" {LIBRARY_FLAG} points at (docs/rules.md, Optional features), or"
-                " set "
-            ),
-            setting(feature.setting, _off_value(feature.setting)),
-        ],
+        fix,
     )
 
 
-def _off_value(name: str) -> Any:
-    """The setting's default, which asks for nothing."""
+def _off_value(feature: OptionalFeature) -> Any:
+    """The value of the feature's setting that asks for nothing, or None."""
+    if feature.off_value is not _DEFAULT:
+        return feature.off_value
     from export.lib import settings
 
-    return settings.get(name).default
+    return settings.get(feature.setting).default
 
 
 def missing_core_hint(error: BaseException) -> str | None:

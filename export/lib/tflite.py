@@ -69,8 +69,9 @@ class TfliteModel:
         }
 
 
-def find_saved_model(path: str) -> str:
-    """The SavedModel folder `path` names: itself, or its one version folder."""
+def find_saved_model(path: str, setting_name: str = "saved_model") -> str:
+    """The SavedModel folder `path` names: itself, or its one version folder. Errors
+    name `setting_name` (keras_onnx_model's is `export`)."""
     if _is_saved_model(path):
         return path
     versions = (
@@ -85,7 +86,7 @@ def find_saved_model(path: str) -> str:
     if len(versions) != 1:
         found = f"{len(versions)} version folders" if versions else "no SavedModel"
         raise ExportError(
-            "saved_model",
+            setting_name,
             f"'{path}' holds {found}",
             "point it at a SavedModel folder (holding saved_model.pb) or at an export"
             " holding exactly one version folder",
@@ -105,7 +106,7 @@ def convert(saved_model: str, optimization: str, allow_select_tf_ops: bool):
     from tensorflow.lite.python.convert_phase import ConverterError
 
     export_dir = find_saved_model(saved_model)
-    _check_serving_signature(export_dir)
+    check_serving_signature(export_dir)
     try:
         content = _convert(export_dir, optimization, allow_select_tf_ops)
     except ConverterError as e:
@@ -134,7 +135,9 @@ def convert(saved_model: str, optimization: str, allow_select_tf_ops: bool):
     return describe(canonical_flex_ops(content))
 
 
-def _check_serving_signature(export_dir: str) -> None:
+def check_serving_signature(export_dir: str, setting_name: str = "saved_model") -> None:
+    """Raises the error naming `setting_name` unless the SavedModel has the serving
+    signature."""
     from tensorflow.python.saved_model import loader_impl
 
     saved_model = loader_impl.parse_saved_model(export_dir)
@@ -143,7 +146,7 @@ def _check_serving_signature(export_dir: str) -> None:
     )
     if SERVING_KEY not in keys:
         raise ExportError(
-            "saved_model",
+            setting_name,
             f"'{export_dir}' has no '{SERVING_KEY}' signature (it has {keys})",
             f"convert an export whose serving signature is '{SERVING_KEY}'",
         )
@@ -281,17 +284,9 @@ def _enum_names(enum_class) -> dict[int, str]:
 
 def write(model: TfliteModel, tflite_out: str, manifest_out: str | None, **manifest):
     """Writes the .tflite file and its manifest, each atomically
-    (outputs.write_atomically), so a failure leaves neither half-written."""
+    (outputs.write_files), so a failure leaves neither half-written."""
     files = [(tflite_out, "tflite_out", model.content)]
     if manifest_out:
         text = outputs.json_text(model.manifest(**manifest))
         files.append((manifest_out, "tflite_manifest_out", text.encode()))
-    for path, name, content in files:
-        try:
-            outputs.write_atomically(path, content)
-        except OSError as e:
-            raise ExportError(
-                name,
-                f"cannot write '{path}' ({e.strerror or e})",
-                "choose a writable path",
-            ) from None
+    outputs.write_files(files)

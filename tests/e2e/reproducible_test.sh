@@ -22,6 +22,8 @@
 #   TensorFlow ops (whose Flex ops carry NodeDefs, which the converter writes in a
 #   per-process order) under linux-sandbox, and in 4 in a worker; each .tflite file and
 #   its manifest must be identical.
+#   ONNX: the same for the example's .onnx file and an LSTM's (a Loop, which tf2onnx
+#   rewrote differently from run to run), converted by keras_onnx_model.
 # Prints the figures (actions, hits, misses, wall times) and fails if a property breaks.
 source "$(dirname "$0")/lib.sh"
 
@@ -33,6 +35,9 @@ probe=//tests/e2e_targets:network_probe_export
 # keras_tflite_model targets, and the export they need besides CACHE_EXPORTS.
 tflites=(//models:my_tflite //tests/zoo:review_classifier_tflite)
 tflite_exports=(//tests/zoo:review_classifier)
+# keras_onnx_model targets, and the export they need besides CACHE_EXPORTS.
+onnxs=(//models:my_onnx //tests/onnx:masked_lstm_onnx)
+onnx_exports=(//tests/onnx:masked_lstm)
 
 base_a=$(e2e_output_base reproducible_a)
 base_b=$(e2e_output_base reproducible_b)
@@ -62,6 +67,16 @@ tflite_outputs() {
     path=${label#//}
     path=${path/://}
     echo "$path.tflite" "$path.tflite.json"
+  done
+}
+
+# onnx_outputs LABEL...: a keras_onnx_model target's files, relative to bazel-bin.
+onnx_outputs() {
+  local label path
+  for label in "$@"; do
+    path=${label#//}
+    path=${path/://}
+    echo "$path.onnx" "$path.onnx.json"
   done
 }
 
@@ -132,23 +147,34 @@ read -r _ _ tflite_misses tflite_runners < <(spawn_stats "$E2E_TMP/a_tflite.json
 [ "$tflite_misses" = "${#tflites[@]}" ] && [ "$tflite_runners" = linux-sandbox ] ||
   fail "expected ${#tflites[@]} KerasTfliteModel actions under linux-sandbox in A, got $tflite_misses ($tflite_runners)"
 echo "  TFLite conversions (and the review export): $(seconds_since "$t") s"
+t=$(now)
+run_logged a_onnx "$base_a" build "${hermetic[@]}" "${no_cache[@]}" \
+  --strategy=KerasOnnxModel=linux-sandbox --execution_log_json_file="$E2E_TMP/a_onnx.json" \
+  "${onnxs[@]}"
+read -r _ _ onnx_misses onnx_runners < <(spawn_stats "$E2E_TMP/a_onnx.json" KerasOnnxModel)
+[ "$onnx_misses" = "${#onnxs[@]}" ] && [ "$onnx_runners" = linux-sandbox ] ||
+  fail "expected ${#onnxs[@]} KerasOnnxModel actions under linux-sandbox in A, got $onnx_misses ($onnx_runners)"
+echo "  ONNX conversions (and the LSTM's export): $(seconds_since "$t") s"
 
 echo "--- output base B: set-up and independent build (no cache)"
 t=$(now)
 run_logged b_setup "$base_b" build "${hermetic[@]}" --nobuild "${exports[@]}" "$negative" "$lambdas" \
-  "${tflites[@]}"
+  "${tflites[@]}" "${onnxs[@]}"
 bazel_ob "$base_b" clean >/dev/null 2>&1 || fail "bazel clean failed in B"
 echo "  venv and analysis: $(seconds_since "$t") s"
 t=$(now)
 run_logged b_build "$base_b" build "${hermetic[@]}" "${no_cache[@]}" \
-  --strategy=KerasTfliteModel=linux-sandbox --execution_log_json_file="$E2E_TMP/b_build.json" \
-  "${exports[@]}" "$negative" "$lambdas" "${tflites[@]}"
+  --strategy=KerasTfliteModel=linux-sandbox --strategy=KerasOnnxModel=linux-sandbox \
+  --execution_log_json_file="$E2E_TMP/b_build.json" \
+  "${exports[@]}" "$negative" "$lambdas" "${tflites[@]}" "${onnxs[@]}"
 echo "  wall time: $(seconds_since "$t") s"
 export_stats b_build
-[ "$MISSES" = $((${#exports[@]} + 2 + ${#tflite_exports[@]})) ] && [ "$HITS" = 0 ] ||
+[ "$MISSES" = $((${#exports[@]} + 2 + ${#tflite_exports[@]} + ${#onnx_exports[@]})) ] && [ "$HITS" = 0 ] ||
   fail "expected every export to run in B"
 read -r _ _ tflite_misses _ < <(spawn_stats "$E2E_TMP/b_build.json" KerasTfliteModel)
 [ "$tflite_misses" = "${#tflites[@]}" ] || fail "expected every TFLite conversion to run in B"
+read -r _ _ onnx_misses _ < <(spawn_stats "$E2E_TMP/b_build.json" KerasOnnxModel)
+[ "$onnx_misses" = "${#onnxs[@]}" ] || fail "expected every ONNX conversion to run in B"
 
 bin_a=$(bazel_ob "$base_a" info "${hermetic[@]}" bazel-bin 2>/dev/null)
 bin_b=$(bazel_ob "$base_b" info "${hermetic[@]}" bazel-bin 2>/dev/null)
@@ -174,6 +200,14 @@ compare_outputs "$bin_a" "$bin_b" $(tflite_outputs "${tflites[@]}") ||
 # shellcheck disable=SC2046
 digest_outputs "$bin_b" $(tflite_outputs "${tflites[@]}") >"$E2E_TMP/tflite_sandboxed_sums"
 echo "ok: byte-identical .tflite files in two output bases"
+
+echo "--- reproducible: A and B ONNX files compared"
+# shellcheck disable=SC2046 # onnx_outputs prints space-free paths
+compare_outputs "$bin_a" "$bin_b" $(onnx_outputs "${onnxs[@]}") ||
+  fail "the .onnx files of A and B differ: the conversion is not reproducible"
+# shellcheck disable=SC2046
+digest_outputs "$bin_b" $(onnx_outputs "${onnxs[@]}") >"$E2E_TMP/onnx_sandboxed_sums"
+echo "ok: byte-identical .onnx files in two output bases"
 
 echo "--- negative control: $negative in A and B"
 # shellcheck disable=SC2046
@@ -230,6 +264,17 @@ case "$execution_info" in
     python3 "$E2E_TOOLS" compare "$E2E_TMP/tflite_worker_sums" "$E2E_TMP/tflite_sandboxed_sums" ||
       fail "TFLite files converted by the persistent worker differ from the sandboxed ones"
     echo "ok: the TFLite worker writes the same bytes"
+    run_logged a_onnx_worker "$base_a" build "${hermetic[@]}" "${no_cache[@]}" \
+      --strategy=KerasOnnxModel=worker --execution_log_json_file="$E2E_TMP/a_onnx_worker.json" \
+      "${onnxs[@]}"
+    read -r _ _ onnx_misses onnx_runners < <(spawn_stats "$E2E_TMP/a_onnx_worker.json" KerasOnnxModel)
+    [ "$onnx_misses" = "${#onnxs[@]}" ] && [ "$onnx_runners" = worker ] ||
+      fail "expected the ${#onnxs[@]} ONNX conversions to run in a worker"
+    # shellcheck disable=SC2046
+    digest_outputs "$bin_a" $(onnx_outputs "${onnxs[@]}") >"$E2E_TMP/onnx_worker_sums"
+    python3 "$E2E_TOOLS" compare "$E2E_TMP/onnx_worker_sums" "$E2E_TMP/onnx_sandboxed_sums" ||
+      fail "ONNX files converted by the persistent worker differ from the sandboxed ones"
+    echo "ok: the ONNX worker writes the same bytes"
     ;;
   *) echo "  (the KerasSavedModel action does not support workers: skipped)" ;;
 esac

@@ -1,0 +1,124 @@
+"""Implementation of keras_onnx_model: one build action converts an export to ONNX."""
+
+load("//export:onnx_settings.bzl", "ONNX_SETTINGS")
+load(
+    ":artifact_rule.bzl",
+    "ArtifactInfo",
+    "artifact_format",
+    "artifact_library",
+    "artifact_rule",
+    "program_arguments",
+    "run_program",
+    "setting_doc",
+)
+load(":providers.bzl", "SavedModelInfo")
+
+# Its settings table is export/onnx_settings.bzl; its program //export:onnx_converter.
+ONNX_FORMAT = artifact_format("keras_onnx_model", ONNX_SETTINGS)
+
+OnnxModelInfo = provider(
+    doc = "An ONNX model converted from a keras_saved_model export by keras_onnx_model.",
+    fields = {
+        "onnx": "File: `<name>.onnx`, the converted serving_default signature.",
+        "manifest": "File: `<name>.onnx.json`, written by the converter: the graph's " +
+                    "`inputs` and `outputs` (the signature's names, to `dtype` and " +
+                    "`shape`, None for any size), the `ops` it uses (op types, " +
+                    "`<domain>.<op>` outside ONNX's default domain), `opset`, " +
+                    "`signature` and `size` in bytes.",
+        "opset": "int: the ONNX opset it is written for (the attribute).",
+        "saved_model": "SavedModelInfo: the export it was converted from.",
+    },
+)
+
+def _keras_onnx_model_impl(ctx):
+    export = ctx.attr.export[SavedModelInfo]
+    onnx = ctx.actions.declare_file(ctx.label.name + ".onnx")
+    manifest = ctx.actions.declare_file(ctx.label.name + ".onnx.json")
+
+    args, _ = program_arguments(ctx, ONNX_FORMAT)
+    args.add(export.base_dir.path, format = "--export=%s")
+    args.add(onnx, format = "--onnx_out=%s")
+    args.add(manifest, format = "--onnx_manifest_out=%s")
+    run_program(
+        ctx,
+        ONNX_FORMAT,
+        args,
+        inputs = [export.base_dir],
+        outputs = [onnx, manifest],
+        progress_message = "Converting %s to ONNX" % ctx.attr.export.label,
+    )
+    made_from = ctx.attr.export[ArtifactInfo]
+    return [
+        DefaultInfo(
+            files = depset([onnx]),
+            runfiles = ctx.runfiles(files = [onnx, manifest]),
+        ),
+        OnnxModelInfo(
+            onnx = onnx,
+            manifest = manifest,
+            opset = ctx.attr.opset,
+            saved_model = export,
+        ),
+        ArtifactInfo(
+            format = ONNX_FORMAT.name,
+            files = {"manifest": manifest, "onnx": onnx, "saved_model": export.base_dir},
+            runfiles = ctx.runfiles(files = [onnx, manifest]).merge(made_from.runfiles),
+            library = made_from.library,
+        ),
+        OutputGroupInfo(manifest = depset([manifest])),
+    ]
+
+keras_onnx_model_rule = artifact_rule(
+    ONNX_FORMAT,
+    implementation = _keras_onnx_model_impl,
+    doc = "Converts a keras_saved_model export's serving_default signature to " +
+          "`<name>.onnx` in one build action. Use the keras_onnx_model macro.",
+    attrs = {
+        "export": attr.label(
+            mandatory = True,
+            providers = [SavedModelInfo, ArtifactInfo],
+            doc = setting_doc(ONNX_FORMAT, "export"),
+        ),
+    },
+)
+
+def keras_onnx_model(name, export, visibility = None, tags = None, testonly = None, **kwargs):
+    """Converts a keras_saved_model export to an ONNX model in one build action.
+
+    The output is `<name>.onnx`, the export's `serving_default` signature converted
+    with tf2onnx from the SavedModel (its inputs and outputs keep the signature's
+    names), byte-identical for the same export and attributes, and `<name>.onnx.json`
+    (output group `manifest`) describing it. Provides `DefaultInfo` (the .onnx file)
+    and `OnnxModelInfo`. Needs the PyPI packages tf2onnx and onnx.
+
+    Besides `<name>`, the macro makes `<name>.deps`, the export's `.deps` library
+    (forwarded), which keras_onnx_model_test uses to rebuild the Keras model's sample
+    inputs. The action runs the shared `@rules_keras//export:onnx_converter`, as a
+    persistent worker by default (`--strategy=KerasOnnxModel=sandboxed` turns workers
+    off).
+
+    Args:
+      name: the target, and the name of the `.onnx` file.
+      export: a keras_saved_model target.
+      visibility: as usual, also applied to the `<name>.deps` library.
+      tags: as usual, also applied to the `<name>.deps` library.
+      testonly: as usual, also applied to the `<name>.deps` library.
+      **kwargs: the attributes of the rule, each documented once, in
+        export/onnx_settings.bzl and docs/rules.md (`opset`), and Bazel's common
+        attributes.
+    """
+    artifact_library(
+        name = name + ".deps",
+        target = export,
+        visibility = visibility,
+        tags = tags,
+        testonly = testonly,
+    )
+    keras_onnx_model_rule(
+        name = name,
+        export = export,
+        visibility = visibility,
+        tags = tags,
+        testonly = testonly,
+        **kwargs
+    )
