@@ -11,8 +11,6 @@ the same names and meanings (export/onnx_settings.bzl). Needs tf2onnx and onnx
 (export/lib/packages.py), imported when a conversion runs.
 """
 
-import sys
-
 from export.lib import program
 
 program.prepare("onnx_converter")
@@ -20,7 +18,6 @@ program.prepare("onnx_converter")
 from absl import flags
 
 from export.lib import settings
-from export.lib.errors import ExportError
 
 # One flag per setting of export/onnx_settings.bzl, and the exporter's program flags.
 _FLAGS = program.define_flags("onnx_converter")
@@ -29,32 +26,18 @@ flags.adopt_module_key_flags(settings)
 
 def _convert(notes: list[str]) -> int:
     """One conversion from the parsed flags; returns the process exit code."""
-    missing = [n for n in ("export", "onnx_out") if not _FLAGS[n].value]
-    try:
-        if missing:
-            raise ExportError(
-                tuple(missing),
-                "no SavedModel to convert or no file to write",
-                "give both",
-            )
-        from export.lib import onnx_model
+    return program.convert("onnx_converter", _FLAGS, ("export", "onnx_out"), _write)
 
-        model = onnx_model.convert(_FLAGS["export"].value, _FLAGS["opset"].value)
-        onnx_model.write(
-            model, _FLAGS["onnx_out"].value, _FLAGS["onnx_manifest_out"].value
-        )
-    except ExportError as e:
-        print(
-            f"onnx_converter: error: {e.render(_FLAGS['target_label'].value)}",
-            file=sys.stderr,
-        )
-        return 1
-    print(
-        f"onnx_converter: wrote {_FLAGS['onnx_out'].value} ({len(model.content)}"
-        f" bytes, opset {model.opset}, {len(model.ops)} ops)",
-        file=sys.stderr,
+
+def _write() -> str:
+    from export.lib import onnx_model
+
+    model = onnx_model.convert(_FLAGS["export"].value, _FLAGS["opset"].value)
+    onnx_model.write(model, _FLAGS["onnx_out"].value, _FLAGS["onnx_manifest_out"].value)
+    return (
+        f"{_FLAGS['onnx_out'].value} ({len(model.content)} bytes, opset"
+        f" {model.opset}, {len(model.ops)} ops)"
     )
-    return 0
 
 
 def _warm_up() -> None:

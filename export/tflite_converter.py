@@ -11,8 +11,6 @@ naming the flag; nothing is written. The flags are keras_tflite_model's attribut
 the same names and meanings (export/tflite_settings.bzl).
 """
 
-import sys
-
 from export.lib import program
 
 program.prepare("tflite_converter")
@@ -20,7 +18,6 @@ program.prepare("tflite_converter")
 from absl import flags
 
 from export.lib import settings
-from export.lib.errors import ExportError
 
 # One flag per setting of export/tflite_settings.bzl, and the exporter's program flags.
 _FLAGS = program.define_flags("tflite_converter")
@@ -29,39 +26,29 @@ flags.adopt_module_key_flags(settings)
 
 def _convert(notes: list[str]) -> int:
     """One conversion from the parsed flags; returns the process exit code."""
-    missing = [n for n in ("saved_model", "tflite_out") if not _FLAGS[n].value]
-    try:
-        if missing:
-            raise ExportError(
-                tuple(missing),
-                "no SavedModel to convert or no file to write",
-                "give both",
-            )
-        from export.lib import tflite
-
-        model = tflite.convert(
-            _FLAGS["saved_model"].value,
-            _FLAGS["optimization"].value,
-            _FLAGS["allow_select_tf_ops"].value,
-        )
-        tflite.write(
-            model,
-            _FLAGS["tflite_out"].value,
-            _FLAGS["tflite_manifest_out"].value,
-            optimization=_FLAGS["optimization"].value,
-        )
-    except ExportError as e:
-        print(
-            f"tflite_converter: error: {e.render(_FLAGS['target_label'].value)}",
-            file=sys.stderr,
-        )
-        return 1
-    print(
-        f"tflite_converter: wrote {_FLAGS['tflite_out'].value} ({len(model.content)}"
-        f" bytes, ops sets {'+'.join(model.ops_sets)})",
-        file=sys.stderr,
+    return program.convert(
+        "tflite_converter", _FLAGS, ("saved_model", "tflite_out"), _write
     )
-    return 0
+
+
+def _write() -> str:
+    from export.lib import tflite
+
+    model = tflite.convert(
+        _FLAGS["saved_model"].value,
+        _FLAGS["optimization"].value,
+        _FLAGS["allow_select_tf_ops"].value,
+    )
+    tflite.write(
+        model,
+        _FLAGS["tflite_out"].value,
+        _FLAGS["tflite_manifest_out"].value,
+        optimization=_FLAGS["optimization"].value,
+    )
+    return (
+        f"{_FLAGS['tflite_out'].value} ({len(model.content)} bytes, ops sets"
+        f" {'+'.join(model.ops_sets)})"
+    )
 
 
 def _warm_up() -> None:

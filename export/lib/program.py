@@ -55,6 +55,31 @@ def define_flags(name: str) -> dict[str, Any]:
     return settings.define_flags(flags.FLAGS, settings.program_settings(name))
 
 
+def convert(
+    name: str, flags: dict[str, Any], required: tuple[str, ...], run: Callable[[], str]
+) -> int:
+    """One request of a converter program (a format made from an export): fails
+    naming the `required` flags left empty, else calls `run`, which writes the files
+    and returns what it wrote, in words; prints that, or the error's paragraph naming
+    the target; returns the exit code."""
+    from export.lib.errors import ExportError
+
+    missing = tuple(n for n in required if not flags[n].value)
+    try:
+        if missing:
+            raise ExportError(
+                missing, "no SavedModel to convert or no file to write", "give both"
+            )
+        wrote = run()
+    except ExportError as e:
+        print(
+            f"{name}: error: {e.render(flags['target_label'].value)}", file=sys.stderr
+        )
+        return 1
+    print(f"{name}: wrote {wrote}", file=sys.stderr)
+    return 0
+
+
 class Interrupted(BaseException):
     """SIGTERM or SIGINT arrived; a BaseException, so that no `except Exception` of the
     library or of user code stops it on its way out."""

@@ -16,13 +16,17 @@ format's program (export/formats.bzl names it). What every format shares is here
   the artifact's files one way (a JSON of their runfiles paths, `--artifact_files`,
   read by rules/private/artifact_files.py) and the model's Python library as a dep;
 - `artifact_library(name, target)`: the `<name>.deps` library of a rule whose model
-  comes from another target.
+  comes from another target;
+- `export_attribute(format, name)` and `convert_export(ctx, format, ...)`: the
+  attribute and the action of a format converted from a keras_saved_model's export
+  (TFLite, ONNX), and the providers every such format returns.
 
 CONTRIBUTING.md, "Add an artifact format", says which files a format adds.
 """
 
 load("//export:formats.bzl", "FORMATS")
 load(":actions.bzl", "ACTION_ENV", "add_flag", "attribute", "display_label")
+load(":providers.bzl", "SavedModelInfo")
 load(":py.bzl", "PyInfo", "py_test")
 
 ArtifactInfo = provider(
@@ -170,6 +174,67 @@ def run_program(ctx, format, arguments, inputs, outputs, progress_message):
         },
     )
 
+def export_attribute(format, name):
+    """The label attribute `name` of a format converted from a keras_saved_model."""
+    return attr.label(
+        mandatory = True,
+        providers = [SavedModelInfo, ArtifactInfo],
+        doc = setting_doc(format, name),
+    )
+
+def convert_export(ctx, format, export_attr, role, runtime):
+    """Runs the format's program on the export of attribute `export_attr`.
+
+    The program takes the export's folder as `--<export_attr>` and writes
+    `<name>.<role>` (`--<role>_out`) and its manifest `<name>.<role>.json`
+    (`--<role>_manifest_out`).
+
+    Args:
+      ctx: the rule's context.
+      format: the format (artifact_format).
+      export_attr: the attribute naming the keras_saved_model (export_attribute).
+      role: the file's extension, its role in ArtifactInfo.files and its flags' prefix.
+      runtime: what the progress message says it is converted to ("ONNX").
+
+    Returns:
+      struct(export = its SavedModelInfo, file, manifest, providers = DefaultInfo,
+      ArtifactInfo and the `manifest` output group), to which the rule adds its own
+      documented provider.
+    """
+    source = getattr(ctx.attr, export_attr)
+    export = source[SavedModelInfo]
+    out = ctx.actions.declare_file("%s.%s" % (ctx.label.name, role))
+    manifest = ctx.actions.declare_file("%s.%s.json" % (ctx.label.name, role))
+    args, _ = program_arguments(ctx, format)
+    args.add(export.base_dir.path, format = "--%s=%%s" % export_attr)
+    args.add(out, format = "--%s_out=%%s" % role)
+    args.add(manifest, format = "--%s_manifest_out=%%s" % role)
+    run_program(
+        ctx,
+        format,
+        args,
+        inputs = [export.base_dir],
+        outputs = [out, manifest],
+        progress_message = "Converting %s to %s" % (source.label, runtime),
+    )
+    made_from = source[ArtifactInfo]
+    files = ctx.runfiles(files = [out, manifest])
+    return struct(
+        export = export,
+        file = out,
+        manifest = manifest,
+        providers = [
+            DefaultInfo(files = depset([out]), runfiles = files),
+            ArtifactInfo(
+                format = format.name,
+                files = {"manifest": manifest, role: out, "saved_model": export.base_dir},
+                runfiles = files.merge(made_from.runfiles),
+                library = made_from.library,
+            ),
+            OutputGroupInfo(manifest = depset([manifest])),
+        ],
+    )
+
 def _artifact_files_impl(ctx):
     info = ctx.attr.target[ArtifactInfo]
     paths = ctx.actions.declare_file(ctx.label.name + ".json")
@@ -234,6 +299,7 @@ def artifact_test(name, format, target, args = [], data = [], deps = [], srcs = 
         name = name,
         srcs = [
             Label("//rules/private:artifact_files.py"),
+            Label("//rules/private:conversion_check.py"),
             Label("//rules/private:export_info.py"),
             format.test_main,
         ] + srcs,

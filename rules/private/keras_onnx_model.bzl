@@ -3,15 +3,12 @@
 load("//export:onnx_settings.bzl", "ONNX_SETTINGS")
 load(
     ":artifact_rule.bzl",
-    "ArtifactInfo",
     "artifact_format",
     "artifact_library",
     "artifact_rule",
-    "program_arguments",
-    "run_program",
-    "setting_doc",
+    "convert_export",
+    "export_attribute",
 )
-load(":providers.bzl", "SavedModelInfo")
 
 # Its settings table is export/onnx_settings.bzl; its program //export:onnx_converter.
 ONNX_FORMAT = artifact_format("keras_onnx_model", ONNX_SETTINGS)
@@ -31,41 +28,14 @@ OnnxModelInfo = provider(
 )
 
 def _keras_onnx_model_impl(ctx):
-    export = ctx.attr.export[SavedModelInfo]
-    onnx = ctx.actions.declare_file(ctx.label.name + ".onnx")
-    manifest = ctx.actions.declare_file(ctx.label.name + ".onnx.json")
-
-    args, _ = program_arguments(ctx, ONNX_FORMAT)
-    args.add(export.base_dir.path, format = "--export=%s")
-    args.add(onnx, format = "--onnx_out=%s")
-    args.add(manifest, format = "--onnx_manifest_out=%s")
-    run_program(
-        ctx,
-        ONNX_FORMAT,
-        args,
-        inputs = [export.base_dir],
-        outputs = [onnx, manifest],
-        progress_message = "Converting %s to ONNX" % ctx.attr.export.label,
-    )
-    made_from = ctx.attr.export[ArtifactInfo]
-    return [
-        DefaultInfo(
-            files = depset([onnx]),
-            runfiles = ctx.runfiles(files = [onnx, manifest]),
-        ),
+    converted = convert_export(ctx, ONNX_FORMAT, "export", "onnx", "ONNX")
+    return converted.providers + [
         OnnxModelInfo(
-            onnx = onnx,
-            manifest = manifest,
+            onnx = converted.file,
+            manifest = converted.manifest,
             opset = ctx.attr.opset,
-            saved_model = export,
+            saved_model = converted.export,
         ),
-        ArtifactInfo(
-            format = ONNX_FORMAT.name,
-            files = {"manifest": manifest, "onnx": onnx, "saved_model": export.base_dir},
-            runfiles = ctx.runfiles(files = [onnx, manifest]).merge(made_from.runfiles),
-            library = made_from.library,
-        ),
-        OutputGroupInfo(manifest = depset([manifest])),
     ]
 
 keras_onnx_model_rule = artifact_rule(
@@ -73,13 +43,7 @@ keras_onnx_model_rule = artifact_rule(
     implementation = _keras_onnx_model_impl,
     doc = "Converts a keras_saved_model export's serving_default signature to " +
           "`<name>.onnx` in one build action. Use the keras_onnx_model macro.",
-    attrs = {
-        "export": attr.label(
-            mandatory = True,
-            providers = [SavedModelInfo, ArtifactInfo],
-            doc = setting_doc(ONNX_FORMAT, "export"),
-        ),
-    },
+    attrs = {"export": export_attribute(ONNX_FORMAT, "export")},
 )
 
 def keras_onnx_model(name, export, visibility = None, tags = None, testonly = None, **kwargs):

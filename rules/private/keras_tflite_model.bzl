@@ -3,59 +3,30 @@
 load("//export:tflite_settings.bzl", "TFLITE_SETTINGS")
 load(
     ":artifact_rule.bzl",
-    "ArtifactInfo",
     "artifact_format",
     "artifact_library",
     "artifact_rule",
-    "program_arguments",
-    "run_program",
-    "setting_doc",
+    "convert_export",
+    "export_attribute",
 )
-load(":providers.bzl", "SavedModelInfo", "TfliteModelInfo")
+load(":providers.bzl", "TfliteModelInfo")
 
 # Its settings table is export/tflite_settings.bzl; its program //export:tflite_converter.
 TFLITE_FORMAT = artifact_format("keras_tflite_model", TFLITE_SETTINGS)
 
 def _keras_tflite_model_impl(ctx):
-    export = ctx.attr.saved_model[SavedModelInfo]
-    tflite = ctx.actions.declare_file(ctx.label.name + ".tflite")
-    manifest = ctx.actions.declare_file(ctx.label.name + ".tflite.json")
-
-    args, _ = program_arguments(ctx, TFLITE_FORMAT)
-    args.add(export.base_dir.path, format = "--saved_model=%s")
-    args.add(tflite, format = "--tflite_out=%s")
-    args.add(manifest, format = "--tflite_manifest_out=%s")
-    run_program(
-        ctx,
-        TFLITE_FORMAT,
-        args,
-        inputs = [export.base_dir],
-        outputs = [tflite, manifest],
-        progress_message = "Converting %s to TFLite" % ctx.attr.saved_model.label,
-    )
+    converted = convert_export(ctx, TFLITE_FORMAT, "saved_model", "tflite", "TFLite")
     supported_ops = ["TFLITE_BUILTINS"]
     if ctx.attr.allow_select_tf_ops:
         supported_ops.append("SELECT_TF_OPS")
-    made_from = ctx.attr.saved_model[ArtifactInfo]
-    return [
-        DefaultInfo(
-            files = depset([tflite]),
-            runfiles = ctx.runfiles(files = [tflite, manifest]),
-        ),
+    return converted.providers + [
         TfliteModelInfo(
-            tflite = tflite,
-            manifest = manifest,
+            tflite = converted.file,
+            manifest = converted.manifest,
             optimization = ctx.attr.optimization,
             supported_ops = supported_ops,
-            saved_model = export,
+            saved_model = converted.export,
         ),
-        ArtifactInfo(
-            format = TFLITE_FORMAT.name,
-            files = {"manifest": manifest, "saved_model": export.base_dir, "tflite": tflite},
-            runfiles = ctx.runfiles(files = [tflite, manifest]).merge(made_from.runfiles),
-            library = made_from.library,
-        ),
-        OutputGroupInfo(manifest = depset([manifest])),
     ]
 
 keras_tflite_model_rule = artifact_rule(
@@ -63,13 +34,7 @@ keras_tflite_model_rule = artifact_rule(
     implementation = _keras_tflite_model_impl,
     doc = "Converts a keras_saved_model export's serving_default signature to " +
           "`<name>.tflite` in one build action. Use the keras_tflite_model macro.",
-    attrs = {
-        "saved_model": attr.label(
-            mandatory = True,
-            providers = [SavedModelInfo, ArtifactInfo],
-            doc = setting_doc(TFLITE_FORMAT, "saved_model"),
-        ),
-    },
+    attrs = {"saved_model": export_attribute(TFLITE_FORMAT, "saved_model")},
 )
 
 def keras_tflite_model(name, saved_model, visibility = None, tags = None, testonly = None, **kwargs):

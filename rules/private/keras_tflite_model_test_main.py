@@ -11,7 +11,6 @@ that its weights are stored as the optimization stores them (optimization_proble
 
 import collections
 import dataclasses
-import json
 import unittest
 
 import numpy as np
@@ -19,8 +18,8 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import absltest
 
-from export.lib import interface, sources, tflite
-from rules.private import artifact_files, export_info
+from export.lib import tflite
+from rules.private import conversion_check
 
 _TOLERANCE = flags.DEFINE_float(
     "tflite_tolerance",
@@ -34,8 +33,6 @@ _TOLERANCE = flags.DEFINE_float(
 # says why each and the largest difference seen (bench/tflite_table.py).
 TOLERANCES = {"none": 1e-5, "float16": 5e-3, "dynamic_range": 5e-2}
 
-# The same inputs as keras_saved_model_test's.
-BATCH = 3
 
 # TFLite's dynamic range quantization stores the weights of these ops as int8 when
 # they have at least this many elements (smaller ones stay float32).
@@ -155,11 +152,6 @@ def optimization_problems(
     return problems
 
 
-def read_json(path: str) -> dict:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
 def flex_delegate_error(model: tflite.TfliteModel) -> str | None:
     """Why this process cannot run the model, or None: tensorflow-cpu's interpreter has
     no Flex delegate, so a model with TensorFlow ops converts but does not run here."""
@@ -180,69 +172,19 @@ def run_tflite(content: bytes, feeds: dict[str, np.ndarray]) -> dict[str, np.nda
     return {name: np.asarray(value) for name, value in runner(**feeds).items()}
 
 
-def max_differences(
-    served: dict[str, np.ndarray], got: dict[str, np.ndarray]
-) -> dict[str, float]:
-    """Per numeric output: max |got - served| / max(1, max |served|). Raises
-    AssertionError on different names, shapes, or unequal non-numeric outputs."""
-    if set(served) != set(got):
-        raise AssertionError(
-            f"TFLite returns {sorted(got)}, the SavedModel {sorted(served)}"
-        )
-    result = {}
-    for name in sorted(served):
-        want, have = np.asarray(served[name]), np.asarray(got[name])
-        if want.shape != have.shape:
-            raise AssertionError(
-                f"output '{name}' has shape {have.shape} in TFLite, {want.shape} served"
-            )
-        if not np.issubdtype(want.dtype, np.number):
-            np.testing.assert_array_equal(have, want, err_msg=name)
-            continue
-        want64, have64 = want.astype(np.float64), have.astype(np.float64)
-        scale = max(1.0, float(np.max(np.abs(want64))) if want.size else 0.0)
-        result[name] = (
-            float(np.max(np.abs(have64 - want64))) / scale if want.size else 0.0
-        )
-    return result
-
-
 class TfliteModelTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        # Each conversion's .tflite file, manifest and export (runfiles paths).
-        conversions = artifact_files.of("keras_tflite_model")
-        if not conversions:
-            raise unittest.SkipTest("no keras_tflite_model given (--artifact_files)")
-        cls.conversions = []
-        for files in conversions:
-            with open(files["tflite"], "rb") as f:
-                model = tflite.describe(f.read())
-            cls.conversions.append((files, model, read_json(files["manifest"])))
-        exports = {files["saved_model"] for files, _, _ in cls.conversions}
-        if len(exports) != 1:
-            raise AssertionError(f"conversions of several exports: {sorted(exports)}")
-        base_dir = exports.pop()
-        cls.signatures = read_json(base_dir + ".signatures.json")["signatures"]
-        source = export_info.model_source(export_info.read(base_dir))
-        # The Keras model only gives the sample inputs; it is dropped before the
-        # SavedModel loads, so the two are never in memory together.
-        model_interface = sources.load_model(source).interface
-        arrays = interface.random_for(
-            model_interface.inputs,
-            export_info.INPUT_SEED,
-            BATCH,
-            model_interface.samples,
+        found = conversion_check.read_conversions(
+            "keras_tflite_model", "tflite", tflite.describe
         )
-        cls.feeds = {
-            d.name: a for d, a in zip(model_interface.inputs, arrays, strict=True)
-        }
-        serve = tf.saved_model.load(tflite.find_saved_model(base_dir)).signatures[
-            tflite.SERVING_KEY
-        ]
-        served = serve(**{k: tf.constant(v) for k, v in cls.feeds.items()})
-        cls.served = {name: value.numpy() for name, value in served.items()}
+        if found is None:
+            raise unittest.SkipTest("no keras_tflite_model given (--artifact_files)")
+        cls.conversions = found.conversions
+        cls.signatures = found.signatures
+        cls.feeds = found.feeds
+        cls.served = found.served
 
     def test_manifest_describes_the_file(self):
         for files, model, manifest in self.conversions:
@@ -294,8 +236,8 @@ class TfliteModelTest(absltest.TestCase):
                     if _TOLERANCE.value is not None
                     else TOLERANCES[optimization]
                 )
-                differences = max_differences(
-                    self.served, run_tflite(model.content, self.feeds)
+                differences = conversion_check.max_differences(
+                    self.served, run_tflite(model.content, self.feeds), "TFLite"
                 )
                 print(
                     f"{files['tflite']} ({optimization}): max |TFLite - SavedModel| /"
