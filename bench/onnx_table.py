@@ -66,7 +66,7 @@ def main() -> None:
     import tensorflow as tf
 
     from export.lib import interface, onnx_model, sources, tflite
-    from rules.private import export_info
+    from rules.private import conversion_check, export_info
     from rules.private import keras_onnx_model_test_main as check
 
     rows = []
@@ -99,7 +99,7 @@ def main() -> None:
             arrays = interface.random_for(
                 model_interface.inputs,
                 export_info.INPUT_SEED,
-                check.BATCH,
+                conversion_check.BATCH,
                 model_interface.samples,
             )
             feeds = {
@@ -116,7 +116,8 @@ def main() -> None:
             }
             got = check.run_onnx(content, feeds)
             row["max_diff"] = max(
-                check.max_differences(served, got).values(), default=0.0
+                conversion_check.max_differences(served, got, "ONNX").values(),
+                default=0.0,
             )
         rows.append(row)
         print(json.dumps(row), flush=True)

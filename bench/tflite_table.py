@@ -59,7 +59,7 @@ def main() -> None:
     import tensorflow as tf
 
     from export.lib import interface, sources, tflite
-    from rules.private import export_info
+    from rules.private import conversion_check, export_info
     from rules.private import keras_tflite_model_test_main as check
 
     rows = []
@@ -72,7 +72,7 @@ def main() -> None:
         arrays = interface.random_for(
             model_interface.inputs,
             export_info.INPUT_SEED,
-            check.BATCH,
+            conversion_check.BATCH,
             model_interface.samples,
         )
         feeds = {d.name: a for d, a in zip(model_interface.inputs, arrays, strict=True)}
@@ -105,7 +105,10 @@ def main() -> None:
                 if not model.select_tf_ops:
                     got = check.run_tflite(model.content, feeds)
                     row["max_diff"] = max(
-                        check.max_differences(served, got).values(), default=0.0
+                        conversion_check.max_differences(
+                            served, got, "TFLite"
+                        ).values(),
+                        default=0.0,
                     )
             rows.append(row)
             print(json.dumps(row), flush=True)

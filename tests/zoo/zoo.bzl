@@ -123,6 +123,7 @@ def zoo_model(
         srcs = [
             "zoo_check.py",
             "//rules/private:artifact_files.py",
+            "//rules/private:conversion_check.py",
             "//rules/private:export_info.py",
             "//rules/private:keras_saved_model_test_main.py",
             "//rules/private:keras_tflite_model_test_main.py",
