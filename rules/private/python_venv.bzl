@@ -259,6 +259,10 @@ def _uv_environment(cache):
     # uv's own download cache, beside the trees it fills, shared by every output base.
     return {"UV_CACHE_DIR": "%s/uv-cache" % cache}
 
+# Top-level folders of site-packages that no package imports and that would shadow a
+# workspace's packages of the same name (see _uv_install).
+_SHADOWING_FOLDERS = ["examples", "tests", "tools"]
+
 def _uv_install(rctx, uv, cache, staging, target_python, lock, lock_label, extra = []):
     """Installs exactly the packages of the lock.
 
@@ -287,6 +291,14 @@ def _uv_install(rctx, uv, cache, staging, target_python, lock, lock_label, extra
         environment = _uv_environment(cache),
         staging = staging,
     )
+
+    # tf2onnx's wheel installs its own test suite, examples and scripts as the top-level
+    # folders `tests`, `examples` and `tools`, which nothing imports. Kept, they would
+    # shadow a workspace's own packages of those names: Bazel's runfiles give every
+    # folder holding Python files an `__init__.py`, so in a program's runfiles
+    # site-packages' `tests` is a regular package, found before a workspace's `tests`.
+    tree = target_python.rsplit("/bin/", 1)[0]
+    rctx.execute(["sh", "-c", "cd \"$1\"/lib/python*/site-packages && rm -rf %s" % " ".join(_SHADOWING_FOLDERS), "-", tree])
 
 def _build_venv(rctx, python, uv, cache, staging, tree, lock, lock_label):
     _run_or_fail(
