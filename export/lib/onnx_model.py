@@ -59,13 +59,10 @@ class OnnxModel:
     def manifest(self) -> dict:
         """What `onnx_manifest_out` holds (keras_onnx_model's OnnxModelInfo)."""
 
-        def tensors(descs):
-            return {t.name: {"dtype": t.dtype, "shape": list(t.shape)} for t in descs}
-
         return {
             "signature": SERVING_KEY,
-            "inputs": tensors(self.inputs),
-            "outputs": tensors(self.outputs),
+            "inputs": tflite.tensors_manifest(self.inputs),
+            "outputs": tflite.tensors_manifest(self.outputs),
             "ops": list(self.ops),
             "opset": self.opset,
             "size": len(self.content),

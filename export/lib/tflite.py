@@ -37,6 +37,11 @@ class Tensor:
     shape: tuple[int | None, ...]  # None for a dimension of any size
 
 
+def tensors_manifest(tensors: tuple[Tensor, ...]) -> dict:
+    """How a converted format's manifest lists its inputs or outputs: by name."""
+    return {t.name: {"dtype": t.dtype, "shape": list(t.shape)} for t in tensors}
+
+
 @dataclasses.dataclass(frozen=True)
 class TfliteModel:
     """A converted model and what its flatbuffer says about itself."""
@@ -54,13 +59,10 @@ class TfliteModel:
     def manifest(self, optimization: str) -> dict:
         """What `tflite_manifest_out` holds (keras_tflite_model's TfliteModelInfo)."""
 
-        def tensors(descs):
-            return {t.name: {"dtype": t.dtype, "shape": list(t.shape)} for t in descs}
-
         return {
             "signature": SERVING_KEY,
-            "inputs": tensors(self.inputs),
-            "outputs": tensors(self.outputs),
+            "inputs": tensors_manifest(self.inputs),
+            "outputs": tensors_manifest(self.outputs),
             "ops": list(self.ops),
             "select_tf_ops": list(self.select_tf_ops),
             "ops_sets": self.ops_sets,

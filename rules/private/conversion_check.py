@@ -10,11 +10,13 @@ string inputs), seeded, batch 3.
 
 import dataclasses
 import json
+import unittest
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from absl.testing import absltest
 
 from export.lib import interface, settings, sources, tflite
 from rules.private import artifact_files, export_info
@@ -82,6 +84,30 @@ def read_conversions(
         feeds,
         {name: value.numpy() for name, value in served.items()},
     )
+
+
+class ConversionTest(absltest.TestCase):
+    """A converted format's test, set up with its conversions of one export and that
+    export's answers on the sample inputs (read_conversions). A subclass names its
+    RULE, the ROLE of its file in ArtifactInfo.files, and how to describe the file."""
+
+    RULE: str
+    ROLE: str
+
+    @staticmethod
+    def describe(content: bytes) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        found = read_conversions(cls.RULE, cls.ROLE, cls.describe)
+        if found is None:
+            raise unittest.SkipTest(f"no {cls.RULE} given (--artifact_files)")
+        cls.conversions = found.conversions
+        cls.signatures = found.signatures
+        cls.feeds = found.feeds
+        cls.served = found.served
 
 
 def _text(values: np.ndarray) -> np.ndarray:

@@ -8,8 +8,6 @@ tokens of its vocabularies for string inputs), runs them through the SavedModel'
 signature's, that its manifest describes the file, and that ONNX's checker accepts it.
 """
 
-import unittest
-
 import numpy as np
 from absl import flags
 from absl.testing import absltest
@@ -39,19 +37,10 @@ def run_onnx(content: bytes, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarr
     return dict(zip(names, session.run(names, inputs), strict=True))
 
 
-class OnnxModelTest(absltest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        found = conversion_check.read_conversions(
-            "keras_onnx_model", "onnx", onnx_model.describe
-        )
-        if found is None:
-            raise unittest.SkipTest("no keras_onnx_model given (--artifact_files)")
-        cls.conversions = found.conversions
-        cls.signatures = found.signatures
-        cls.feeds = found.feeds
-        cls.served = found.served
+class OnnxModelTest(conversion_check.ConversionTest):
+    RULE = "keras_onnx_model"
+    ROLE = "onnx"
+    describe = staticmethod(onnx_model.describe)
 
     def test_manifest_describes_the_file(self):
         for files, model, manifest in self.conversions:

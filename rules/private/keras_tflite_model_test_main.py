@@ -11,7 +11,6 @@ that its weights are stored as the optimization stores them (optimization_proble
 
 import collections
 import dataclasses
-import unittest
 
 import numpy as np
 import tensorflow as tf
@@ -172,19 +171,10 @@ def run_tflite(content: bytes, feeds: dict[str, np.ndarray]) -> dict[str, np.nda
     return {name: np.asarray(value) for name, value in runner(**feeds).items()}
 
 
-class TfliteModelTest(absltest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        found = conversion_check.read_conversions(
-            "keras_tflite_model", "tflite", tflite.describe
-        )
-        if found is None:
-            raise unittest.SkipTest("no keras_tflite_model given (--artifact_files)")
-        cls.conversions = found.conversions
-        cls.signatures = found.signatures
-        cls.feeds = found.feeds
-        cls.served = found.served
+class TfliteModelTest(conversion_check.ConversionTest):
+    RULE = "keras_tflite_model"
+    ROLE = "tflite"
+    describe = staticmethod(tflite.describe)
 
     def test_manifest_describes_the_file(self):
         for files, model, manifest in self.conversions:
