@@ -1,4 +1,4 @@
-"""What every format converted from an export shares (formats/tflite, formats/onnx).
+"""What every format converted from an export shares (formats/<format>/).
 
 The export to convert (`find_saved_model`, `check_serving_signature`) and how a
 converted format describes its inputs and outputs (`Tensor`, `tensors_manifest`). A
@@ -29,7 +29,7 @@ def tensors_manifest(tensors: tuple[Tensor, ...]) -> dict:
 
 def find_saved_model(path: str, setting_name: str = "saved_model") -> str:
     """The SavedModel folder `path` names: itself, or its one version folder. Errors
-    name `setting_name` (keras_onnx_model's is `export`)."""
+    name `setting_name`, the format's setting that names the export."""
     if _is_saved_model(path):
         return path
     versions = (

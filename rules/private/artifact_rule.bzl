@@ -19,7 +19,7 @@ format's program (export/formats.bzl names it). What every format shares is here
   comes from another target;
 - `export_attribute(format, name)` and `convert_export(ctx, format, ...)`: the
   attribute and the action of a format converted from a keras_saved_model's export
-  (TFLite, ONNX), and the providers every such format returns.
+  (formats/<format>/), and the providers every such format returns.
 
 CONTRIBUTING.md, "Add an artifact format", says which files a format adds.
 """
@@ -224,7 +224,7 @@ def convert_export(ctx, format, export_attr, role, runtime):
       format: the format (artifact_format).
       export_attr: the attribute naming the keras_saved_model (export_attribute).
       role: the file's extension, its role in ArtifactInfo.files and its flags' prefix.
-      runtime: what the progress message says it is converted to ("ONNX").
+      runtime: what the progress message says it is converted to ("TFLite").
 
     Returns:
       struct(export = its SavedModelInfo, file, manifest, providers = DefaultInfo,

@@ -1,4 +1,4 @@
-"""What the test programs of the converted formats (TFLite, ONNX) share: internal.
+"""What the test programs of the converted formats (formats/<format>/) share: internal.
 
 Each such test reads its conversions' files (artifact_files), feeds the export's own
 sample inputs to the SavedModel's `serving_default` and to the format's runtime, and
