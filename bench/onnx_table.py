@@ -9,7 +9,7 @@ workspace root:
   PYTHONPATH=. "$(./bazelw info output_base)/external/rules_keras_python/python3" \
       bench/onnx_table.py --repeat=3 bazel-bin/models/my_export bazel-bin/tests/zoo/masked_lstm
 
-Each conversion runs `//export:onnx_converter`'s program in a fresh process (its wall
+Each conversion runs `//formats/onnx:onnx_converter`'s program in a fresh process (its wall
 time is what an action costs without the worker), with the action's PYTHONHASHSEED=0;
 `--repeat=N` converts N times and reports how many different files came out. The
 difference is measured as keras_onnx_model_test measures it (the export's sample
@@ -34,7 +34,7 @@ sys.path[0] = _ROOT
 def _convert(export: str, out: str) -> tuple:
     command = [
         sys.executable,
-        os.path.join(_ROOT, "export", "onnx_converter.py"),
+        os.path.join(_ROOT, "formats", "onnx", "onnx_converter.py"),
         f"--export={export}",
         f"--onnx_out={out}",
         f"--onnx_manifest_out={out}.json",
@@ -65,9 +65,10 @@ def main() -> None:
 
     import tensorflow as tf
 
-    from export.lib import interface, onnx_model, sources, tflite
+    from export.lib import conversion, interface, sources
+    from formats.onnx import keras_onnx_model_test_main as check
+    from formats.onnx import onnx_model
     from rules.private import conversion_check, export_info
-    from rules.private import keras_onnx_model_test_main as check
 
     rows = []
     work = tempfile.mkdtemp(prefix="onnx_table.")
@@ -105,7 +106,7 @@ def main() -> None:
             feeds = {
                 d.name: a for d, a in zip(model_interface.inputs, arrays, strict=True)
             }
-            serve = tf.saved_model.load(tflite.find_saved_model(export)).signatures[
+            serve = tf.saved_model.load(conversion.find_saved_model(export)).signatures[
                 onnx_model.SERVING_KEY
             ]
             served = {

@@ -8,7 +8,7 @@ workspace root:
   PYTHONPATH=. "$(./bazelw info output_base)/external/rules_keras_python/python3" \
       bench/tflite_table.py bazel-bin/models/my_export bazel-bin/tests/zoo/mobilenet_v2
 
-Each conversion runs `//export:tflite_converter`'s program in a fresh process (its wall
+Each conversion runs `//formats/tflite:tflite_converter`'s program in a fresh process (its wall
 time, less nothing: that is what an action costs); the difference is measured as
 keras_tflite_model_test measures it (the export's sample inputs, batch 3, each output's
 max |TFLite - SavedModel| divided by max(1, max |SavedModel|)). Not a test.
@@ -31,7 +31,7 @@ _OPTIMIZATIONS = ("none", "dynamic_range", "float16")
 def _convert(export: str, optimization: str, select: bool, out: str) -> tuple:
     command = [
         sys.executable,
-        os.path.join(_ROOT, "export", "tflite_converter.py"),
+        os.path.join(_ROOT, "formats", "tflite", "tflite_converter.py"),
         f"--saved_model={export}",
         f"--optimization={optimization}",
         f"--tflite_out={out}",
@@ -58,9 +58,10 @@ def main() -> None:
 
     import tensorflow as tf
 
-    from export.lib import interface, sources, tflite
+    from export.lib import conversion, interface, sources
+    from formats.tflite import keras_tflite_model_test_main as check
+    from formats.tflite import tflite
     from rules.private import conversion_check, export_info
-    from rules.private import keras_tflite_model_test_main as check
 
     rows = []
     work = tempfile.mkdtemp(prefix="tflite_table.")
@@ -76,7 +77,7 @@ def main() -> None:
             model_interface.samples,
         )
         feeds = {d.name: a for d, a in zip(model_interface.inputs, arrays, strict=True)}
-        serve = tf.saved_model.load(tflite.find_saved_model(export)).signatures[
+        serve = tf.saved_model.load(conversion.find_saved_model(export)).signatures[
             tflite.SERVING_KEY
         ]
         served = {

@@ -9,13 +9,15 @@ docs/rules.md ("Optional features") lists the same table (//tests/export:test_pa
 pins the two together, and checks that no program imports an optional package to
 start).
 
-Adding a feature: its row below, `packages.import_module(FEATURE, "module")` (or
+Adding a feature: its row below (a format's, beside its settings table: export/
+formats.bzl's `optional_features`), `packages.import_module(FEATURE, "module")` (or
 `packages.require(FEATURE)` before a plain import) where the code first needs the
 package, never an import at the top of a module; its row in docs/rules.md; its package
 in requirements.in, so that rules_keras's own venv keeps it.
 
-No import here but the standard library: the persistent worker names a missing core
-package with it when it cannot start.
+No import here but the standard library and `settings` (which imports only the
+standard library): the persistent worker names a missing core package with it when it
+cannot start.
 """
 
 import dataclasses
@@ -23,6 +25,8 @@ import importlib
 import types
 from collections.abc import Mapping
 from typing import Any
+
+from export.lib import settings
 
 # Import name -> the PyPI package that provides it. tensorflow-cpu or tensorflow.
 CORE_PACKAGES = {
@@ -46,7 +50,7 @@ class OptionalFeature:
     # What the feature does, as the error's subject: "writing TF Serving warmup
     # records".
     what: str
-    # The setting (export/settings.bzl or tflite_settings.bzl) whose value asks for it.
+    # The setting (of any format's table) whose value asks for it.
     setting: str
     # The PyPI package (one of requirements.in's lines).
     package: str
@@ -63,8 +67,6 @@ class OptionalFeature:
 
 
 WARMUP_RECORDS = "warmup_records"
-ONNX = "onnx"
-ONNX_RUNTIME = "onnx_runtime"
 
 OPTIONAL_FEATURES: Mapping[str, OptionalFeature] = {
     WARMUP_RECORDS: OptionalFeature(
@@ -73,21 +75,9 @@ OPTIONAL_FEATURES: Mapping[str, OptionalFeature] = {
         package="tensorflow-serving-api",
         module="tensorflow_serving.apis.prediction_log_pb2",
     ),
-    # A keras_onnx_model target asks for them by existing: nothing turns them off.
-    ONNX: OptionalFeature(
-        what="converting a SavedModel to ONNX",
-        setting="export",
-        package="tf2onnx",
-        module="tf2onnx",
-        off_value=None,
-    ),
-    ONNX_RUNTIME: OptionalFeature(
-        what="running an ONNX model (keras_onnx_model_test)",
-        setting="export",
-        package="onnxruntime",
-        module="onnxruntime",
-        off_value=None,
-    ),
+    # Each format's own (formats/<format>/settings.bzl, export/formats.bzl's
+    # optional_features).
+    **{name: OptionalFeature(**row) for name, row in settings.FORMAT_FEATURES.items()},
 }
 
 
@@ -144,8 +134,6 @@ def _off_value(feature: OptionalFeature) -> Any:
     """The value of the feature's setting that asks for nothing, or None."""
     if feature.off_value is not _DEFAULT:
         return feature.off_value
-    from export.lib import settings
-
     return settings.get(feature.setting).default
 
 

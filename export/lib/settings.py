@@ -15,9 +15,10 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-_EXPORT_DIR = os.path.join(os.path.dirname(__file__), os.pardir)
-TABLE_PATH = os.path.join(_EXPORT_DIR, "settings.bzl")
-FORMATS_PATH = os.path.join(_EXPORT_DIR, "formats.bzl")
+# The workspace's root: export/formats.bzl's paths are from it.
+_ROOT = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir)
+TABLE_PATH = os.path.join(_ROOT, "export", "settings.bzl")
+FORMATS_PATH = os.path.join(_ROOT, "export", "formats.bzl")
 
 # Who sets a setting (the table's `set_by`).
 USER = "user"
@@ -69,14 +70,33 @@ class Format:
     key means)."""
 
     rule: str
+    rule_file: str
     program: str
     library: str
     table: str
     settings: str
     mnemonic: str
     test: str
+    test_file: str
+    test_program: str
     provider: str
     flags_docs: str
+    optional_features: str = ""
+
+    @property
+    def program_name(self) -> str:
+        """How the program names itself (`tflite_converter`): its py_binary's name."""
+        return os.path.basename(self.program).removesuffix(".py")
+
+    @property
+    def library_module(self) -> str:
+        """The library's module, as imported (`formats.tflite.tflite`)."""
+        return self.library.removesuffix(".py").replace("/", ".")
+
+    @property
+    def test_module(self) -> str:
+        """The test program's module, as imported."""
+        return self.test_program.removesuffix(".py").replace("/", ".")
 
 
 def read_literal(path: str, variable: str) -> Any:
@@ -95,7 +115,7 @@ def read_literal(path: str, variable: str) -> Any:
 
 def _read_table(artifact: Format) -> tuple[Setting, ...]:
     """The settings of a format's table, each owned by its rule and program."""
-    path = os.path.join(_EXPORT_DIR, artifact.table)
+    path = os.path.join(_ROOT, artifact.table)
     return tuple(
         Setting(
             **{
@@ -103,7 +123,7 @@ def _read_table(artifact: Format) -> tuple[Setting, ...]:
                 "allow_files": tuple(e.get("allow_files", ())),
                 "values": tuple(e.get("values", ())),
                 "rule": artifact.rule,
-                "program": artifact.program,
+                "program": artifact.program_name,
             }
         )
         for e in read_literal(path, artifact.settings)
@@ -141,6 +161,17 @@ _ANY_BY_NAME = {s.name: s for table in TABLES.values() for s in table}
 if len(_ANY_BY_NAME) != sum(map(len, TABLES.values())):
     raise RuntimeError(f"the tables of {FORMATS_PATH} share a setting's name")
 
+# The optional features (export/lib/packages.py) the formats declare beside their
+# tables (export/formats.bzl's optional_features), by name: an OptionalFeature's fields.
+FORMAT_FEATURES = {
+    name: row
+    for f in FORMATS
+    if f.optional_features
+    for name, row in read_literal(
+        os.path.join(_ROOT, f.table), f.optional_features
+    ).items()
+}
+
 # Facts of the SavedModel that Starlark needs too, stored once in export/settings.bzl.
 SIGNATURE_OF_MODE = read_literal(TABLE_PATH, "SIGNATURE_OF_MODE")
 MAX_WARMUP_REQUESTS = read_literal(TABLE_PATH, "MAX_WARMUP_REQUESTS")
@@ -156,7 +187,7 @@ def get(name: str) -> Setting:
 
 def format_of(program: str) -> Format:
     """The format whose program is `program` (e.g. "tflite_converter")."""
-    return next(f for f in FORMATS if f.program == program)
+    return next(f for f in FORMATS if f.program_name == program)
 
 
 def program_settings(program: str) -> tuple[Setting, ...]:

@@ -19,7 +19,7 @@ format's program (export/formats.bzl names it). What every format shares is here
   comes from another target;
 - `export_attribute(format, name)` and `convert_export(ctx, format, ...)`: the
   attribute and the action of a format converted from a keras_saved_model's export
-  (TFLite, ONNX), and the providers every such format returns.
+  (formats/<format>/), and the providers every such format returns.
 
 CONTRIBUTING.md, "Add an artifact format", says which files a format adds.
 """
@@ -44,6 +44,34 @@ ArtifactInfo = provider(
     },
 )
 
+def _label(path, suffix = ""):
+    """The Label `//<folder>:<name>` of the workspace path `<folder>/<name><suffix>`."""
+    folder, _, name = path.rpartition("/")
+    if suffix and name.endswith(suffix):
+        name = name[:-len(suffix)]
+    return Label("//%s:%s" % (folder, name))
+
+def _also(label, included):
+    """[label], or [] when it is `included` (the exporter's library is //export:lib)."""
+    return [] if label == included else [label]
+
+def format_program(entry):
+    """The py_binary of a format's program: `//<folder>:<name>` for `<folder>/<name>.py`."""
+    return _label(entry["program"], ".py")
+
+def format_library(entry):
+    """The py_library of a format's library.
+
+    `//<folder>:<module>`, or //export:lib for a module of export/lib.
+    """
+    if entry["library"].startswith("export/lib/"):
+        return Label("//export:lib")
+    return _label(entry["library"], ".py")
+
+def format_file(entry, key):
+    """The Label of the file that the format's `key` (table, test_program...) names."""
+    return _label(entry[key])
+
 def artifact_format(rule_name, settings):
     """The format of the rule `rule_name`: its entry of export/formats.bzl and table.
 
@@ -54,7 +82,8 @@ def artifact_format(rule_name, settings):
     Returns:
       A struct: `name`, `settings`, `attribute_settings` (those a user sets),
       `program` (the Label of the program), `mnemonic`, `test` (the test macro's
-      name) and `test_main` (the Label of its program).
+      name), `test_main` (the Label of its program) and `library` (the Label of the
+      py_library its program imports).
     """
     entries = [f for f in FORMATS if f["rule"] == rule_name]
     if len(entries) != 1:
@@ -64,10 +93,11 @@ def artifact_format(rule_name, settings):
         name = rule_name,
         settings = settings,
         attribute_settings = [s for s in settings if s["set_by"] == "user"],
-        program = Label("//export:" + entry["program"]),
+        program = format_program(entry),
         mnemonic = entry["mnemonic"],
         test = entry["test"],
-        test_main = Label("//rules/private:%s_main.py" % entry["test"]),
+        test_main = format_file(entry, "test_program"),
+        library = format_library(entry),
     )
 
 def setting_doc(format, name):
@@ -194,7 +224,7 @@ def convert_export(ctx, format, export_attr, role, runtime):
       format: the format (artifact_format).
       export_attr: the attribute naming the keras_saved_model (export_attribute).
       role: the file's extension, its role in ArtifactInfo.files and its flags' prefix.
-      runtime: what the progress message says it is converted to ("ONNX").
+      runtime: what the progress message says it is converted to ("TFLite").
 
     Returns:
       struct(export = its SavedModelInfo, file, manifest, providers = DefaultInfo,
@@ -273,7 +303,8 @@ def artifact_test(name, format, target, args = [], data = [], deps = [], srcs = 
 
     It makes `<name>.model_files` (artifact_files), passed as `--artifact_files` and
     read with rules/private/artifact_files.py, and `<name>.library`, the model's
-    library (artifact_library), which the program imports to rebuild the model.
+    library (artifact_library), which the program imports to rebuild the model; the
+    program also imports the format's library.
 
     Args:
       name: the test.
@@ -282,7 +313,7 @@ def artifact_test(name, format, target, args = [], data = [], deps = [], srcs = 
       args: the program's other flags.
       data: the test's other data.
       deps: extra py_library deps (the model's library is included).
-      srcs: the program's other modules under rules/private.
+      srcs: the program's other modules.
       **kwargs: passed to py_test (size, tags, timeout, ...).
     """
     files = ":%s.model_files" % name
@@ -306,6 +337,6 @@ def artifact_test(name, format, target, args = [], data = [], deps = [], srcs = 
         main = format.test_main,
         args = ["--artifact_files=$(rootpath %s)" % files] + args,
         data = [files] + data,
-        deps = [library, Label("//export:lib")] + deps,
+        deps = [library, Label("//export:lib")] + _also(format.library, Label("//export:lib")) + deps,
         **kwargs
     )

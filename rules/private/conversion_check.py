@@ -1,4 +1,4 @@
-"""What the test programs of the converted formats (TFLite, ONNX) share: internal.
+"""What the test programs of the converted formats (formats/<format>/) share: internal.
 
 Each such test reads its conversions' files (artifact_files), feeds the export's own
 sample inputs to the SavedModel's `serving_default` and to the format's runtime, and
@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import absltest
 
-from export.lib import interface, settings, sources, tflite
+from export.lib import conversion, interface, settings, sources
 from rules.private import artifact_files, export_info
 
 # The same inputs as keras_saved_model_test's.
@@ -74,7 +74,7 @@ def read_conversions(
         model_interface.samples,
     )
     feeds = {d.name: a for d, a in zip(model_interface.inputs, arrays, strict=True)}
-    serve = tf.saved_model.load(tflite.find_saved_model(base_dir)).signatures[
+    serve = tf.saved_model.load(conversion.find_saved_model(base_dir)).signatures[
         settings.SERVING_KEY
     ]
     served = serve(**{k: tf.constant(v) for k, v in feeds.items()})

@@ -35,21 +35,3 @@ SavedModelInfo = provider(
                       "target's runfiles and its `provenance` output group.",
     },
 )
-
-TfliteModelInfo = provider(
-    doc = "A TFLite model converted from a keras_saved_model export by keras_tflite_model.",
-    fields = {
-        "tflite": "File: `<name>.tflite`, the converted serving_default signature.",
-        "manifest": "File: `<name>.tflite.json`, written by the converter: the " +
-                    "signature's `inputs` and `outputs` (name to `dtype` and `shape`, " +
-                    "None for any size), the `ops` it uses (builtin names, and " +
-                    "`Flex<Op>` for TensorFlow ops), `select_tf_ops` (those TensorFlow " +
-                    "ops), `ops_sets` (`TFLITE_BUILTINS`, and `SELECT_TF_OPS` when it " +
-                    "uses any), `optimization` and `size` in bytes.",
-        "optimization": "string: `none`, `dynamic_range` or `float16` (the attribute).",
-        "supported_ops": "list of string: the ops sets the conversion could use, " +
-                         "`[\"TFLITE_BUILTINS\"]`, plus `\"SELECT_TF_OPS\"` with " +
-                         "`allow_select_tf_ops`; `manifest` says which it did use.",
-        "saved_model": "SavedModelInfo: the export it was converted from.",
-    },
-)

@@ -198,7 +198,7 @@ class ArtifactFormatsTest(unittest.TestCase):
             with self.subTest(format=artifact.rule):
                 table = settings.TABLES[artifact.rule]
                 self.assertEqual([s.name for s in table if not s.doc.strip()], [])
-                bzl = _read(f"rules/private/{artifact.rule}.bzl")
+                bzl = _read(artifact.rule_file)
                 own = _RULE_ONLY_ATTRS.get(artifact.rule, set())
                 internal = {a for a in seen["attrs"] if a.startswith(_INTERNAL_PREFIX)}
                 for name in own | internal:
@@ -213,9 +213,7 @@ class ArtifactFormatsTest(unittest.TestCase):
                     _markdown_section(self.docs, f"## {artifact.rule}"), "attribute"
                 )
                 documented = {name for row in rows for name in _code_names(row[0])}
-                params, _ = _starlark_function(
-                    _read(f"rules/private/{artifact.rule}.bzl"), artifact.rule
-                )
+                params, _ = _starlark_function(_read(artifact.rule_file), artifact.rule)
                 # The macro's own arguments (contract) make targets, not attributes.
                 self.assertEqual(
                     documented - _COMMON_ARGS,
@@ -235,7 +233,7 @@ class ArtifactFormatsTest(unittest.TestCase):
         for artifact, _ in self._formats():
             with self.subTest(format=artifact.rule):
                 params, documented = _starlark_function(
-                    _read(f"rules/private/{artifact.rule}.bzl"), artifact.rule
+                    _read(artifact.rule_file), artifact.rule
                 )
                 self.assertEqual(documented, params, "Args: must follow the parameters")
                 self.assertIn("kwargs", params, "the attributes pass through **kwargs")
@@ -244,7 +242,7 @@ class ArtifactFormatsTest(unittest.TestCase):
         for artifact, _ in self._formats():
             with self.subTest(format=artifact.rule):
                 params, documented = _starlark_function(
-                    _read(f"rules/private/{artifact.test}.bzl"), artifact.test
+                    _read(artifact.test_file), artifact.test
                 )
                 self.assertEqual(documented, params)
                 rows = _table(
@@ -279,10 +277,10 @@ class ArtifactFormatsTest(unittest.TestCase):
         for artifact, _ in self._formats():
             with self.subTest(format=artifact.rule):
                 self.assertEqual(
-                    program_flags(artifact.program),
+                    program_flags(artifact),
                     {
                         s.name
-                        for s in settings.program_settings(artifact.program)
+                        for s in settings.program_settings(artifact.program_name)
                         if s.has_flag
                     },
                 )
@@ -307,7 +305,7 @@ class SurfaceTest(unittest.TestCase):
     def setUpClass(cls):
         cls.surface = json.loads(_read("tests/docs/surface.json"))
         cls.docs = _read("docs/rules.md")
-        cls.tflite_test_bzl = _read("rules/private/keras_tflite_model_test.bzl")
+        cls.tflite_test_bzl = _read(_format("keras_tflite_model").test_file)
 
     def test_public_file_only_forwards(self):
         defs = _read("rules/defs.bzl")
@@ -341,22 +339,18 @@ class SurfaceTest(unittest.TestCase):
         self.assertTrue(all(row[1] for row in rows), "an empty reason")
 
     def test_docs_and_sources_name_only_real_flags(self):
-        programs = set().union(*(program_flags(f.program) for f in settings.FORMATS))
+        programs = set().union(*(program_flags(f) for f in settings.FORMATS))
         known = programs | {"no" + f for f in programs} | _OTHER_FLAGS
         known |= _release_flags()
         paths = ["docs/rules.md"]
         for artifact in settings.FORMATS:
-            paths += [
-                f"export/{artifact.table}",
-                f"rules/private/{artifact.rule}.bzl",
-                f"export/{artifact.program}.py",
-            ]
+            paths += [artifact.table, artifact.rule_file, artifact.program]
         export_lib = os.path.join(_WORKSPACE, "export", "lib")
         paths += [
             f"export/lib/{n}"
             for n in sorted(os.listdir(export_lib))
             if n.endswith(".py")
-        ]
+        ] + [f.library for f in settings.FORMATS if not f.library.startswith("export/")]
         unknown = {}
         for path in paths:
             # `--name` in backticks, quotes or prose; not `---` table rules.
@@ -402,7 +396,7 @@ class SurfaceTest(unittest.TestCase):
         self.assertEqual(listed, modules, "export/lib/README.md's module table")
 
     def test_tflite_bounds_are_the_tests(self):
-        main = _read("rules/private/keras_tflite_model_test_main.py")
+        main = _read(_format("keras_tflite_model").test_program)
         (assignment,) = [
             node
             for node in ast.parse(main).body
@@ -421,10 +415,15 @@ class SurfaceTest(unittest.TestCase):
         self.assertEqual({name: float(x) for name, x in in_docstring}, bounds)
 
 
-def program_flags(name: str) -> set[str]:
-    """The flags the program //export:<name> defines from the settings, read from its
+def _format(rule: str) -> settings.Format:
+    return next(f for f in settings.FORMATS if f.rule == rule)
+
+
+def program_flags(artifact: settings.Format) -> set[str]:
+    """The flags the format's program defines from the settings, read from its
     --helpxml (two programs cannot be imported together: both define --quiet)."""
-    program = os.path.join(_WORKSPACE, "export", name)
+    name = artifact.program_name
+    program = os.path.join(_WORKSPACE, artifact.program.removesuffix(".py"))
     proc = subprocess.run(
         [program, "--helpxml"], capture_output=True, text=True, check=False
     )

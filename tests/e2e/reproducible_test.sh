@@ -18,12 +18,12 @@
 #      log) and its tests are "(cached) PASSED".
 #   4. if the action supports persistent workers: A, after `bazel clean`, exports in a
 #      worker; the bytes must equal the sandboxed exports'.
-#   TFLite: A and B also convert the example's export and a text model that needs
-#   TensorFlow ops (whose Flex ops carry NodeDefs, which the converter writes in a
-#   per-process order) under linux-sandbox, and in 4 in a worker; each .tflite file and
-#   its manifest must be identical.
-#   ONNX: the same for the example's .onnx file and an LSTM's (a Loop, which tf2onnx
-#   rewrote differently from run to run), converted by keras_onnx_model.
+#   Converted formats: A and B also convert exports to each format of `conversions`
+#   under linux-sandbox, and in 4 in a worker; every file a converted target writes
+#   beside its name (`<name>.tflite` and its manifest...) must be identical. TFLite: the
+#   example and a text model that needs TensorFlow ops (whose Flex ops carry NodeDefs,
+#   which the converter writes in a per-process order); ONNX: the example and an LSTM
+#   (a Loop, which tf2onnx rewrote differently from run to run).
 # Prints the figures (actions, hits, misses, wall times) and fails if a property breaks.
 source "$(dirname "$0")/lib.sh"
 
@@ -32,12 +32,22 @@ tests=("${CACHE_TESTS[@]}")
 negative=//tests/e2e_targets:nondeterministic_export
 lambdas=//tests/e2e_targets:lambda_export
 probe=//tests/e2e_targets:network_probe_export
-# keras_tflite_model targets, and the export they need besides CACHE_EXPORTS.
-tflites=(//models:my_tflite //tests/zoo:review_classifier_tflite)
-tflite_exports=(//tests/zoo:review_classifier)
-# keras_onnx_model targets, and the export they need besides CACHE_EXPORTS.
-onnxs=(//models:my_onnx //tests/onnx:masked_lstm_onnx)
-onnx_exports=(//tests/onnx:masked_lstm)
+# The converted formats' targets, a row per format: its action's mnemonic
+# (export/formats.bzl), then its targets.
+conversions=(
+  "KerasTfliteModel //models:my_tflite //tests/zoo:review_classifier_tflite"
+  "KerasOnnxModel //models:my_onnx //tests/onnx:masked_lstm_onnx"
+)
+# The exports those convert besides CACHE_EXPORTS.
+conversion_exports=(//tests/zoo:review_classifier //tests/onnx:masked_lstm)
+converted=()
+sandboxed_conversions=()
+for row in "${conversions[@]}"; do
+  read -r mnemonic labels <<<"$row"
+  read -r -a row_labels <<<"$labels"
+  converted+=("${row_labels[@]}")
+  sandboxed_conversions+=("--strategy=$mnemonic=linux-sandbox")
+done
 
 base_a=$(e2e_output_base reproducible_a)
 base_b=$(e2e_output_base reproducible_b)
@@ -60,23 +70,42 @@ outputs() {
   done
 }
 
-# tflite_outputs LABEL...: a keras_tflite_model target's files, relative to bazel-bin.
-tflite_outputs() {
-  local label path
+# converted_outputs BIN LABEL...: the files each converted target wrote beside its
+# name in BIN (`<name>.<extension>`, `<name>.<extension>.json`; not the action's
+# flagfile), relative to BIN.
+converted_outputs() {
+  local bin=$1 label path file found
+  shift
   for label in "$@"; do
     path=${label#//}
     path=${path/://}
-    echo "$path.tflite" "$path.tflite.json"
+    found=0
+    for file in "$bin/$path".*; do
+      case "$file" in *.params) continue ;; esac
+      [ -f "$file" ] || continue
+      echo "${file#"$bin"/}"
+      found=1
+    done
+    [ "$found" = 1 ] || fail "$label wrote no file beside its name in $bin"
   done
 }
 
-# onnx_outputs LABEL...: a keras_onnx_model target's files, relative to bazel-bin.
-onnx_outputs() {
-  local label path
-  for label in "$@"; do
-    path=${label#//}
-    path=${path/://}
-    echo "$path.onnx" "$path.onnx.json"
+# build_conversions NAME BASE STRATEGY: builds each format's targets in BASE with its
+# actions under STRATEGY (no cache) and checks that each ran there.
+build_conversions() {
+  local name=$1 base=$2 strategy=$3 row mnemonic labels misses runners
+  local -a row_labels
+  for row in "${conversions[@]}"; do
+    read -r mnemonic labels <<<"$row"
+    read -r -a row_labels <<<"$labels"
+    t=$(now)
+    run_logged "${name}_$mnemonic" "$base" build "${hermetic[@]}" "${no_cache[@]}" \
+      --strategy="$mnemonic=$strategy" --execution_log_json_file="$E2E_TMP/${name}_$mnemonic.json" \
+      "${row_labels[@]}"
+    read -r _ _ misses runners < <(spawn_stats "$E2E_TMP/${name}_$mnemonic.json" "$mnemonic")
+    [ "$misses" = "${#row_labels[@]}" ] && [ "$runners" = "$strategy" ] ||
+      fail "expected ${#row_labels[@]} $mnemonic actions under $strategy, got $misses ($runners)"
+    echo "  $mnemonic conversions (and the exports they need): $(seconds_since "$t") s"
   done
 }
 
@@ -139,42 +168,28 @@ cold_spawns=$SPAWNS
 expect_tests PASSED a_cold
 run_logged a_negative "$base_a" build "${hermetic[@]}" "${no_cache[@]}" "$negative"
 run_logged a_lambdas "$base_a" build "${hermetic[@]}" "${no_cache[@]}" "$lambdas"
-t=$(now)
-run_logged a_tflite "$base_a" build "${hermetic[@]}" "${no_cache[@]}" \
-  --strategy=KerasTfliteModel=linux-sandbox --execution_log_json_file="$E2E_TMP/a_tflite.json" \
-  "${tflites[@]}"
-read -r _ _ tflite_misses tflite_runners < <(spawn_stats "$E2E_TMP/a_tflite.json" KerasTfliteModel)
-[ "$tflite_misses" = "${#tflites[@]}" ] && [ "$tflite_runners" = linux-sandbox ] ||
-  fail "expected ${#tflites[@]} KerasTfliteModel actions under linux-sandbox in A, got $tflite_misses ($tflite_runners)"
-echo "  TFLite conversions (and the review export): $(seconds_since "$t") s"
-t=$(now)
-run_logged a_onnx "$base_a" build "${hermetic[@]}" "${no_cache[@]}" \
-  --strategy=KerasOnnxModel=linux-sandbox --execution_log_json_file="$E2E_TMP/a_onnx.json" \
-  "${onnxs[@]}"
-read -r _ _ onnx_misses onnx_runners < <(spawn_stats "$E2E_TMP/a_onnx.json" KerasOnnxModel)
-[ "$onnx_misses" = "${#onnxs[@]}" ] && [ "$onnx_runners" = linux-sandbox ] ||
-  fail "expected ${#onnxs[@]} KerasOnnxModel actions under linux-sandbox in A, got $onnx_misses ($onnx_runners)"
-echo "  ONNX conversions (and the LSTM's export): $(seconds_since "$t") s"
+build_conversions a "$base_a" linux-sandbox
 
 echo "--- output base B: set-up and independent build (no cache)"
 t=$(now)
 run_logged b_setup "$base_b" build "${hermetic[@]}" --nobuild "${exports[@]}" "$negative" "$lambdas" \
-  "${tflites[@]}" "${onnxs[@]}"
+  "${converted[@]}"
 bazel_ob "$base_b" clean >/dev/null 2>&1 || fail "bazel clean failed in B"
 echo "  venv and analysis: $(seconds_since "$t") s"
 t=$(now)
-run_logged b_build "$base_b" build "${hermetic[@]}" "${no_cache[@]}" \
-  --strategy=KerasTfliteModel=linux-sandbox --strategy=KerasOnnxModel=linux-sandbox \
+run_logged b_build "$base_b" build "${hermetic[@]}" "${no_cache[@]}" "${sandboxed_conversions[@]}" \
   --execution_log_json_file="$E2E_TMP/b_build.json" \
-  "${exports[@]}" "$negative" "$lambdas" "${tflites[@]}" "${onnxs[@]}"
+  "${exports[@]}" "$negative" "$lambdas" "${converted[@]}"
 echo "  wall time: $(seconds_since "$t") s"
 export_stats b_build
-[ "$MISSES" = $((${#exports[@]} + 2 + ${#tflite_exports[@]} + ${#onnx_exports[@]})) ] && [ "$HITS" = 0 ] ||
+[ "$MISSES" = $((${#exports[@]} + 2 + ${#conversion_exports[@]})) ] && [ "$HITS" = 0 ] ||
   fail "expected every export to run in B"
-read -r _ _ tflite_misses _ < <(spawn_stats "$E2E_TMP/b_build.json" KerasTfliteModel)
-[ "$tflite_misses" = "${#tflites[@]}" ] || fail "expected every TFLite conversion to run in B"
-read -r _ _ onnx_misses _ < <(spawn_stats "$E2E_TMP/b_build.json" KerasOnnxModel)
-[ "$onnx_misses" = "${#onnxs[@]}" ] || fail "expected every ONNX conversion to run in B"
+for row in "${conversions[@]}"; do
+  read -r mnemonic labels <<<"$row"
+  read -r -a row_labels <<<"$labels"
+  read -r _ _ misses _ < <(spawn_stats "$E2E_TMP/b_build.json" "$mnemonic")
+  [ "$misses" = "${#row_labels[@]}" ] || fail "expected every $mnemonic conversion to run in B"
+done
 
 bin_a=$(bazel_ob "$base_a" info "${hermetic[@]}" bazel-bin 2>/dev/null)
 bin_b=$(bazel_ob "$base_b" info "${hermetic[@]}" bazel-bin 2>/dev/null)
@@ -192,22 +207,15 @@ warmup=models/my_export/1/assets.extra/tf_serving_warmup_requests
 compare_outputs "$bin_a" "$bin_b" "$warmup" || fail "the TF Serving warmup records of A and B differ"
 echo "ok: the TF Serving warmup records ($(stat -c %s "$bin_a/$warmup") bytes) are byte-identical"
 
-echo "--- reproducible: A and B TFLite files compared"
-# shellcheck disable=SC2046 # tflite_outputs prints space-free paths
-compare_outputs "$bin_a" "$bin_b" $(tflite_outputs "${tflites[@]}") ||
-  fail "the .tflite files of A and B differ: the conversion is not reproducible"
+echo "--- reproducible: A and B converted files compared"
+converted_files=$(converted_outputs "$bin_a" "${converted[@]}") || exit 1
+# shellcheck disable=SC2086 # converted_outputs prints space-free paths
+compare_outputs "$bin_a" "$bin_b" $converted_files ||
+  fail "the converted files of A and B differ: a conversion is not reproducible"
 # Kept for the worker's comparison: the disk-cache step below cleans B.
-# shellcheck disable=SC2046
-digest_outputs "$bin_b" $(tflite_outputs "${tflites[@]}") >"$E2E_TMP/tflite_sandboxed_sums"
-echo "ok: byte-identical .tflite files in two output bases"
-
-echo "--- reproducible: A and B ONNX files compared"
-# shellcheck disable=SC2046 # onnx_outputs prints space-free paths
-compare_outputs "$bin_a" "$bin_b" $(onnx_outputs "${onnxs[@]}") ||
-  fail "the .onnx files of A and B differ: the conversion is not reproducible"
-# shellcheck disable=SC2046
-digest_outputs "$bin_b" $(onnx_outputs "${onnxs[@]}") >"$E2E_TMP/onnx_sandboxed_sums"
-echo "ok: byte-identical .onnx files in two output bases"
+# shellcheck disable=SC2086
+digest_outputs "$bin_b" $converted_files >"$E2E_TMP/converted_sandboxed_sums"
+echo "ok: byte-identical converted files in two output bases: ${converted_files//$'\n'/ }"
 
 echo "--- negative control: $negative in A and B"
 # shellcheck disable=SC2046
@@ -253,28 +261,12 @@ case "$execution_info" in
     compare_outputs "$bin_a" "$bin_b" $(outputs "${exports[@]}") ||
       fail "exports made by the persistent worker differ from the sandboxed ones"
     echo "ok: the worker writes the same bytes"
-    run_logged a_tflite_worker "$base_a" build "${hermetic[@]}" "${no_cache[@]}" \
-      --strategy=KerasTfliteModel=worker --execution_log_json_file="$E2E_TMP/a_tflite_worker.json" \
-      "${tflites[@]}"
-    read -r _ _ tflite_misses tflite_runners < <(spawn_stats "$E2E_TMP/a_tflite_worker.json" KerasTfliteModel)
-    [ "$tflite_misses" = "${#tflites[@]}" ] && [ "$tflite_runners" = worker ] ||
-      fail "expected the ${#tflites[@]} TFLite conversions to run in a worker"
-    # shellcheck disable=SC2046
-    digest_outputs "$bin_a" $(tflite_outputs "${tflites[@]}") >"$E2E_TMP/tflite_worker_sums"
-    python3 "$E2E_TOOLS" compare "$E2E_TMP/tflite_worker_sums" "$E2E_TMP/tflite_sandboxed_sums" ||
-      fail "TFLite files converted by the persistent worker differ from the sandboxed ones"
-    echo "ok: the TFLite worker writes the same bytes"
-    run_logged a_onnx_worker "$base_a" build "${hermetic[@]}" "${no_cache[@]}" \
-      --strategy=KerasOnnxModel=worker --execution_log_json_file="$E2E_TMP/a_onnx_worker.json" \
-      "${onnxs[@]}"
-    read -r _ _ onnx_misses onnx_runners < <(spawn_stats "$E2E_TMP/a_onnx_worker.json" KerasOnnxModel)
-    [ "$onnx_misses" = "${#onnxs[@]}" ] && [ "$onnx_runners" = worker ] ||
-      fail "expected the ${#onnxs[@]} ONNX conversions to run in a worker"
-    # shellcheck disable=SC2046
-    digest_outputs "$bin_a" $(onnx_outputs "${onnxs[@]}") >"$E2E_TMP/onnx_worker_sums"
-    python3 "$E2E_TOOLS" compare "$E2E_TMP/onnx_worker_sums" "$E2E_TMP/onnx_sandboxed_sums" ||
-      fail "ONNX files converted by the persistent worker differ from the sandboxed ones"
-    echo "ok: the ONNX worker writes the same bytes"
+    build_conversions a_worker "$base_a" worker
+    # shellcheck disable=SC2086
+    digest_outputs "$bin_a" $converted_files >"$E2E_TMP/converted_worker_sums"
+    python3 "$E2E_TOOLS" compare "$E2E_TMP/converted_worker_sums" "$E2E_TMP/converted_sandboxed_sums" ||
+      fail "files converted by the persistent workers differ from the sandboxed ones"
+    echo "ok: the converters' workers write the same bytes"
     ;;
   *) echo "  (the KerasSavedModel action does not support workers: skipped)" ;;
 esac

@@ -52,7 +52,7 @@ MENTIONS = [
     # Set by the rule itself: there is no attribute to name, so the flag stays.
     (("output_dir", "DIR"), "--output_dir=DIR", "--output_dir=DIR"),
     (("verify",), "--verify", "verify"),
-    # keras_tflite_model's, from export/tflite_settings.bzl.
+    # keras_tflite_model's, from formats/tflite/settings.bzl.
     (
         ("allow_select_tf_ops", True),
         "--allow_select_tf_ops",
@@ -162,9 +162,11 @@ class VocabularyTest(absltest.TestCase):
         # A flag written as text would reach a Bazel user as a flag.
         names = {s.name for table in settings.TABLES.values() for s in table}
         lib = os.path.dirname(errors.__file__)
+        root = os.path.dirname(os.path.dirname(exporter.__file__))
         paths = sorted(glob.glob(os.path.join(lib, "*.py"))) + [
-            os.path.join(os.path.dirname(exporter.__file__), f"{f.program}.py")
+            os.path.join(root, path)
             for f in settings.FORMATS
+            for path in (f.program, f.library)
         ]
         self.assertGreater(len(paths), 10)
         for path in paths:

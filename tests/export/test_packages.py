@@ -26,9 +26,7 @@ TARGET = "//ml:ranker"
 # What Bazel runs on the core alone: each artifact format's library and test program,
 # and the exporter (one program a process: each defines the programs' flags).
 PROGRAM_MODULES = ["export.exporter"] + [
-    module
-    for f in settings.FORMATS
-    for module in (f"export.lib.{f.library}", f"rules.private.{f.test}_main")
+    module for f in settings.FORMATS for module in (f.library_module, f.test_module)
 ]
 
 # Makes every optional feature's top-level package unimportable, as in a Python that

@@ -1,4 +1,4 @@
-"""The TFLite converter (export/lib/tflite.py, //export:tflite_converter).
+"""The TFLite converter (formats/tflite/tflite.py, //formats/tflite:tflite_converter).
 
 Same bytes: converting one SavedModel with TensorFlow ops in two fresh processes gives
 the same file, and the rewrite of the Flex ops' NodeDefs (the one part that varied) makes
@@ -19,12 +19,13 @@ from flatbuffers import flexbuffers
 from tensorflow.core.framework import node_def_pb2
 from tensorflow.lite.tools import flatbuffer_utils
 
-from export.lib import api, tflite
+from export.lib import api
 from export.lib.errors import ExportError
-from rules.private.keras_tflite_model_test_main import optimization_problems
+from formats.tflite import tflite
+from formats.tflite.keras_tflite_model_test_main import optimization_problems
 from tests.export import testmodels, testutil
 
-_CONVERTER_PATH = os.path.join("export", "tflite_converter")
+_CONVERTER_PATH = os.path.join("formats", "tflite", "tflite_converter")
 
 
 def _converter_command() -> list[str]:

@@ -11,8 +11,8 @@ import sys
 
 from absl.testing import absltest
 
-from export.lib import onnx_model
 from export.lib.errors import ExportError
+from formats.onnx import onnx_model
 
 TARGET = "//tests/onnx:review_classifier_onnx"
 
@@ -101,7 +101,7 @@ class CanonicalTest(absltest.TestCase):
 def _convert_in_a_fresh_process(export: str, out: str) -> subprocess.Popen:
     return subprocess.Popen(
         [
-            _runfile("export/onnx_converter"),
+            _runfile("formats/onnx/onnx_converter"),
             f"--export={_runfile(export)}",
             f"--onnx_out={out}",
             "--quiet",
@@ -138,7 +138,7 @@ class ErrorsTest(absltest.TestCase):
         out = os.path.join(self.create_tempdir().full_path, "model.onnx")
         result = subprocess.run(
             [
-                _runfile("export/onnx_converter"),
+                _runfile("formats/onnx/onnx_converter"),
                 f"--export={_runfile('tests/onnx/review_classifier')}",
                 f"--onnx_out={out}",
                 f"--target_label={TARGET}",

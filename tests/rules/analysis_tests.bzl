@@ -298,7 +298,7 @@ def _tflite_impl(ctx):
         "--target_label=//tests/rules:good_tflite",
     ]:
         asserts.true(env, flag in action.argv, "missing %s in %s" % (flag, action.argv))
-    asserts.true(env, action.argv[0].endswith("/export/tflite_converter"), action.argv[0])
+    asserts.true(env, action.argv[0].endswith("/formats/tflite/tflite_converter"), action.argv[0])
     asserts.true(env, info.saved_model.base_dir in action.inputs.to_list(), "the export is an input")
     asserts.equals(env, "0", action.env["PYTHONHASHSEED"])
     asserts.equals(

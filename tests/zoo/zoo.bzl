@@ -122,11 +122,11 @@ def zoo_model(
         size = size,
         srcs = [
             "zoo_check.py",
+            "//formats/tflite:keras_tflite_model_test_main.py",
             "//rules/private:artifact_files.py",
             "//rules/private:conversion_check.py",
             "//rules/private:export_info.py",
             "//rules/private:keras_saved_model_test_main.py",
-            "//rules/private:keras_tflite_model_test_main.py",
             "//rules/private:tensors_file.py",
         ],
         main = "zoo_check.py",
@@ -137,6 +137,7 @@ def zoo_model(
         deps = [
             ":%s.deps" % name,
             "//export:lib",
+            "//formats/tflite",
             "//tests/export:testmodels",
         ],
     )

@@ -34,10 +34,12 @@ from export.lib import (
     signatures,
     sources,
 )
-from rules.private import keras_saved_model_test_main as rule_test
 
 # keras_tflite_model_test's checks of the zoo_model's `tflite` conversions, if any.
-from rules.private.keras_tflite_model_test_main import TfliteModelTest  # noqa: F401
+from formats.tflite.keras_tflite_model_test_main import (  # noqa: F401
+    TfliteModelTest,
+)
+from rules.private import keras_saved_model_test_main as rule_test
 from tests.export import testutil
 
 _DATA = flags.DEFINE_string(

@@ -22,7 +22,8 @@ tf2onnx's output is not the same from process to process (onnx/tensorflow-onnx #
   hash map, which differs between processes: `_sorted_table` sorts them by key.
 The same SavedModel, opset and packages then give the same bytes.
 
-tf2onnx and onnx are imported only when a conversion runs (packages.ONNX).
+tf2onnx and onnx are imported only when a conversion runs (the optional feature
+`onnx`, declared in formats/onnx/settings.bzl).
 """
 
 import collections
@@ -30,11 +31,15 @@ import contextlib
 import dataclasses
 import itertools
 
-from export.lib import outputs, packages, settings, tflite
+from export.lib import conversion, outputs, packages, settings
 from export.lib.errors import ExportError, describe_exception, setting
 
 SERVING_KEY = settings.SERVING_KEY
-# The opsets tf2onnx 1.17 writes models for (export/onnx_settings.bzl says why these).
+# The optional features of formats/onnx/settings.bzl (ONNX_OPTIONAL_FEATURES): tf2onnx
+# and onnx to convert, onnxruntime to run the result.
+CONVERTER = "onnx"
+RUNTIME = "onnx_runtime"
+# The opsets tf2onnx 1.17 writes models for (formats/onnx/settings.bzl says why these).
 OPSETS = range(13, 19)
 DEFAULT_OPSET = settings.get("opset").default
 # What tf2onnx writes into the model's graph name and doc string: fixed, so that the
@@ -43,7 +48,7 @@ _GRAPH_NAME = SERVING_KEY
 
 
 # A graph input or output: its name, TensorFlow's name of its type, its shape.
-Tensor = tflite.Tensor
+Tensor = conversion.Tensor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,8 +66,8 @@ class OnnxModel:
 
         return {
             "signature": SERVING_KEY,
-            "inputs": tflite.tensors_manifest(self.inputs),
-            "outputs": tflite.tensors_manifest(self.outputs),
+            "inputs": conversion.tensors_manifest(self.inputs),
+            "outputs": conversion.tensors_manifest(self.outputs),
             "ops": list(self.ops),
             "opset": self.opset,
             "size": len(self.content),
@@ -85,10 +90,10 @@ def convert(export: str, opset: int = DEFAULT_OPSET) -> OnnxModel:
                 " or another opset in that range",
             ],
         )
-    tf2onnx = packages.import_module(packages.ONNX, "tf2onnx")
-    onnx = packages.import_module(packages.ONNX, "onnx")
-    export_dir = tflite.find_saved_model(export, "export")
-    tflite.check_serving_signature(export_dir, "export")
+    tf2onnx = packages.import_module(CONVERTER, "tf2onnx")
+    onnx = packages.import_module(CONVERTER, "onnx")
+    export_dir = conversion.find_saved_model(export, "export")
+    conversion.check_serving_signature(export_dir, "export")
     model = _convert(tf2onnx, export_dir, opset)
     unconverted = unconverted_ops(model)
     if unconverted:
@@ -376,7 +381,7 @@ def _rename_dims(type_proto, dims) -> None:
 
 def describe(content: bytes) -> OnnxModel:
     """Reads the graph's inputs, outputs, ops and opset from an ONNX file's bytes."""
-    onnx = packages.import_module(packages.ONNX, "onnx")
+    onnx = packages.import_module(CONVERTER, "onnx")
     from onnx import helper
 
     model = onnx.load_model_from_string(content)

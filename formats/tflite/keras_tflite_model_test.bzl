@@ -1,6 +1,8 @@
 """Implementation of keras_tflite_model_test: a py_test that checks a TFLite model."""
 
-load(":artifact_rule.bzl", "artifact_test")
+# A format's folder is rules_keras's own: it builds on the shared rule machinery.
+# buildifier: disable=bzl-visibility
+load("//rules/private:artifact_rule.bzl", "artifact_test")
 load(":keras_tflite_model.bzl", "TFLITE_FORMAT")
 
 def keras_tflite_model_test(name, tflite_model, tolerance = None, deps = [], **kwargs):

@@ -4,10 +4,10 @@ Usage:
   onnx_converter --export=EXPORT_DIR --onnx_out=model.onnx [--opset=17]
       [--onnx_manifest_out=model.onnx.json]
 
-The same SavedModel, opset and packages give the same bytes (export/lib/onnx_model.py
+The same SavedModel, opset and packages give the same bytes (formats/onnx/onnx_model.py
 says what it takes). Bad input exits with status 1 and a one-paragraph message on stderr
 naming the flag; nothing is written. The flags are keras_onnx_model's attributes, with
-the same names and meanings (export/onnx_settings.bzl). Needs tf2onnx and onnx
+the same names and meanings (formats/onnx/settings.bzl). Needs tf2onnx and onnx
 (export/lib/packages.py), imported when a conversion runs.
 """
 
@@ -19,7 +19,7 @@ from absl import flags
 
 from export.lib import settings
 
-# One flag per setting of export/onnx_settings.bzl, and the exporter's program flags.
+# One flag per setting of formats/onnx/settings.bzl, and the exporter's program flags.
 _FLAGS = program.define_flags("onnx_converter")
 flags.adopt_module_key_flags(settings)
 
@@ -30,7 +30,7 @@ def _convert(notes: list[str]) -> int:
 
 
 def _write() -> str:
-    from export.lib import onnx_model
+    from formats.onnx import onnx_model
 
     model = onnx_model.convert(_FLAGS["export"].value, _FLAGS["opset"].value)
     onnx_model.write(model, _FLAGS["onnx_out"].value, _FLAGS["onnx_manifest_out"].value)

@@ -11,11 +11,10 @@ place and the flexbuffer around it is unchanged.
 """
 
 import dataclasses
-import os
 
 import numpy as np
 
-from export.lib import outputs, settings
+from export.lib import conversion, outputs, settings
 from export.lib.errors import (
     ExportError,
     describe_exception,
@@ -30,16 +29,8 @@ SELECT_TF_OPS = "SELECT_TF_OPS"
 _FLEX_PREFIX = "Flex"
 
 
-@dataclasses.dataclass(frozen=True)
-class Tensor:
-    name: str
-    dtype: str  # TensorFlow's name of the type: float32, int64, string...
-    shape: tuple[int | None, ...]  # None for a dimension of any size
-
-
-def tensors_manifest(tensors: tuple[Tensor, ...]) -> dict:
-    """How a converted format's manifest lists its inputs or outputs: by name."""
-    return {t.name: {"dtype": t.dtype, "shape": list(t.shape)} for t in tensors}
+# A signature input or output: its name, TensorFlow's name of its type, its shape.
+Tensor = conversion.Tensor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,8 +52,8 @@ class TfliteModel:
 
         return {
             "signature": SERVING_KEY,
-            "inputs": tensors_manifest(self.inputs),
-            "outputs": tensors_manifest(self.outputs),
+            "inputs": conversion.tensors_manifest(self.inputs),
+            "outputs": conversion.tensors_manifest(self.outputs),
             "ops": list(self.ops),
             "select_tf_ops": list(self.select_tf_ops),
             "ops_sets": self.ops_sets,
@@ -71,44 +62,12 @@ class TfliteModel:
         }
 
 
-def find_saved_model(path: str, setting_name: str = "saved_model") -> str:
-    """The SavedModel folder `path` names: itself, or its one version folder. Errors
-    name `setting_name` (keras_onnx_model's is `export`)."""
-    if _is_saved_model(path):
-        return path
-    versions = (
-        sorted(
-            os.path.join(path, name)
-            for name in os.listdir(path)
-            if _is_saved_model(os.path.join(path, name))
-        )
-        if os.path.isdir(path)
-        else []
-    )
-    if len(versions) != 1:
-        found = f"{len(versions)} version folders" if versions else "no SavedModel"
-        raise ExportError(
-            setting_name,
-            f"'{path}' holds {found}",
-            "point it at a SavedModel folder (holding saved_model.pb) or at an export"
-            " holding exactly one version folder",
-        )
-    return versions[0]
-
-
-def _is_saved_model(path: str) -> bool:
-    return any(
-        os.path.isfile(os.path.join(path, name))
-        for name in ("saved_model.pb", "saved_model.pbtxt")
-    )
-
-
 def convert(saved_model: str, optimization: str, allow_select_tf_ops: bool):
     """Converts the SavedModel's serving_default signature; returns a TfliteModel."""
     from tensorflow.lite.python.convert_phase import ConverterError
 
-    export_dir = find_saved_model(saved_model)
-    check_serving_signature(export_dir)
+    export_dir = conversion.find_saved_model(saved_model)
+    conversion.check_serving_signature(export_dir)
     try:
         content = _convert(export_dir, optimization, allow_select_tf_ops)
     except ConverterError as e:
@@ -135,23 +94,6 @@ def convert(saved_model: str, optimization: str, allow_select_tf_ops: bool):
             str(e).strip() or format_traceback(e),
         ) from None
     return describe(canonical_flex_ops(content))
-
-
-def check_serving_signature(export_dir: str, setting_name: str = "saved_model") -> None:
-    """Raises the error naming `setting_name` unless the SavedModel has the serving
-    signature."""
-    from tensorflow.python.saved_model import loader_impl
-
-    saved_model = loader_impl.parse_saved_model(export_dir)
-    keys = sorted(
-        key for graph in saved_model.meta_graphs for key in graph.signature_def
-    )
-    if SERVING_KEY not in keys:
-        raise ExportError(
-            setting_name,
-            f"'{export_dir}' has no '{SERVING_KEY}' signature (it has {keys})",
-            f"convert an export whose serving signature is '{SERVING_KEY}'",
-        )
 
 
 def _convert(export_dir: str, optimization: str, allow_select_tf_ops: bool) -> bytes:

@@ -1,7 +1,7 @@
 """The TFLite converter's settings: one table for keras_tflite_model and its program.
 
 The same format as export/settings.bzl (its docstring says what each key means), read
-the same way by Starlark (rules/private/keras_tflite_model.bzl declares the attributes
+the same way by Starlark (keras_tflite_model.bzl beside it declares the attributes
 and passes them) and by Python (export/lib/settings.py defines the converter's flags).
 A name here is the keras_tflite_model attribute and the converter's flag (`--name`);
 names are unique across both tables, so an error names either kind of setting.

@@ -17,7 +17,7 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import absltest
 
-from export.lib import tflite
+from formats.tflite import tflite
 from rules.private import conversion_check
 
 _TOLERANCE = flags.DEFINE_float(
@@ -51,7 +51,7 @@ class Constant:
 
 def constants(content: bytes) -> list[Constant]:
     """Every constant tensor of every subgraph, read with TFLite's own flatbuffer schema
-    (not with export/lib/tflite.py, which the checks below are about)."""
+    (not with formats/tflite/tflite.py, which the checks below are about)."""
     from tensorflow.lite.python import schema_py_generated as schema
 
     type_names = {v: k for k, v in vars(schema.TensorType).items() if k.isupper()}

@@ -12,7 +12,8 @@ import numpy as np
 from absl import flags
 from absl.testing import absltest
 
-from export.lib import onnx_model, packages
+from export.lib import packages
+from formats.onnx import onnx_model
 from rules.private import conversion_check
 
 _TOLERANCE = flags.DEFINE_float(
@@ -27,7 +28,7 @@ _TOLERANCE = flags.DEFINE_float(
 def run_onnx(content: bytes, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The graph's outputs on `feeds`, from onnxruntime on the CPU (strings as numpy
     object arrays of str, as onnxruntime takes them)."""
-    onnxruntime = packages.import_module(packages.ONNX_RUNTIME, "onnxruntime")
+    onnxruntime = packages.import_module(onnx_model.RUNTIME, "onnxruntime")
     session = onnxruntime.InferenceSession(content, providers=["CPUExecutionProvider"])
     inputs = {
         name: value.astype(str).astype(object) if value.dtype.kind in "OSU" else value
@@ -48,7 +49,7 @@ class OnnxModelTest(conversion_check.ConversionTest):
                 self.assertEqual(manifest, model.manifest())
 
     def test_onnx_checker_accepts_it(self):
-        onnx = packages.import_module(packages.ONNX, "onnx")
+        onnx = packages.import_module(onnx_model.CONVERTER, "onnx")
         for files, model, _ in self.conversions:
             with self.subTest(onnx=files["onnx"]):
                 onnx.checker.check_model(onnx.load_model_from_string(model.content))

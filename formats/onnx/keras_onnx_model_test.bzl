@@ -1,6 +1,8 @@
 """Implementation of keras_onnx_model_test: a py_test that checks an ONNX model."""
 
-load(":artifact_rule.bzl", "artifact_test")
+# A format's folder is rules_keras's own: it builds on the shared rule machinery.
+# buildifier: disable=bzl-visibility
+load("//rules/private:artifact_rule.bzl", "artifact_test")
 load(":keras_onnx_model.bzl", "ONNX_FORMAT")
 
 def keras_onnx_model_test(name, onnx_model, tolerance = None, deps = [], **kwargs):

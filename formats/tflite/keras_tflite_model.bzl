@@ -1,18 +1,37 @@
 """Implementation of keras_tflite_model: one build action converts an export to TFLite."""
 
-load("//export:tflite_settings.bzl", "TFLITE_SETTINGS")
+# A format's folder is rules_keras's own: it builds on the shared rule machinery.
+# buildifier: disable=bzl-visibility
 load(
-    ":artifact_rule.bzl",
+    "//rules/private:artifact_rule.bzl",
     "artifact_format",
     "artifact_library",
     "artifact_rule",
     "convert_export",
     "export_attribute",
 )
-load(":providers.bzl", "TfliteModelInfo")
+load(":settings.bzl", "TFLITE_SETTINGS")
 
-# Its settings table is export/tflite_settings.bzl; its program //export:tflite_converter.
+# Its settings table is settings.bzl beside it; its program :tflite_converter.
 TFLITE_FORMAT = artifact_format("keras_tflite_model", TFLITE_SETTINGS)
+
+TfliteModelInfo = provider(
+    doc = "A TFLite model converted from a keras_saved_model export by keras_tflite_model.",
+    fields = {
+        "tflite": "File: `<name>.tflite`, the converted serving_default signature.",
+        "manifest": "File: `<name>.tflite.json`, written by the converter: the " +
+                    "signature's `inputs` and `outputs` (name to `dtype` and `shape`, " +
+                    "None for any size), the `ops` it uses (builtin names, and " +
+                    "`Flex<Op>` for TensorFlow ops), `select_tf_ops` (those TensorFlow " +
+                    "ops), `ops_sets` (`TFLITE_BUILTINS`, and `SELECT_TF_OPS` when it " +
+                    "uses any), `optimization` and `size` in bytes.",
+        "optimization": "string: `none`, `dynamic_range` or `float16` (the attribute).",
+        "supported_ops": "list of string: the ops sets the conversion could use, " +
+                         "`[\"TFLITE_BUILTINS\"]`, plus `\"SELECT_TF_OPS\"` with " +
+                         "`allow_select_tf_ops`; `manifest` says which it did use.",
+        "saved_model": "SavedModelInfo: the export it was converted from.",
+    },
+)
 
 def _keras_tflite_model_impl(ctx):
     converted = convert_export(ctx, TFLITE_FORMAT, "saved_model", "tflite", "TFLite")
@@ -47,7 +66,7 @@ def keras_tflite_model(name, saved_model, visibility = None, tags = None, teston
 
     Besides `<name>`, the macro makes `<name>.deps`, the export's `.deps` library
     (forwarded), which keras_tflite_model_test uses to rebuild the Keras model's sample
-    inputs. The action runs the shared `@rules_keras//export:tflite_converter`, as a
+    inputs. The action runs the shared `@rules_keras//formats/tflite:tflite_converter`, as a
     persistent worker by default (`--strategy=KerasTfliteModel=sandboxed` turns
     workers off).
 
@@ -58,7 +77,7 @@ def keras_tflite_model(name, saved_model, visibility = None, tags = None, teston
       tags: as usual, also applied to the `<name>.deps` library.
       testonly: as usual, also applied to the `<name>.deps` library.
       **kwargs: the attributes of the rule, each documented once, in
-        export/tflite_settings.bzl and docs/rules.md (`optimization`,
+        formats/tflite/settings.bzl and docs/rules.md (`optimization`,
         `allow_select_tf_ops`), and Bazel's common attributes.
     """
     artifact_library(

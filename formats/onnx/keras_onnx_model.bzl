@@ -1,16 +1,18 @@
 """Implementation of keras_onnx_model: one build action converts an export to ONNX."""
 
-load("//export:onnx_settings.bzl", "ONNX_SETTINGS")
+# A format's folder is rules_keras's own: it builds on the shared rule machinery.
+# buildifier: disable=bzl-visibility
 load(
-    ":artifact_rule.bzl",
+    "//rules/private:artifact_rule.bzl",
     "artifact_format",
     "artifact_library",
     "artifact_rule",
     "convert_export",
     "export_attribute",
 )
+load(":settings.bzl", "ONNX_SETTINGS")
 
-# Its settings table is export/onnx_settings.bzl; its program //export:onnx_converter.
+# Its settings table is settings.bzl beside it; its program :onnx_converter.
 ONNX_FORMAT = artifact_format("keras_onnx_model", ONNX_SETTINGS)
 
 OnnxModelInfo = provider(
@@ -57,7 +59,7 @@ def keras_onnx_model(name, export, visibility = None, tags = None, testonly = No
 
     Besides `<name>`, the macro makes `<name>.deps`, the export's `.deps` library
     (forwarded), which keras_onnx_model_test uses to rebuild the Keras model's sample
-    inputs. The action runs the shared `@rules_keras//export:onnx_converter`, as a
+    inputs. The action runs the shared `@rules_keras//formats/onnx:onnx_converter`, as a
     persistent worker by default (`--strategy=KerasOnnxModel=sandboxed` turns workers
     off).
 
@@ -68,7 +70,7 @@ def keras_onnx_model(name, export, visibility = None, tags = None, testonly = No
       tags: as usual, also applied to the `<name>.deps` library.
       testonly: as usual, also applied to the `<name>.deps` library.
       **kwargs: the attributes of the rule, each documented once, in
-        export/onnx_settings.bzl and docs/rules.md (`opset`), and Bazel's common
+        formats/onnx/settings.bzl and docs/rules.md (`opset`), and Bazel's common
         attributes.
     """
     artifact_library(

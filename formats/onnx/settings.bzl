@@ -1,12 +1,18 @@
 """The ONNX converter's settings: one table for keras_onnx_model and its program.
 
 The same format as export/settings.bzl (its docstring says what each key means), read
-the same way by Starlark (rules/private/keras_onnx_model.bzl) and by Python
+the same way by Starlark (keras_onnx_model.bzl beside it) and by Python
 (export/lib/settings.py defines the converter's flags). A name here is the
 keras_onnx_model attribute and the converter's flag (`--name`); names are unique across
 every table (keras_tflite_model has the `saved_model`), so the export to convert is
 `export`. The converter's other flags (`--quiet`, `--target_label`, the persistent
 worker's) are the exporter's program settings of export/settings.bzl.
+
+ONNX_OPTIONAL_FEATURES: the PyPI packages keras_onnx_model and its test need beyond the
+core, each a row of export/lib/packages.py's OPTIONAL_FEATURES (an OptionalFeature's
+fields) by the name the code asks for it with (`packages.import_module("onnx",
+"tf2onnx")`). A keras_onnx_model target asks for them by existing: nothing turns them
+off (`off_value` None).
 """
 
 ONNX_SETTINGS = [
@@ -46,3 +52,20 @@ ONNX_SETTINGS = [
         "set_by": "rule",
     },
 ]
+
+ONNX_OPTIONAL_FEATURES = {
+    "onnx": {
+        "what": "converting a SavedModel to ONNX",
+        "setting": "export",
+        "package": "tf2onnx",
+        "module": "tf2onnx",
+        "off_value": None,
+    },
+    "onnx_runtime": {
+        "what": "running an ONNX model (keras_onnx_model_test)",
+        "setting": "export",
+        "package": "onnxruntime",
+        "module": "onnxruntime",
+        "off_value": None,
+    },
+}

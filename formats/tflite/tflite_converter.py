@@ -5,10 +5,10 @@ Usage:
       [--optimization=none|dynamic_range|float16] [--allow_select_tf_ops]
       [--tflite_manifest_out=model.tflite.json]
 
-The same SavedModel, options and TensorFlow give the same bytes (export/lib/tflite.py
+The same SavedModel, options and TensorFlow give the same bytes (formats/tflite/tflite.py
 says what it takes). Bad input exits with status 1 and a one-paragraph message on stderr
 naming the flag; nothing is written. The flags are keras_tflite_model's attributes, with
-the same names and meanings (export/tflite_settings.bzl).
+the same names and meanings (formats/tflite/settings.bzl).
 """
 
 from export.lib import program
@@ -19,7 +19,7 @@ from absl import flags
 
 from export.lib import settings
 
-# One flag per setting of export/tflite_settings.bzl, and the exporter's program flags.
+# One flag per setting of formats/tflite/settings.bzl, and the exporter's program flags.
 _FLAGS = program.define_flags("tflite_converter")
 flags.adopt_module_key_flags(settings)
 
@@ -32,7 +32,7 @@ def _convert(notes: list[str]) -> int:
 
 
 def _write() -> str:
-    from export.lib import tflite
+    from formats.tflite import tflite
 
     model = tflite.convert(
         _FLAGS["saved_model"].value,
