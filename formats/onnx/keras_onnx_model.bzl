@@ -5,9 +5,9 @@
 load(
     "//rules/private:artifact_rule.bzl",
     "artifact_format",
-    "artifact_library",
     "artifact_rule",
     "convert_export",
+    "converted_artifact",
     "export_attribute",
 )
 load(":settings.bzl", "ONNX_SETTINGS")
@@ -48,7 +48,7 @@ keras_onnx_model_rule = artifact_rule(
     attrs = {"export": export_attribute(ONNX_FORMAT, "export")},
 )
 
-def keras_onnx_model(name, export, visibility = None, tags = None, testonly = None, **kwargs):
+def keras_onnx_model(name, export, **kwargs):
     """Converts a keras_saved_model export to an ONNX model in one build action.
 
     The output is `<name>.onnx`, the export's `serving_default` signature converted
@@ -66,25 +66,8 @@ def keras_onnx_model(name, export, visibility = None, tags = None, testonly = No
     Args:
       name: the target, and the name of the `.onnx` file.
       export: a keras_saved_model target.
-      visibility: as usual, also applied to the `<name>.deps` library.
-      tags: as usual, also applied to the `<name>.deps` library.
-      testonly: as usual, also applied to the `<name>.deps` library.
       **kwargs: the attributes of the rule, each documented once, in
         formats/onnx/settings.bzl and docs/rules.md (`opset`), and Bazel's common
-        attributes.
+        attributes (`visibility`, `tags` and `testonly` also apply to `<name>.deps`).
     """
-    artifact_library(
-        name = name + ".deps",
-        target = export,
-        visibility = visibility,
-        tags = tags,
-        testonly = testonly,
-    )
-    keras_onnx_model_rule(
-        name = name,
-        export = export,
-        visibility = visibility,
-        tags = tags,
-        testonly = testonly,
-        **kwargs
-    )
+    converted_artifact(keras_onnx_model_rule, name, "export", export, **kwargs)

@@ -5,9 +5,9 @@
 load(
     "//rules/private:artifact_rule.bzl",
     "artifact_format",
-    "artifact_library",
     "artifact_rule",
     "convert_export",
+    "converted_artifact",
     "export_attribute",
 )
 load(":settings.bzl", "TFLITE_SETTINGS")
@@ -56,7 +56,7 @@ keras_tflite_model_rule = artifact_rule(
     attrs = {"saved_model": export_attribute(TFLITE_FORMAT, "saved_model")},
 )
 
-def keras_tflite_model(name, saved_model, visibility = None, tags = None, testonly = None, **kwargs):
+def keras_tflite_model(name, saved_model, **kwargs):
     """Converts a keras_saved_model export to a TFLite model in one build action.
 
     The output is `<name>.tflite`, the export's `serving_default` signature converted
@@ -73,25 +73,9 @@ def keras_tflite_model(name, saved_model, visibility = None, tags = None, teston
     Args:
       name: the target, and the name of the `.tflite` file.
       saved_model: a keras_saved_model target.
-      visibility: as usual, also applied to the `<name>.deps` library.
-      tags: as usual, also applied to the `<name>.deps` library.
-      testonly: as usual, also applied to the `<name>.deps` library.
       **kwargs: the attributes of the rule, each documented once, in
         formats/tflite/settings.bzl and docs/rules.md (`optimization`,
-        `allow_select_tf_ops`), and Bazel's common attributes.
+        `allow_select_tf_ops`), and Bazel's common attributes (`visibility`, `tags` and
+        `testonly` also apply to `<name>.deps`).
     """
-    artifact_library(
-        name = name + ".deps",
-        target = saved_model,
-        visibility = visibility,
-        tags = tags,
-        testonly = testonly,
-    )
-    keras_tflite_model_rule(
-        name = name,
-        saved_model = saved_model,
-        visibility = visibility,
-        tags = tags,
-        testonly = testonly,
-        **kwargs
-    )
+    converted_artifact(keras_tflite_model_rule, name, "saved_model", saved_model, **kwargs)

@@ -19,7 +19,8 @@ format's program (export/formats.bzl names it). What every format shares is here
   comes from another target;
 - `export_attribute(format, name)` and `convert_export(ctx, format, ...)`: the
   attribute and the action of a format converted from a keras_saved_model's export
-  (formats/<format>/), and the providers every such format returns.
+  (formats/<format>/), and the providers every such format returns;
+  `converted_artifact(rule, name, ...)`: what its public macro makes.
 
 CONTRIBUTING.md, "Add an artifact format", says which files a format adds.
 """
@@ -264,6 +265,31 @@ def convert_export(ctx, format, export_attr, role, runtime):
             OutputGroupInfo(manifest = depset([manifest])),
         ],
     )
+
+def converted_artifact(rule, name, export_attr, export, **kwargs):
+    """The targets a converted format's macro makes: `name` and `<name>.deps`.
+
+    Args:
+      rule: the format's rule (artifact_rule).
+      name: the target.
+      export_attr: the rule's attribute naming the keras_saved_model (export_attribute).
+      export: that keras_saved_model.
+      **kwargs: the rule's other attributes; `visibility`, `tags` and `testonly` also
+        apply to `<name>.deps`.
+    """
+
+    # The export's own library, forwarded: the format's test rebuilds the Keras model's
+    # sample inputs with it.
+    artifact_library(
+        name = name + ".deps",
+        target = export,
+        visibility = kwargs.get("visibility"),
+        tags = kwargs.get("tags"),
+        testonly = kwargs.get("testonly"),
+    )
+    attrs = dict(kwargs)
+    attrs[export_attr] = export
+    rule(name = name, **attrs)
 
 def _artifact_files_impl(ctx):
     info = ctx.attr.target[ArtifactInfo]
