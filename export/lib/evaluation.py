@@ -39,16 +39,12 @@ import numpy as np
 import tensorflow as tf
 from keras.src.backend.common.stateless_scope import StatelessScope
 
-from export.lib import interface, label_probes, signatures, step_data
+from export.lib import interface, label_probes, sample_inputs, signatures, step_data
 from export.lib.errors import ExportError, describe_exception, setting
 
 STATE_KEY = "eval_state"
 RESULT_KEY = "eval_result"
 DATA_SET_KEYS = (STATE_KEY, RESULT_KEY)
-# The probe's two batches differ in size, so that a state weighted wrongly by the
-# batch size shows; seeded, so the export is the same every time.
-_PROBE_BATCHES = (3, 2)
-_PROBE_SEED = 11
 _PROBE_RTOL, _PROBE_ATOL = 1e-4, 1e-5
 
 
@@ -108,9 +104,12 @@ def add(
     built: signatures.BuiltSignatures,
     model: keras.Model,
     model_interface: interface.ModelInterface,
+    probe_batches: tuple[sample_inputs.SeededBatch, ...],
 ) -> None:
     """Adds eval_state and eval_result beside eval, once the probe shows that the
-    model's metric states add up over batches; raises ExportError otherwise."""
+    model's metric states add up over `probe_batches` (two seeded random batches of
+    different sizes, so that a state weighted wrongly by the batch size shows); raises
+    ExportError otherwise."""
     evaluation = _Evaluation(model)
     names = state_names(evaluation.variables)
     state_descs = tuple(
@@ -170,6 +169,7 @@ def add(
         state_fn,
         continued_fn,
         result_fn,
+        probe_batches,
     )
     built.root.eval_state = state_fn
     built.root.eval_result = result_fn
@@ -179,22 +179,39 @@ def add(
     built.inputs[RESULT_KEY] = state_descs
 
 
-def _probe_batch(model, model_interface, eval_labels, batch: int, seed: int):
-    """Random inputs and labels (the flat arguments of eval), as tensors."""
-    inputs, values = label_probes.random_batch(
-        model, model_interface, [label.desc for label in eval_labels], batch, seed
-    )
-    return inputs + values
+def _probe_batch(model, model_interface, eval_labels, seeded):
+    """The random inputs of `seeded` and labels for them (of the seed's random
+    labels, sized like the model's outputs on those inputs), as tensors: the flat
+    arguments of eval."""
+    inputs = [tf.constant(a) for a in seeded.arrays]
+    descs = [label.desc for label in eval_labels]
+    if not descs:
+        return inputs
+    x = model_interface.pack_inputs(inputs)
+    concrete = label_probes.concrete_targets(model, model_interface, x, descs)
+    rng = np.random.default_rng(seeded.seed)
+    return inputs + [
+        tf.constant(sample_inputs.random_labels(rng, d, output, seeded.batch))
+        for d, output in zip(concrete, model_interface.outputs, strict=True)
+    ]
 
 
 def _probe(
-    evaluation, model, model_interface, built, names, state_fn, continued_fn, result_fn
+    evaluation,
+    model,
+    model_interface,
+    built,
+    names,
+    state_fn,
+    continued_fn,
+    result_fn,
+    probe_batches,
 ):
     """Refuses metrics whose state does not add up over batches, and a test_step whose
     logs are not its metrics' results (evaluate then reports the last batch's logs)."""
     batches = [
-        _probe_batch(model, model_interface, built.labels, size, _PROBE_SEED + i)
-        for i, size in enumerate(_PROBE_BATCHES)
+        _probe_batch(model, model_interface, built.labels, seeded)
+        for seeded in probe_batches
     ]
     try:
         states = [state_fn(*args) for args in batches]
