@@ -88,8 +88,6 @@ def export_resolved(resolved: options.ResolvedRequest) -> ExportResult:
     The exporter resolves before importing this module, so that bad flags fail before
     the seconds TensorFlow takes to import.
     """
-    # An optional feature's missing package fails here, before any work is done.
-    packages.require_requested(resolved.request)
     timings: dict[str, float] = {}
     written = _write_from_keras(resolved, timings)
     try:
@@ -155,6 +153,8 @@ def _load_trace_write(
     resolved: options.ResolvedRequest, timings: dict[str, float]
 ) -> _Written:
     global _exports_in_process
+    # An optional feature's missing package fails here, before any work is done.
+    packages.require_requested(resolved.request)
     with _timed(timings, "load"):
         loaded = sources.load_model(resolved.source)
     model = loaded.model
