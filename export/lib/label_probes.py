@@ -67,7 +67,8 @@ def prepare_training_state(
     # the export keeps the state the builder left. Only non-trainable state changes
     # there (train_step's probes put back the weights and slots themselves), and a
     # copy of every weight would be a second model in memory.
-    with put_back_variables(interface.tf_variables(model.non_trainable_variables)):
+    non_trainable = interface.tf_variables(model.non_trainable_variables)
+    with put_back_variables(non_trainable):
         return _probe_training_state(
             model,
             model_interface,
