@@ -30,9 +30,9 @@ from export.lib import (
     interface,
     lambda_code,
     layer_state,
+    model_json,
     options,
     signatures,
-    sources,
     writer,
 )
 
@@ -68,7 +68,7 @@ def load_keras_model(
                 f"cannot re-create the model in {export_dir}: {e}"
             ) from None
     with _names_of_a_fresh_session():
-        model = sources.deserialize_model(config, objects, safe_mode)
+        model = model_json.deserialize_model(config, objects, safe_mode)
     assets_dir = os.path.join(export_dir, writer.ASSETS_DIR)
     subclassed = interface.is_subclassed(model)
     if subclassed:
