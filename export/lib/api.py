@@ -31,7 +31,8 @@ from export.lib import (
 )
 from export.lib.errors import ExportError
 from export.lib.loader import load_keras_model
-from export.lib.options import ExportRequest, LabelSpec
+from export.lib.options import ExportRequest
+from export.lib.tensor_specs import LabelSpec
 
 __all__ = [
     "ExportError",

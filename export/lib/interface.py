@@ -107,7 +107,7 @@ def describe_model(
 ) -> ModelInterface:
     """Describes inputs/outputs; calls a subclassed model once (creating its variables).
 
-    input_specs: input name -> declared shape and dtype (options.LabelSpec), which a
+    input_specs: input name -> declared shape and dtype (tensor_specs.LabelSpec), which a
     subclassed model does not record; checked against what the model does record.
 
     Calling the model advances its seed generators (a VAE's sampling layer) and other
