@@ -180,9 +180,8 @@ def add(
 
 
 def _probe_batch(model, model_interface, eval_labels, seeded):
-    """The random inputs of `seeded` and labels for them (of the seed's random
-    labels, sized like the model's outputs on those inputs), as tensors: the flat
-    arguments of eval."""
+    """The inputs of `seeded` and random labels of its seed, sized like the model's
+    outputs on those inputs, as tensors: the flat arguments of eval."""
     inputs = [tf.constant(a) for a in seeded.arrays]
     descs = [label.desc for label in eval_labels]
     if not descs:

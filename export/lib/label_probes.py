@@ -245,10 +245,9 @@ def _compiled_metrics_built(model) -> bool:
 def _accepted_shapes(model, model_interface, compared, descs, index, forms):
     """The shapes label `index` is taken in: its own, and its other form (other_form)
     where the `compared` steps give the same logs for both on the random batch
-    `forms` (a sample_inputs.SeededBatch). Keras's
-    losses reconcile the two; a loss or step of the user's own may instead broadcast
-    labels (n,) against outputs (n, 1) into another number, and then only the first
-    form is taken."""
+    `forms` (a sample_inputs.SeededBatch). Keras's losses reconcile the two; a loss or
+    step of the user's own may instead broadcast labels (n,) against outputs (n, 1)
+    into another number, and then only the first form is taken."""
     desc = descs[index]
     other = other_form(desc.shape, model_interface.outputs[index].shape)
     if other is None:
