@@ -66,8 +66,10 @@ class _Evaluation:
     """The model's test_step and metrics, run on state passed in rather than on the
     metric variables."""
 
-    def __init__(self, model):
+    def __init__(self, model, model_interface, labels):
         self.model = model
+        self.model_interface = model_interface
+        self.labels = labels
         self.variables = list(model.metrics_variables)
 
     def reset_values(self) -> list:
@@ -76,16 +78,21 @@ class _Evaluation:
                 metric.reset_state()
         return [self._value(scope, v) for v in self.variables]
 
-    def updated(self, start, data) -> tuple[list, dict]:
-        """(the state after test_step on `data` from `start`, test_step's logs).
+    def updated(self, start, args) -> tuple[list, dict]:
+        """(the state after test_step from `start` on eval's flat arguments `args`,
+        its labels checked as eval checks them; test_step's logs).
 
         The model's weights are in the scope too, as their own values: Keras reads a
         weight regularizer's input from the scope (a Dense with kernel_regularizer)."""
-        weights = [(v, v.value) for v in self.model.trainable_variables]
-        mapping = weights + list(zip(self.variables, start, strict=True))
-        with StatelessScope(state_mapping=mapping) as scope:
-            logs = step_data.log_tensors("test_step", self.model.test_step(data))
-        return [self._value(scope, v) for v in self.variables], logs
+        with step_data.checked_step_data(
+            self.model_interface, self.labels, STATE_KEY, args
+        ) as data:
+            weights = [(v, v.value) for v in self.model.trainable_variables]
+            mapping = weights + list(zip(self.variables, start, strict=True))
+            with StatelessScope(state_mapping=mapping) as scope:
+                logs = step_data.log_tensors("test_step", self.model.test_step(data))
+            state = [tf.identity(self._value(scope, v)) for v in self.variables]
+        return state, logs
 
     def result(self, state) -> dict:
         """What Keras's evaluate returns after the batches whose states sum to `state`."""
@@ -110,24 +117,17 @@ def add(
     model's metric states add up over `probe_batches` (two seeded random batches of
     different sizes, so that a state weighted wrongly by the batch size shows); raises
     ExportError otherwise."""
-    evaluation = _Evaluation(model)
+    eval_labels = built.labels
+    evaluation = _Evaluation(model, model_interface, eval_labels)
     names = state_names(evaluation.variables)
     state_descs = tuple(
         interface.TensorDesc(name, tuple(v.shape), v.dtype)
         for name, v in zip(names, evaluation.variables, strict=True)
     )
-    eval_labels = built.labels
 
     def eval_state(*args):
-        start = evaluation.reset_values()
-        with step_data.checked_step_data(
-            model_interface, eval_labels, STATE_KEY, args
-        ) as data:
-            state, _ = evaluation.updated(start, data)
-            return {
-                name: tf.identity(value)
-                for name, value in zip(names, state, strict=True)
-            }
+        state, _ = evaluation.updated(evaluation.reset_values(), args)
+        return dict(zip(names, state, strict=True))
 
     def eval_result(*state):
         return evaluation.result(list(state))
@@ -144,11 +144,8 @@ def add(
         # The probe's "both batches in turn": traced like eval_state, with the batch
         # size unknown, since Keras weights some trackers by the static batch size.
         start, step_args = list(args[: len(names)]), args[len(names) :]
-        with step_data.checked_step_data(
-            model_interface, eval_labels, STATE_KEY, step_args
-        ) as data:
-            state, _ = evaluation.updated(start, data)
-            return [tf.identity(value) for value in state]
+        state, _ = evaluation.updated(start, step_args)
+        return state
 
     continued_fn = tf.function(
         continued_state,
@@ -216,10 +213,7 @@ def _probe(
         states = [state_fn(*args) for args in batches]
         first = [states[0][name] for name in names]
         in_turn = continued_fn(*first, *batches[1])
-        with step_data.checked_step_data(
-            model_interface, built.labels, STATE_KEY, batches[0]
-        ) as data:
-            _, one_batch_logs = evaluation.updated(evaluation.reset_values(), data)
+        _, one_batch_logs = evaluation.updated(evaluation.reset_values(), batches[0])
         result = result_fn(*first)
     except Exception as e:  # noqa: BLE001 - the model's own metrics and steps
         raise ExportError(
