@@ -22,6 +22,7 @@ from export.lib import (
     modes,
     options,
     packages,
+    sample_inputs,
     serving,
     signatures,
     sources,
@@ -30,7 +31,8 @@ from export.lib import (
 )
 from export.lib.errors import ExportError
 from export.lib.loader import load_keras_model
-from export.lib.options import ExportRequest, LabelSpec
+from export.lib.options import ExportRequest
+from export.lib.tensor_specs import LabelSpec
 
 __all__ = [
     "ExportError",
@@ -87,8 +89,6 @@ def export_resolved(resolved: options.ResolvedRequest) -> ExportResult:
     The exporter resolves before importing this module, so that bad flags fail before
     the seconds TensorFlow takes to import.
     """
-    # An optional feature's missing package fails here, before any work is done.
-    packages.require_requested(resolved.request)
     timings: dict[str, float] = {}
     written = _write_from_keras(resolved, timings)
     try:
@@ -154,14 +154,30 @@ def _load_trace_write(
     resolved: options.ResolvedRequest, timings: dict[str, float]
 ) -> _Written:
     global _exports_in_process
+    # An optional feature's missing package fails here, before any work is done.
+    packages.require_requested(resolved.request)
     with _timed(timings, "load"):
         loaded = sources.load_model(resolved.source)
     model = loaded.model
     model_steps = modes.read_steps(model)
     chosen_modes = modes.choose_modes(model_steps, resolved.modes)
+    # Every batch the stages below feed the model, made once and handed down.
+    batches = sample_inputs.sample_batches(
+        loaded.interface.inputs,
+        loaded.interface.samples,
+        chosen_modes,
+        resolved.source.seed,
+        resolved.request.warmup_requests,
+        resolved.verify,
+    )
     with _timed(timings, "trace"):
         labels = label_probes.prepare_training_state(
-            model, loaded.interface, model_steps, chosen_modes, resolved.label_specs
+            model,
+            loaded.interface,
+            model_steps,
+            chosen_modes,
+            resolved.label_specs,
+            batches,
         )
         built = signatures.build(model, loaded.interface, chosen_modes, labels)
     notes = list(loaded.warnings)
@@ -171,7 +187,7 @@ def _load_trace_write(
     if "eval" in chosen_modes:
         with _timed(timings, "trace"):
             try:
-                evaluation.add(built, model, loaded.interface)
+                evaluation.add(built, model, loaded.interface, batches.eval_probe)
             except ExportError as e:
                 # eval still answers per batch; the data-set signatures are left out
                 # rather than give wrong numbers, and the note says why.
@@ -204,17 +220,12 @@ def _load_trace_write(
             )
             if resolved.request.warmup_requests:
                 with writer.write_errors(staging):
-                    serving.write_warmup_requests(
-                        staging.tmp_dir,
-                        loaded.interface,
-                        resolved.source.seed,
-                        resolved.request.warmup_requests,
-                    )
+                    serving.write_warmup_requests(staging.tmp_dir, batches.warmup)
         reference = None
         if resolved.verify:
             with _timed(timings, "verify"):
                 reference = verify.keras_reference(
-                    model, loaded.interface, resolved.source.seed
+                    model, loaded.interface, batches.verify
                 )
     except BaseException:
         writer.abort(staging)

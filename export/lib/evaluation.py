@@ -39,16 +39,12 @@ import numpy as np
 import tensorflow as tf
 from keras.src.backend.common.stateless_scope import StatelessScope
 
-from export.lib import interface, label_probes, signatures, step_data
+from export.lib import interface, label_probes, sample_inputs, signatures, step_data
 from export.lib.errors import ExportError, describe_exception, setting
 
 STATE_KEY = "eval_state"
 RESULT_KEY = "eval_result"
 DATA_SET_KEYS = (STATE_KEY, RESULT_KEY)
-# The probe's two batches differ in size, so that a state weighted wrongly by the
-# batch size shows; seeded, so the export is the same every time.
-_PROBE_BATCHES = (3, 2)
-_PROBE_SEED = 11
 _PROBE_RTOL, _PROBE_ATOL = 1e-4, 1e-5
 
 
@@ -70,8 +66,10 @@ class _Evaluation:
     """The model's test_step and metrics, run on state passed in rather than on the
     metric variables."""
 
-    def __init__(self, model):
+    def __init__(self, model, model_interface, labels):
         self.model = model
+        self.model_interface = model_interface
+        self.labels = labels
         self.variables = list(model.metrics_variables)
 
     def reset_values(self) -> list:
@@ -80,16 +78,21 @@ class _Evaluation:
                 metric.reset_state()
         return [self._value(scope, v) for v in self.variables]
 
-    def updated(self, start, data) -> tuple[list, dict]:
-        """(the state after test_step on `data` from `start`, test_step's logs).
+    def updated(self, start, args) -> tuple[list, dict]:
+        """(the state after test_step from `start` on eval's flat arguments `args`,
+        its labels checked as eval checks them; test_step's logs).
 
         The model's weights are in the scope too, as their own values: Keras reads a
         weight regularizer's input from the scope (a Dense with kernel_regularizer)."""
-        weights = [(v, v.value) for v in self.model.trainable_variables]
-        mapping = weights + list(zip(self.variables, start, strict=True))
-        with StatelessScope(state_mapping=mapping) as scope:
-            logs = step_data.log_tensors("test_step", self.model.test_step(data))
-        return [self._value(scope, v) for v in self.variables], logs
+        with step_data.checked_step_data(
+            self.model_interface, self.labels, STATE_KEY, args
+        ) as data:
+            weights = [(v, v.value) for v in self.model.trainable_variables]
+            mapping = weights + list(zip(self.variables, start, strict=True))
+            with StatelessScope(state_mapping=mapping) as scope:
+                logs = step_data.log_tensors("test_step", self.model.test_step(data))
+            state = [tf.identity(self._value(scope, v)) for v in self.variables]
+        return state, logs
 
     def result(self, state) -> dict:
         """What Keras's evaluate returns after the batches whose states sum to `state`."""
@@ -108,27 +111,23 @@ def add(
     built: signatures.BuiltSignatures,
     model: keras.Model,
     model_interface: interface.ModelInterface,
+    probe_batches: tuple[sample_inputs.SeededBatch, ...],
 ) -> None:
     """Adds eval_state and eval_result beside eval, once the probe shows that the
-    model's metric states add up over batches; raises ExportError otherwise."""
-    evaluation = _Evaluation(model)
+    model's metric states add up over `probe_batches` (two seeded random batches of
+    different sizes, so that a state weighted wrongly by the batch size shows); raises
+    ExportError otherwise."""
+    eval_labels = built.labels
+    evaluation = _Evaluation(model, model_interface, eval_labels)
     names = state_names(evaluation.variables)
     state_descs = tuple(
         interface.TensorDesc(name, tuple(v.shape), v.dtype)
         for name, v in zip(names, evaluation.variables, strict=True)
     )
-    eval_labels = built.labels
 
     def eval_state(*args):
-        start = evaluation.reset_values()
-        with step_data.checked_step_data(
-            model_interface, eval_labels, STATE_KEY, args
-        ) as data:
-            state, _ = evaluation.updated(start, data)
-            return {
-                name: tf.identity(value)
-                for name, value in zip(names, state, strict=True)
-            }
+        state, _ = evaluation.updated(evaluation.reset_values(), args)
+        return dict(zip(names, state, strict=True))
 
     def eval_result(*state):
         return evaluation.result(list(state))
@@ -145,11 +144,8 @@ def add(
         # The probe's "both batches in turn": traced like eval_state, with the batch
         # size unknown, since Keras weights some trackers by the static batch size.
         start, step_args = list(args[: len(names)]), args[len(names) :]
-        with step_data.checked_step_data(
-            model_interface, eval_labels, STATE_KEY, step_args
-        ) as data:
-            state, _ = evaluation.updated(start, data)
-            return [tf.identity(value) for value in state]
+        state, _ = evaluation.updated(start, step_args)
+        return state
 
     continued_fn = tf.function(
         continued_state,
@@ -170,6 +166,7 @@ def add(
         state_fn,
         continued_fn,
         result_fn,
+        probe_batches,
     )
     built.root.eval_state = state_fn
     built.root.eval_result = result_fn
@@ -179,31 +176,44 @@ def add(
     built.inputs[RESULT_KEY] = state_descs
 
 
-def _probe_batch(model, model_interface, eval_labels, batch: int, seed: int):
-    """Random inputs and labels (the flat arguments of eval), as tensors."""
-    inputs, values = label_probes.random_batch(
-        model, model_interface, [label.desc for label in eval_labels], batch, seed
-    )
-    return inputs + values
+def _probe_batch(model, model_interface, eval_labels, seeded):
+    """The inputs of `seeded` and random labels of its seed, sized like the model's
+    outputs on those inputs, as tensors: the flat arguments of eval."""
+    inputs = [tf.constant(a) for a in seeded.arrays]
+    descs = [label.desc for label in eval_labels]
+    if not descs:
+        return inputs
+    x = model_interface.pack_inputs(inputs)
+    concrete = label_probes.concrete_targets(model, model_interface, x, descs)
+    rng = np.random.default_rng(seeded.seed)
+    return inputs + [
+        tf.constant(sample_inputs.random_labels(rng, d, output, seeded.batch))
+        for d, output in zip(concrete, model_interface.outputs, strict=True)
+    ]
 
 
 def _probe(
-    evaluation, model, model_interface, built, names, state_fn, continued_fn, result_fn
+    evaluation,
+    model,
+    model_interface,
+    built,
+    names,
+    state_fn,
+    continued_fn,
+    result_fn,
+    probe_batches,
 ):
     """Refuses metrics whose state does not add up over batches, and a test_step whose
     logs are not its metrics' results (evaluate then reports the last batch's logs)."""
     batches = [
-        _probe_batch(model, model_interface, built.labels, size, _PROBE_SEED + i)
-        for i, size in enumerate(_PROBE_BATCHES)
+        _probe_batch(model, model_interface, built.labels, seeded)
+        for seeded in probe_batches
     ]
     try:
         states = [state_fn(*args) for args in batches]
         first = [states[0][name] for name in names]
         in_turn = continued_fn(*first, *batches[1])
-        with step_data.checked_step_data(
-            model_interface, built.labels, STATE_KEY, batches[0]
-        ) as data:
-            _, one_batch_logs = evaluation.updated(evaluation.reset_values(), data)
+        _, one_batch_logs = evaluation.updated(evaluation.reset_values(), batches[0])
         result = result_fn(*first)
     except Exception as e:  # noqa: BLE001 - the model's own metrics and steps
         raise ExportError(

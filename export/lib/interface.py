@@ -4,7 +4,8 @@ Signatures need flat, named tensors; Keras models take and return lists, dicts o
 tensors. Functional and Sequential models carry their input/output structure and names;
 subclassed models only record the shape they were built with, so they are called once on
 zeros here to create their variables and learn their outputs (named output_1, output_2...
-as Keras 2 did, or by their dict keys).
+as Keras 2 did, or by their dict keys). What their sample inputs hold (vocabularies,
+the size of unknown dimensions) is found on the way: sample_inputs.SampleValues.
 """
 
 import contextlib
@@ -14,24 +15,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from export.lib import errors
+from export.lib import errors, sample_inputs
 from export.lib.errors import setting
-
-# Size first tried for unknown non-batch dims when a concrete tensor is needed (zeros,
-# random verification inputs): big enough for typical convolution strides and pooling.
-# A model that rejects it (a position table shorter than 32) gets the first of
-# SMALLER_DIMS it accepts (see _call_on_samples).
-UNKNOWN_DIM = 32
-SMALLER_DIMS = (16, 8, 4, 2, 1)
-# Sample strings for a string input whose vocabulary cannot be found in the model.
-FALLBACK_WORDS = ("a", "the", "one", "two", "yes", "no", "red", "blue")
-# Tokens kept per vocabulary: the first (for adapted layers the most frequent) ones.
-MAX_SAMPLE_TOKENS = 1000
-# Words per sample text fed to a TextVectorization input: 1 to this many.
-MAX_SAMPLE_WORDS = 6
+from export.lib.sample_inputs import SampleValues
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,25 +35,6 @@ class TensorDesc:
 
 
 @dataclasses.dataclass(frozen=True)
-class SampleValues:
-    """What sample inputs hold where a signature alone does not say.
-
-    One choice, made once per model by `describe_model`, serves every concrete input the
-    exporter and its tests make (the eval/train probes, verify, keras_saved_model_test).
-    unknown_dim: the size given to every unknown non-batch dimension.
-    vocabularies: input name -> the values its lookup layer knows (str or int tokens).
-    text_inputs: inputs read by TextVectorization, which get sentences of those tokens.
-    """
-
-    unknown_dim: int = UNKNOWN_DIM
-    vocabularies: tuple[tuple[str, tuple], ...] = ()
-    text_inputs: frozenset[str] = frozenset()
-
-    def vocabulary(self, name: str) -> tuple:
-        return dict(self.vocabularies).get(name, ())
-
-
-@dataclasses.dataclass(frozen=True)
 class ModelInterface:
     """Flat named inputs/outputs plus the structures to pack them into for the model."""
 
@@ -74,7 +43,7 @@ class ModelInterface:
     input_struct: Any
     output_struct: Any
     subclassed: bool
-    samples: SampleValues = SampleValues()
+    samples: SampleValues = dataclasses.field(default_factory=SampleValues)
     # call() takes the inputs as separate arguments (`call(self, x, y)`): input_struct
     # is a tuple of them, and the model is called as model(x, y).
     separate_arguments: bool = False
@@ -138,7 +107,7 @@ def describe_model(
 ) -> ModelInterface:
     """Describes inputs/outputs; calls a subclassed model once (creating its variables).
 
-    input_specs: input name -> declared shape and dtype (options.LabelSpec), which a
+    input_specs: input name -> declared shape and dtype (tensor_specs.LabelSpec), which a
     subclassed model does not record; checked against what the model does record.
 
     Calling the model advances its seed generators (a VAE's sampling layer) and other
@@ -169,11 +138,13 @@ def _describe(model: keras.Model, declared: dict) -> ModelInterface:
         out_struct, lambda i, t: fallback[i] if fallback else f"output_{i + 1}"
     )
     inputs = _declared(model, _unique(inputs), declared, dtypes_known=True)
-    samples = _graph_samples(model, in_struct, inputs)
-    if _has_unknown_dims(inputs):
+    samples = sample_inputs.graph_sample_values(model, in_struct, inputs)
+    if sample_inputs.has_unknown_dims(inputs):
         # A model that accepts no size fails later, when tracing says more about why.
         with contextlib.suppress(Exception):
-            _, samples = _call_on_samples(model, in_struct, inputs, samples)
+            _, samples = sample_inputs.call_on_samples(
+                model, in_struct, inputs, samples
+            )
     return ModelInterface(
         inputs, _unique(outputs), in_struct, out_struct, False, samples
     )
@@ -227,10 +198,12 @@ def _describe_subclassed(
         )
     guessed = [d for d in inputs if d.name not in declared]
     inputs = _declared(model, _unique(inputs), declared, dtypes_known=False)
-    samples = _layer_samples(model, inputs)
+    samples = sample_inputs.layer_sample_values(model, inputs)
     try:
         # Creates the variables (build() alone may not) and reveals the outputs.
-        out_struct, samples = _call_on_samples(model, struct, inputs, samples, separate)
+        out_struct, samples = sample_inputs.call_on_samples(
+            model, struct, inputs, samples, separate
+        )
     except Exception as e:  # noqa: BLE001 - user code: report whatever it raised
         raise _call_error(model, inputs, guessed, e) from None
     outputs = _descs(
@@ -409,142 +382,6 @@ def _call_error(model, inputs, guessed, error) -> InterfaceError:
     )
 
 
-def _has_unknown_dims(descs: Sequence[TensorDesc]) -> bool:
-    return any(d is None for desc in descs for d in desc.shape[1:])
-
-
-def _call_on_samples(
-    model, struct, inputs, samples: SampleValues, separate_arguments: bool = False
-):
-    """Calls the model on a batch of sample zeros; returns (outputs, samples used).
-
-    With unknown non-batch dims, sizes are tried from UNKNOWN_DIM down until the model
-    accepts one (a 16-entry position table rejects 32); the first error is raised when
-    none fits.
-    """
-    sizes = (samples.unknown_dim,)
-    if _has_unknown_dims(inputs):
-        sizes = (UNKNOWN_DIM,) + SMALLER_DIMS
-    first_error = None
-    for size in sizes:
-        trial = dataclasses.replace(samples, unknown_dim=size)
-        zeros = [tf.constant(z) for z in zeros_for(inputs, samples=trial)]
-        try:
-            packed = keras.tree.pack_sequence_as(struct, zeros)
-            if separate_arguments:
-                outputs = model(*packed, training=False)
-            else:
-                outputs = model(packed, training=False)
-        except Exception as e:  # noqa: BLE001 - user code: try the next size
-            first_error = first_error or e
-            continue
-        return outputs, trial
-    raise first_error
-
-
-def _vocabulary_layer(layer) -> tuple[tuple, bool] | None:
-    """(tokens, takes text) of a layer that maps raw values through a vocabulary."""
-    if isinstance(layer, keras.layers.TextVectorization):
-        text = True
-    elif isinstance(layer, (keras.layers.StringLookup, keras.layers.IntegerLookup)):
-        if layer.invert:
-            return None
-        text = False
-    else:
-        return None
-    try:
-        tokens = layer.get_vocabulary(include_special_tokens=False)
-    except Exception:  # noqa: BLE001 - an uninitialized table has no vocabulary
-        return None
-    tokens = tuple(t for t in tokens[:MAX_SAMPLE_TOKENS] if t != "")
-    return (tokens, text) if tokens else None
-
-
-def _all_layers(model) -> list:
-    # Every layer, nested ones too (TextVectorization's own StringLookup), in Keras's
-    # deterministic order.
-    return model._flatten_layers(include_self=False, recursive=True)
-
-
-def _graph_samples(model, in_struct, inputs) -> SampleValues:
-    """Per input, the vocabulary of the lookup layer it feeds (found through the graph)."""
-    by_tensor = {
-        id(tensor): desc
-        for tensor, desc in zip(keras.tree.flatten(in_struct), inputs, strict=True)
-    }
-    vocabularies: dict[str, tuple] = {}
-    text_inputs = set()
-    for layer in _all_layers(model):
-        found = _vocabulary_layer(layer)
-        if found is None:
-            continue
-        tokens, text = found
-        for node in getattr(layer, "_inbound_nodes", []):
-            for name in _upstream_inputs(node.input_tensors, by_tensor):
-                if name in vocabularies:
-                    continue
-                desc = next(d for d in inputs if d.name == name)
-                if _fits(desc, tokens):
-                    vocabularies[name] = tokens
-                    if text:
-                        text_inputs.add(name)
-    unfed = [d for d in inputs if d.dtype == "string" and d.name not in vocabularies]
-    if unfed:
-        # A string input whose lookup cannot be traced through the graph (a custom
-        # layer doing its own lookup) gets the model's string vocabularies.
-        fallback = _layer_samples(model, unfed)
-        vocabularies.update(fallback.vocabularies)
-        text_inputs |= fallback.text_inputs
-    return SampleValues(
-        vocabularies=tuple(
-            (d.name, vocabularies[d.name]) for d in inputs if d.name in vocabularies
-        ),
-        text_inputs=frozenset(text_inputs),
-    )
-
-
-def _fits(desc: TensorDesc, tokens: tuple) -> bool:
-    if isinstance(tokens[0], str):
-        return desc.dtype == "string"
-    return tf.as_dtype(desc.dtype).is_integer
-
-
-def _upstream_inputs(tensors, by_tensor: dict) -> set[str]:
-    """Names of the model inputs that `tensors` are computed from."""
-    names, seen, stack = set(), set(), list(tensors)
-    while stack:
-        tensor = stack.pop()
-        if id(tensor) in seen:
-            continue
-        seen.add(id(tensor))
-        if id(tensor) in by_tensor:
-            names.add(by_tensor[id(tensor)].name)
-            continue
-        history = getattr(tensor, "_keras_history", None)
-        operation = getattr(history, "operation", None)
-        if operation is None or history.node_index >= len(operation._inbound_nodes):
-            continue
-        stack.extend(operation._inbound_nodes[history.node_index].input_tensors)
-    return names
-
-
-def _layer_samples(model, inputs) -> SampleValues:
-    """Every string input gets the tokens of all the model's string vocabularies."""
-    tokens, text = [], False
-    for layer in _all_layers(model):
-        found = _vocabulary_layer(layer)
-        if found and isinstance(found[0][0], str):
-            tokens.extend(t for t in found[0] if t not in tokens)
-            text = text or found[1]
-    names = [d.name for d in inputs if d.dtype == "string"]
-    if not tokens or not names:
-        return SampleValues()
-    return SampleValues(
-        vocabularies=tuple((name, tuple(tokens)) for name in names),
-        text_inputs=frozenset(names) if text else frozenset(),
-    )
-
-
 def _descs(struct, default_name, shape_of=None) -> tuple[TensorDesc, ...]:
     result = []
     for i, (path, leaf) in enumerate(keras.tree.flatten_with_path(struct)):
@@ -589,80 +426,6 @@ def _dtype_name(dtype) -> str:
     return tf.as_dtype(dtype).name
 
 
-def concrete_shape(
-    shape: Sequence[int | None], batch: int, unknown_dim: int = UNKNOWN_DIM
-) -> tuple[int, ...]:
-    if not shape:
-        return ()
-    return (batch,) + tuple(unknown_dim if d is None else d for d in shape[1:])
-
-
-def zeros_for(
-    descs: Sequence[TensorDesc], batch: int = 1, samples: SampleValues | None = None
-) -> list[np.ndarray]:
-    """Neutral inputs: zeros, and for strings the first token of the input's vocabulary
-    (a word that means something to the model, not an empty string)."""
-    samples = samples or SampleValues()
-    arrays = []
-    for desc in descs:
-        shape = concrete_shape(desc.shape, batch, samples.unknown_dim)
-        if desc.dtype == "string":
-            words = samples.vocabulary(desc.name) or FALLBACK_WORDS
-            arrays.append(np.full(shape, words[0].encode(), dtype=object))
-        else:
-            arrays.append(np.zeros(shape, dtype=tf.as_dtype(desc.dtype).as_numpy_dtype))
-    return arrays
-
-
-def random_for(
-    descs: Sequence[TensorDesc],
-    seed: int,
-    batch: int = 2,
-    samples: SampleValues | None = None,
-) -> list[np.ndarray]:
-    """Seeded inputs: normal floats, small non-negative ints (safe for Embedding),
-    values from the input's vocabulary where the model has one (strings: its tokens,
-    sentences of them for TextVectorization; ints read by IntegerLookup: its values)."""
-    samples = samples or SampleValues()
-    rng = np.random.default_rng(seed)
-    arrays = []
-    for desc in descs:
-        shape = concrete_shape(desc.shape, batch, samples.unknown_dim)
-        dtype = tf.as_dtype(desc.dtype)
-        vocabulary = samples.vocabulary(desc.name)
-        if dtype == tf.string:
-            words = vocabulary or FALLBACK_WORDS
-            if desc.name in samples.text_inputs:
-                arrays.append(_sample_texts(rng, words, shape))
-            else:
-                picks = rng.integers(0, len(words), shape)
-                arrays.append(_to_bytes(np.asarray(words, dtype=object)[picks]))
-        elif vocabulary and dtype.is_integer:
-            picks = rng.integers(0, len(vocabulary), shape)
-            arrays.append(np.asarray(vocabulary)[picks].astype(dtype.as_numpy_dtype))
-        elif dtype.is_floating:
-            arrays.append(rng.standard_normal(shape).astype(dtype.as_numpy_dtype))
-        elif dtype.is_bool:
-            arrays.append(rng.integers(0, 2, shape).astype(bool))
-        elif dtype.is_integer:
-            arrays.append(rng.integers(0, 2, shape).astype(dtype.as_numpy_dtype))
-        else:
-            arrays.append(np.full(shape, b"", dtype=object))
-    return arrays
-
-
-def _sample_texts(rng, words, shape) -> np.ndarray:
-    flat = []
-    for _ in range(int(np.prod(shape, dtype=np.int64))):
-        count = int(rng.integers(1, MAX_SAMPLE_WORDS + 1))
-        flat.append(" ".join(words[i] for i in rng.integers(0, len(words), count)))
-    return _to_bytes(np.asarray(flat, dtype=object).reshape(shape))
-
-
-def _to_bytes(values: np.ndarray) -> np.ndarray:
-    return np.vectorize(lambda v: str(v).encode(), otypes=[object])(values)
-
-
 def tf_variables(variables) -> list[tf.Variable]:
     """Underlying tf.Variables of Keras variables, in the given order, without duplicates.
 
@@ -678,3 +441,8 @@ def tf_variables(variables) -> list[tf.Variable]:
             seen.add(id(value))
             result.append(value)
     return result
+
+
+# rules/private/conversion_check.py and bench/{tflite,onnx}_table.py still make their
+# inputs as interface.random_for; sample_inputs is where it lives.
+random_for = sample_inputs.random_for

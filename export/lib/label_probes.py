@@ -6,9 +6,9 @@ fixed order. A second form of a label is accepted where the model's steps give t
 same logs for both, and a dimension the label leaves open is traced to the input
 dimension the output follows there. Every step tried is undone (_undone).
 
-The model's steps come described (modes.ModelSteps) and the first guess of the labels
-too (labels.label_descs); what is found here goes on as `labels.Label`s to the
-signatures.
+The model's steps come described (modes.ModelSteps), the first guess of the labels
+too (labels.label_descs), and the sample batches made (sample_inputs.SampleBatches);
+what is found here goes on as `labels.Label`s to the signatures.
 """
 
 import contextlib
@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from export.lib import interface, labels, step_data
+from export.lib import interface, labels, sample_inputs, step_data
 from export.lib.errors import (
     ExportError,
     describe_exception,
@@ -28,18 +28,18 @@ from export.lib.errors import (
 from export.lib.labels import Label
 from export.lib.modes import ModelSteps
 
-# Batch of the sample labels tried on the model's steps: more than 1, so that labels of
-# the wrong form rarely broadcast against the outputs.
-PROBE_BATCH = 2
-# Batch and seed of the random batch on which a second label form must give the logs
-# of the first, and how close they must be (summation order differs after a reshape).
-FORMS_BATCH = 3
-FORMS_SEED = 7
+# How close the logs of two forms of a label must be (summation order differs after a
+# reshape).
 FORMS_RTOL, FORMS_ATOL = 1e-5, 1e-6
 
 
 def prepare_training_state(
-    model, model_interface, model_steps: ModelSteps, modes, label_specs
+    model,
+    model_interface,
+    model_steps: ModelSteps,
+    modes,
+    label_specs,
+    batches: sample_inputs.SampleBatches,
 ) -> tuple[Label, ...]:
     """Chooses what eval and train take, and creates lazily built state (the compiled
     loss and metrics, the optimizer's slots) eagerly, so tracing captures variables that
@@ -67,21 +67,24 @@ def prepare_training_state(
     # the export keeps the state the builder left. Only non-trainable state changes
     # there (train_step's probes put back the weights and slots themselves), and a
     # copy of every weight would be a second model in memory.
-    with put_back_variables(interface.tf_variables(model.non_trainable_variables)):
+    non_trainable = interface.tf_variables(model.non_trainable_variables)
+    with put_back_variables(non_trainable):
         return _probe_training_state(
-            model, model_interface, model_steps, modes, label_specs, descs, compared
+            model,
+            model_interface,
+            model_steps,
+            modes,
+            label_specs,
+            descs,
+            compared,
+            batches,
         )
 
 
 def _probe_training_state(
-    model, model_interface, model_steps, modes, label_specs, descs, compared
+    model, model_interface, model_steps, modes, label_specs, descs, compared, batches
 ):
-    x = _sample_inputs(
-        model_interface,
-        interface.zeros_for(
-            model_interface.inputs, PROBE_BATCH, model_interface.samples
-        ),
-    )
+    x = _sample_inputs(model_interface, batches.probe_zeros)
     if not model_steps.evaluates and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     step = model.test_step if model_steps.evaluates else model.train_step
@@ -99,21 +102,26 @@ def _probe_training_state(
     return tuple(
         Label(
             desc,
-            _accepted_shapes(model, model_interface, compared, descs, index),
+            _accepted_shapes(
+                model, model_interface, compared, descs, index, batches.forms
+            ),
             # A label stated by label_specs need not follow the outputs (CTC labels).
             ()
             if labels.output_name(desc) in label_specs
-            else _open_dim_sources(model, model_interface, desc, index),
+            else _open_dim_sources(
+                model, model_interface, desc, index, batches.open_dim_zeros
+            ),
         )
         for index, desc in enumerate(descs)
     )
 
 
-def _open_dim_sources(model, model_interface, desc, index):
+def _open_dim_sources(model, model_interface, desc, index, zeros):
     """For each dimension the label leaves open after the batch, the input dimension
-    the model's output `index` follows there, found by calling the model on inputs
-    whose open dimensions all have one size, then each in turn another: (label dim,
-    input index, input dim). A dimension that follows none (or several) is left out."""
+    the model's output `index` follows there, found by calling the model on `zeros`
+    (batch 1, every open dimension of the unknown_dim size), then on them with each
+    open dimension in turn shorter: (label dim, input index, input dim). A dimension
+    that follows none (or several) is left out."""
     label_dims = [d for d in range(1, len(desc.shape)) if desc.shape[d] is None]
     input_dims = [
         (k, j)
@@ -124,15 +132,16 @@ def _open_dim_sources(model, model_interface, desc, index):
     if not label_dims or not input_dims:
         return ()
     size = model_interface.samples.unknown_dim
-    base = _output_shape(model, model_interface, index, {}, size)
+    base = _output_shape(model, model_interface, index, zeros)
     if base is None:
         return ()
     followed = {d: [] for d in label_dims}
     for k, j in input_dims:
-        for other in (s for s in interface.SMALLER_DIMS if s < size):
-            changed = _output_shape(
-                model, model_interface, index, {(k, j): other}, size
-            )
+        for other in (s for s in sample_inputs.SMALLER_DIMS if s < size):
+            shorter = list(zeros)
+            # Zeros hold one value throughout: cut short, they are zeros of that size.
+            shorter[k] = np.take(zeros[k], range(other), axis=j)
+            changed = _output_shape(model, model_interface, index, shorter)
             if changed is not None:
                 break
         else:
@@ -145,20 +154,9 @@ def _open_dim_sources(model, model_interface, desc, index):
     )
 
 
-def _output_shape(model, model_interface, index, sizes, size):
-    """The shape of output `index` on zeros (batch 1) whose open input dimensions are
-    `size`, or `sizes[(input, dim)]`; None when the model does not take them."""
-    descs = [
-        dataclasses.replace(
-            d,
-            shape=tuple(
-                sizes.get((k, j), size) if j and n is None else n
-                for j, n in enumerate(d.shape)
-            ),
-        )
-        for k, d in enumerate(model_interface.inputs)
-    ]
-    arrays = interface.zeros_for(descs, 1, model_interface.samples)
+def _output_shape(model, model_interface, index, arrays):
+    """The shape of output `index` on the input `arrays`; None when the model does not
+    take them."""
     try:
         outputs = model_interface.call(model, _sample_inputs(model_interface, arrays))
     except Exception:  # noqa: BLE001 - a size the model does not take
@@ -178,7 +176,7 @@ def _step_data(model, model_interface, x, descs, make_labels=None):
     batch = int(tf.shape(keras.tree.flatten(x)[0])[0])
     concrete = concrete_targets(model, model_interface, x, descs)
     if make_labels is None:
-        values = interface.zeros_for(concrete, batch, model_interface.samples)
+        values = sample_inputs.zeros_for(concrete, batch, model_interface.samples)
     else:
         values = make_labels(concrete, batch)
     return x, model_interface.pack_targets([tf.constant(v) for v in values])
@@ -244,27 +242,22 @@ def _compiled_metrics_built(model) -> bool:
     return bool(getattr(getattr(model, "_compile_metrics", None), "built", False))
 
 
-def _accepted_shapes(model, model_interface, compared, descs, index):
+def _accepted_shapes(model, model_interface, compared, descs, index, forms):
     """The shapes label `index` is taken in: its own, and its other form (other_form)
-    where the `compared` steps give the same logs for both on a random batch. Keras's
-    losses reconcile the two; a loss or step of the user's own may instead broadcast
-    labels (n,) against outputs (n, 1) into another number, and then only the first
-    form is taken."""
+    where the `compared` steps give the same logs for both on the random batch
+    `forms` (a sample_inputs.SeededBatch). Keras's losses reconcile the two; a loss or
+    step of the user's own may instead broadcast labels (n,) against outputs (n, 1)
+    into another number, and then only the first form is taken."""
     desc = descs[index]
     other = other_form(desc.shape, model_interface.outputs[index].shape)
     if other is None:
         return (desc.shape,)
-    x = _sample_inputs(
-        model_interface,
-        interface.random_for(
-            model_interface.inputs, FORMS_SEED, FORMS_BATCH, model_interface.samples
-        ),
-    )
-    rng = np.random.default_rng(FORMS_SEED)
+    x = _sample_inputs(model_interface, forms.arrays)
+    rng = np.random.default_rng(forms.seed)
 
     def make_labels(concrete, batch):
         return [
-            random_labels(rng, d, output, batch)
+            sample_inputs.random_labels(rng, d, output, batch)
             for d, output in zip(concrete, model_interface.outputs, strict=True)
         ]
 
@@ -287,28 +280,6 @@ def _accepted_shapes(model, model_interface, compared, descs, index):
             if not np.allclose(second[key], want, rtol=FORMS_RTOL, atol=FORMS_ATOL):
                 return (desc.shape,)
     return (desc.shape, other)
-
-
-def random_batch(model, model_interface, descs, batch: int, seed: int):
-    """Seeded random inputs and labels of `descs` sized like the model's outputs on
-    them (see concrete_targets and random_labels), as flat lists of tensors: what
-    eval_state's probe feeds eval."""
-    inputs = [
-        tf.constant(a)
-        for a in interface.random_for(
-            model_interface.inputs, seed, batch, model_interface.samples
-        )
-    ]
-    if not descs:
-        return inputs, []
-    x = model_interface.pack_inputs(inputs)
-    concrete = concrete_targets(model, model_interface, x, descs)
-    rng = np.random.default_rng(seed)
-    values = [
-        tf.constant(random_labels(rng, d, output, batch))
-        for d, output in zip(concrete, model_interface.outputs, strict=True)
-    ]
-    return inputs, values
 
 
 def _model_error(model, model_interface, x) -> ExportError | None:
@@ -412,21 +383,6 @@ def other_form(shape, output_shape):
     if len(shape) == len(output_shape) - 1:
         return (*shape, 1)
     return None
-
-
-def random_labels(rng, desc, output, batch: int) -> np.ndarray:
-    """Random labels of `desc`: class ids below the output's class count for integer
-    labels that are ids, 0/1 for other integers and booleans, [0, 1) for floats."""
-    shape = interface.concrete_shape(desc.shape, batch)
-    dtype = tf.as_dtype(desc.dtype)
-    if dtype.is_integer:
-        classes = output.shape[-1] if output.shape else None
-        are_ids = len(desc.shape) < len(output.shape) or desc.shape[-1:] == (1,)
-        high = classes if are_ids and classes and classes > 1 else 2
-        return rng.integers(0, high, shape).astype(dtype.as_numpy_dtype)
-    if dtype.is_bool:
-        return rng.integers(0, 2, shape).astype(bool)
-    return rng.random(shape).astype(dtype.as_numpy_dtype)
 
 
 def label_specs_text(descs) -> dict[str, str]:

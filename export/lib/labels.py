@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import keras
 import tensorflow as tf
 
-from export.lib import interface, options
+from export.lib import interface, tensor_specs
 from export.lib.errors import ExportError
 
 TARGET_SUFFIX = "_target"
@@ -51,7 +51,7 @@ class Label:
 def label_descs(
     model: keras.Model,
     model_interface: interface.ModelInterface,
-    given: Mapping[str, options.LabelSpec],
+    given: Mapping[str, tensor_specs.LabelSpec],
 ) -> tuple[interface.TensorDesc, ...]:
     """One target per output: from label_specs, else guessed from the output's loss."""
     names = [o.name for o in model_interface.outputs]

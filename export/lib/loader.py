@@ -30,9 +30,9 @@ from export.lib import (
     interface,
     lambda_code,
     layer_state,
-    options,
+    model_json,
     signatures,
-    sources,
+    tensor_specs,
     writer,
 )
 
@@ -68,7 +68,7 @@ def load_keras_model(
                 f"cannot re-create the model in {export_dir}: {e}"
             ) from None
     with _names_of_a_fresh_session():
-        model = sources.deserialize_model(config, objects, safe_mode)
+        model = model_json.deserialize_model(config, objects, safe_mode)
     assets_dir = os.path.join(export_dir, writer.ASSETS_DIR)
     subclassed = interface.is_subclassed(model)
     if subclassed:
@@ -116,12 +116,12 @@ def _names_of_a_fresh_session():
         global_state.set_global_attribute("object_name_uids", counters)
 
 
-def _serving_input_specs(export_dir: str) -> dict[str, options.LabelSpec]:
+def _serving_input_specs(export_dir: str) -> dict[str, tensor_specs.LabelSpec]:
     """The serving signature's inputs, read from saved_model.pb (or .pbtxt)."""
     meta_graph = loader_impl.parse_saved_model(export_dir).meta_graphs[0]
     inputs = meta_graph.signature_def[signatures.SERVING_KEY].inputs
     return {
-        name: options.LabelSpec(
+        name: tensor_specs.LabelSpec(
             tuple(None if d.size < 0 else d.size for d in info.tensor_shape.dim),
             tf.as_dtype(info.dtype).name,
         )

@@ -6,8 +6,9 @@
 - Warmup requests: when it loads a version, TF Serving first runs the records of
   `<version>/assets.extra/tf_serving_warmup_requests` (a TFRecord file of
   tensorflow.serving.PredictionLog, at most 1000), so that the first real requests do
-  not pay for the graph's warm-up. The records come from the seeded sample inputs that
-  verify uses, so they hold values the model knows (tokens of its vocabularies).
+  not pay for the graph's warm-up. The records hold the seeded sample inputs made
+  with verify's (sample_inputs.warmup_feeds), so they hold values the model knows
+  (tokens of its vocabularies).
 """
 
 import os
@@ -29,9 +30,6 @@ if TYPE_CHECKING:
 
 WARMUP_DIR = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
-# Each warmup request holds one example: TF Serving's batcher then pads or joins it
-# like any client request.
-WARMUP_BATCH = 1
 
 
 def unbatchable_inputs(
@@ -80,33 +78,11 @@ def check_batchable(
     return [note]
 
 
-def warmup_inputs(
-    model_interface: interface.ModelInterface, seed: int, count: int
-) -> list[dict[str, np.ndarray]]:
-    """The inputs of each warmup request: request i holds the sample inputs verify
-    would use with seed + i (so request 0 holds verify's own)."""
-    names = [d.name for d in model_interface.inputs]
-    return [
-        dict(
-            zip(
-                names,
-                interface.random_for(
-                    model_interface.inputs,
-                    seed + i,
-                    WARMUP_BATCH,
-                    model_interface.samples,
-                ),
-                strict=True,
-            )
-        )
-        for i in range(count)
-    ]
-
-
 def write_warmup_requests(
-    export_dir: str, model_interface: interface.ModelInterface, seed: int, count: int
+    export_dir: str, feeds: Sequence[Mapping[str, np.ndarray]]
 ) -> str:
-    """Writes `count` PredictRequests on serving_default; returns the file's path
+    """Writes a PredictRequest on serving_default for each of `feeds` (each request's
+    inputs by name, sample_inputs.SampleBatches.warmup); returns the file's path
     (the caller maps a failed write to the output folder's error: writer.write_errors).
 
     The model name of each request is left empty: it is the deployment's choice, and
@@ -115,8 +91,10 @@ def write_warmup_requests(
     path = os.path.join(export_dir, WARMUP_DIR, WARMUP_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tf.io.TFRecordWriter(path) as records:
-        for feeds in warmup_inputs(model_interface, seed, count):
-            records.write(_prediction_log(feeds).SerializeToString(deterministic=True))
+        for request_feeds in feeds:
+            records.write(
+                _prediction_log(request_feeds).SerializeToString(deterministic=True)
+            )
     return path
 
 

@@ -2,11 +2,13 @@
 
 In two steps, so that the Keras model and the reloaded SavedModel are never in memory
 together (at 1 GB of weights, all modes, the pair took 1.8x the memory of the export
-itself: bench/README.md): keras_reference calls the model on seeded inputs and keeps
+itself: bench/README.md): keras_reference calls the model on seeded inputs (made by
+sample_inputs with the export's other batches) and keeps
 only arrays; the caller releases the model; compare loads the SavedModel and checks it.
 """
 
 import dataclasses
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -48,17 +50,16 @@ class KerasReference:
 def keras_reference(
     model: keras.Model,
     model_interface: interface.ModelInterface,
-    seed: int,
-    batch: int = 1,
+    arrays: Sequence[np.ndarray],
 ) -> KerasReference:
-    """Calls the Keras model on seeded inputs: what the SavedModel must reproduce.
+    """Calls the Keras model on `arrays`, one per input (seeded samples): what the
+    SavedModel must reproduce.
 
-    The default batch of one keeps the eager Keras call's memory small (measured in
-    bench/README.md); keras_saved_model_test checks larger batches, and so the
-    polymorphic batch dimension, in its own process.
+    The export's batch of one (sample_inputs.VERIFY_BATCH) keeps the eager Keras
+    call's memory small (measured in bench/README.md); keras_saved_model_test checks
+    larger batches, and so the polymorphic batch dimension, in its own process.
     """
     samples = model_interface.samples
-    arrays = interface.random_for(model_interface.inputs, seed, batch, samples)
     tensors = [tf.constant(a) for a in arrays]
     try:
         outputs = model_interface.name_outputs(

@@ -334,8 +334,9 @@ def manifest_text(manifest: dict) -> str:
 
 def write_manifest(path: str, manifest: dict) -> None:
     """Writes the manifest atomically (outputs.write_atomically)."""
+    text = manifest_text(manifest).encode()
     try:
-        outputs.write_atomically(path, manifest_text(manifest).encode())
+        outputs.write_atomically(path, text)
     except OSError as e:
         raise _write_error(
             "manifest_out", e, _system_errno(e), f"writing the manifest '{path}'"

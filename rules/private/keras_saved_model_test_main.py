@@ -33,6 +33,7 @@ from export.lib import (
     evaluation,
     interface,
     options,
+    sample_inputs,
     serving,
     signatures,
     sources,
@@ -209,7 +210,7 @@ class KerasFacts:
     inputs, its outputs on them, and on the inputs of the warmup requests."""
 
     inputs: tuple[interface.TensorDesc, ...]
-    samples: interface.SampleValues
+    samples: sample_inputs.SampleValues
     reference: verify.KerasReference
     warmup: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]
 
@@ -340,8 +341,9 @@ class SavedModelTest(absltest.TestCase):
             rebuilt = sources.load_model(cls.source)
             model_interface = rebuilt.interface
             cls._start_cpp_loader_early(model_interface)
-            warmup = serving.warmup_inputs(
-                model_interface,
+            warmup = sample_inputs.warmup_feeds(
+                model_interface.inputs,
+                model_interface.samples,
                 cls.info["seed"],
                 len(cls._warmup_requests()),
             )
@@ -349,7 +351,14 @@ class SavedModelTest(absltest.TestCase):
                 inputs=model_interface.inputs,
                 samples=model_interface.samples,
                 reference=verify.keras_reference(
-                    rebuilt.model, model_interface, seed=_INPUT_SEED, batch=_BATCH
+                    rebuilt.model,
+                    model_interface,
+                    sample_inputs.random_for(
+                        model_interface.inputs,
+                        _INPUT_SEED,
+                        _BATCH,
+                        model_interface.samples,
+                    ),
                 ),
                 warmup=[(feeds, _keras_outputs(rebuilt, feeds)) for feeds in warmup],
             )
@@ -416,7 +425,7 @@ class SavedModelTest(absltest.TestCase):
             safe_mode=not self.source.allow_unsafe_deserialization,
         )
         model_interface = interface.describe_model(model, self.source.input_specs)
-        arrays = interface.random_for(
+        arrays = sample_inputs.random_for(
             model_interface.inputs, _INPUT_SEED, _BATCH, model_interface.samples
         )
         inputs = {
@@ -449,7 +458,7 @@ class SavedModelTest(absltest.TestCase):
         signature declares them and shaped as the manifest says a client sends them
         (a label's SignatureDef declares no rank: it takes more than one shape)."""
         declared = cls.manifest["signatures"][key]["inputs"]
-        arrays = interface.random_for(inputs, _INPUT_SEED, _BATCH, samples)
+        arrays = sample_inputs.random_for(inputs, _INPUT_SEED, _BATCH, samples)
         feeds = {d.name: a for d, a in zip(inputs, arrays, strict=True)}
         labels = [
             interface.TensorDesc(
@@ -460,7 +469,7 @@ class SavedModelTest(absltest.TestCase):
             for name, info in sorted(signature.inputs.items())
             if name not in feeds
         ]
-        arrays = interface.random_for(labels, _LABEL_SEED, _BATCH, samples)
+        arrays = sample_inputs.random_for(labels, _LABEL_SEED, _BATCH, samples)
         feeds.update({d.name: a for d, a in zip(labels, arrays, strict=True)})
         return {name: feeds[name] for name in signature.inputs}
 
@@ -647,7 +656,7 @@ class SavedModelTest(absltest.TestCase):
                 name: tf.make_ndarray(proto) for name, proto in request.inputs.items()
             }
             self.assertEqual(sorted(feeds), sorted(want), what)
-            # `want` repeats the writer's own serving.warmup_inputs; the independent
+            # `want` repeats the writer's own sample_inputs.warmup_feeds; the independent
             # checks are the outputs against Keras below, and test_serving.py, which
             # states request i's inputs (verify's with seed + i) itself.
             for name, value in want.items():

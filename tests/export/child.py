@@ -55,11 +55,11 @@ def _load_keras_model(task: dict):
 
 
 def keras_load(task: dict) -> dict[str, np.ndarray]:
-    from export.lib import interface, options
+    from export.lib import interface, tensor_specs
 
     model = _load_keras_model(task)
     arrays = load_arrays(task["inputs"])
-    input_specs = options.parse_input_specs(task.get("input_specs", {}))
+    input_specs = tensor_specs.parse_input_specs(task.get("input_specs", {}))
     desc = interface.describe_model(model, input_specs)
     inputs = desc.pack_inputs([tf.constant(arrays[d.name]) for d in desc.inputs])
     outputs = desc.name_outputs(desc.call(model, inputs))

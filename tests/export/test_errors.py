@@ -11,7 +11,7 @@ import keras
 import numpy as np
 from absl.testing import absltest
 
-from export.lib import api, errors, sources
+from export.lib import api, errors, model_json
 from export.lib.errors import ExportError
 from tests.export import testmodels, testutil
 
@@ -547,7 +547,7 @@ class RecreationCheckTest(absltest.TestCase):
     """Which builder models get their JSON re-created: those with code from outside Keras."""
 
     def _outside(self, model: keras.Model) -> bool:
-        return sources._uses_code_outside_keras(json.loads(model.to_json()))
+        return model_json.uses_code_outside_keras(json.loads(model.to_json()))
 
     def test_keras_only_models_are_trusted(self):
         self.assertFalse(self._outside(testmodels.compiled()))

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import absltest
 
-from export.lib import api, interface, labels, options, signatures, sources
+from export.lib import api, labels, options, sample_inputs, signatures, sources
 from tests.export import testmodels, testutil
 from tests.zoo import subclassed
 
@@ -63,7 +63,7 @@ class InputSpecsTest(absltest.TestCase):
             ).source
             loaded = sources.load_model(source)
             model, model_interface = loaded.model, loaded.interface
-            arrays = interface.random_for(
+            arrays = sample_inputs.random_for(
                 model_interface.inputs, seed=3, batch=4, samples=model_interface.samples
             )
             inputs = {

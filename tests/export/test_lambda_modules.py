@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import absltest
 
-from export.lib import interface, lambda_code, options, sources
+from export.lib import lambda_code, options, sample_inputs, sources
 from tests.export import testmodels, testutil
 from tests.zoo import structured
 
@@ -171,7 +171,7 @@ class LambdaModulesTest(absltest.TestCase):
                 builder=builder, output_dir=os.path.join(cls.tmp, "unused")
             )
             loaded = sources.load_model(options.resolve(request).source)
-            arrays = interface.random_for(loaded.interface.inputs, seed=3, batch=5)
+            arrays = sample_inputs.random_for(loaded.interface.inputs, seed=3, batch=5)
             inputs = {
                 d.name: a for d, a in zip(loaded.interface.inputs, arrays, strict=True)
             }

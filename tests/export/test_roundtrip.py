@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import absltest
 
-from export.lib import api, interface, options, sources
+from export.lib import api, options, sample_inputs, sources
 from tests.export import testmodels, testutil
 
 M = testmodels.MODULE
@@ -34,7 +34,7 @@ def _compiled_data(model_interface, rng):
     x = dict(
         zip(
             [d.name for d in model_interface.inputs],
-            interface.random_for(model_interface.inputs, seed=11, batch=BATCH),
+            sample_inputs.random_for(model_interface.inputs, seed=11, batch=BATCH),
             strict=True,
         )
     )
@@ -114,7 +114,9 @@ class RoundTripTest(absltest.TestCase):
             loaded = sources.load_model(source)
             cls.models[name] = loaded
             cls.json[name] = loaded.model_json
-            arrays = interface.random_for(loaded.interface.inputs, seed=3, batch=BATCH)
+            arrays = sample_inputs.random_for(
+                loaded.interface.inputs, seed=3, batch=BATCH
+            )
             inputs = {
                 d.name: a for d, a in zip(loaded.interface.inputs, arrays, strict=True)
             }

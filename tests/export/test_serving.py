@@ -12,7 +12,7 @@ import tensorflow as tf
 from absl.testing import absltest
 from tensorflow_serving.apis import prediction_log_pb2
 
-from export.lib import api, interface, options, serving, sources
+from export.lib import api, options, sample_inputs, serving, sources
 from tests.export import stateful_models, testmodels, testutil
 
 M = testmodels.MODULE
@@ -53,7 +53,7 @@ class WarmupTest(absltest.TestCase):
         for index, request in enumerate(requests):
             review = tf.make_ndarray(request.inputs["review"])
             # Request i holds what verify feeds with seed + i (verify's seed is 0).
-            want = interface.random_for(
+            want = sample_inputs.random_for(
                 model.interface.inputs, index, 1, model.interface.samples
             )[0]
             np.testing.assert_array_equal(review, want)

@@ -19,9 +19,9 @@ from absl.testing import absltest
 
 from export.lib import (
     api,
-    interface,
     labels,
     options,
+    sample_inputs,
     signatures,
     sources,
     writer,
@@ -58,13 +58,13 @@ COMPILED = (
 )
 
 
-def _targets(manifest: dict, samples: interface.SampleValues, rng) -> dict:
+def _targets(manifest: dict, samples: sample_inputs.SampleValues, rng) -> dict:
     """Labels for the eval/train signatures: classes 0/1, or floats in [0, 1)."""
     targets = {}
     for name, spec in sorted(manifest["signatures"]["eval"]["inputs"].items()):
         if not name.endswith(labels.TARGET_SUFFIX):
             continue
-        shape = interface.concrete_shape(spec["shape"], BATCH, samples.unknown_dim)
+        shape = sample_inputs.concrete_shape(spec["shape"], BATCH, samples.unknown_dim)
         if spec["dtype"].startswith("int"):
             targets[name] = rng.integers(0, 2, shape).astype(spec["dtype"])
         else:
@@ -92,7 +92,7 @@ class StatefulModelTest(absltest.TestCase):
             ).source
             cls.loaded[name] = loaded = sources.load_model(source)
             descs, samples = loaded.interface.inputs, loaded.interface.samples
-            arrays = interface.random_for(descs, 3, BATCH, samples)
+            arrays = sample_inputs.random_for(descs, 3, BATCH, samples)
             cls.inputs[name] = dict(zip([d.name for d in descs], arrays, strict=True))
             outputs = loaded.interface.name_outputs(
                 loaded.model(loaded.interface.pack_inputs(arrays), training=False)
@@ -201,7 +201,7 @@ class StatefulModelTest(absltest.TestCase):
             self.assertContainsSubset(thal, set(stateful_models.HEART["thal"].flat))
         colors = {v.decode() for v in self.inputs["vocabulary_file"]["color"].flat}
         self.assertContainsSubset(colors, {"red", "green", "blue"})
-        probe = interface.zeros_for(
+        probe = sample_inputs.zeros_for(
             self.loaded["text_classifier"].interface.inputs,
             samples=self.loaded["text_classifier"].interface.samples,
         )[0]
