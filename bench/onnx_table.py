@@ -17,58 +17,33 @@ inputs, batch 3, each output's max |ONNX - SavedModel| divided by max(1, max
 |SavedModel|)). Not a test.
 """
 
-import argparse
 import hashlib
-import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The workspace's `models` package, not bench/models.py next to this script.
 sys.path[0] = _ROOT
 
+from bench import conversion_table
+
 
 def _convert(export: str, out: str) -> tuple:
-    command = [
-        sys.executable,
-        os.path.join(_ROOT, "formats", "onnx", "onnx_converter.py"),
-        f"--export={export}",
-        f"--onnx_out={out}",
-        f"--onnx_manifest_out={out}.json",
-        "--quiet",
-    ]
-    env = {
-        **os.environ,
-        "PYTHONPATH": _ROOT,
-        "PYTHONHASHSEED": "0",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    start = time.monotonic()
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    seconds = time.monotonic() - start
-    error = [l for l in proc.stderr.splitlines() if "onnx_converter: error:" in l]
-    return proc.returncode == 0, seconds, error[0] if error else proc.stderr[-300:]
+    return conversion_table.convert(
+        "onnx_converter",
+        [f"--export={export}", f"--onnx_out={out}", f"--onnx_manifest_out={out}.json"],
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("exports", nargs="+", help="keras_saved_model output folders")
-    parser.add_argument("--repeat", type=int, default=1, help="conversions per export")
-    parser.add_argument("--json", help="also write the rows here")
-    args = parser.parse_args()
-    # export_info resolves `src` files as runfiles paths of the workspace.
-    os.environ.setdefault("TEST_SRCDIR", os.path.dirname(_ROOT))
-    os.environ.setdefault("TEST_WORKSPACE", os.path.basename(_ROOT))
+    args = conversion_table.arguments(
+        ("--repeat", {"type": int, "default": 1, "help": "conversions per export"})
+    )
 
-    import tensorflow as tf
-
-    from export.lib import conversion, interface, sources
     from formats.onnx import keras_onnx_model_test_main as check
     from formats.onnx import onnx_model
-    from rules.private import conversion_check, export_info
+    from rules.private import conversion_check
 
     rows = []
     work = tempfile.mkdtemp(prefix="onnx_table.")
@@ -94,37 +69,14 @@ def main() -> None:
                 ops=len(model.ops),
                 files=f"{len(digests)} of {args.repeat}",
             )
-            model_interface = sources.load_model(
-                export_info.model_source(export_info.read(export))
-            ).interface
-            arrays = interface.random_for(
-                model_interface.inputs,
-                export_info.INPUT_SEED,
-                conversion_check.BATCH,
-                model_interface.samples,
-            )
-            feeds = {
-                d.name: a for d, a in zip(model_interface.inputs, arrays, strict=True)
-            }
-            serve = tf.saved_model.load(conversion.find_saved_model(export)).signatures[
-                onnx_model.SERVING_KEY
-            ]
-            served = {
-                k: v.numpy()
-                for k, v in serve(
-                    **{k: tf.constant(v) for k, v in feeds.items()}
-                ).items()
-            }
+            feeds, served = conversion_check.served_samples(export)
             got = check.run_onnx(content, feeds)
             row["max_diff"] = max(
                 conversion_check.max_differences(served, got, "ONNX").values(),
                 default=0.0,
             )
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(rows, f, indent=1)
+        conversion_table.report(row, rows)
+    conversion_table.write_json(rows, args.json)
 
 
 if __name__ == "__main__":

@@ -441,8 +441,3 @@ def tf_variables(variables) -> list[tf.Variable]:
             seen.add(id(value))
             result.append(value)
     return result
-
-
-# rules/private/conversion_check.py and bench/{tflite,onnx}_table.py still make their
-# inputs as interface.random_for; sample_inputs is where it lives.
-random_for = sample_inputs.random_for

@@ -1,7 +1,7 @@
 """The program of keras_onnx_model_test: checks one .onnx file in a fresh process.
 
 It rebuilds the Keras model the export was made from (through the export's own deps)
-only to get its sample inputs (interface.random_for with the model's SampleValues:
+only to get its sample inputs (sample_inputs.random_for with the model's SampleValues:
 tokens of its vocabularies for string inputs), runs them through the SavedModel's
 `serving_default` and through onnxruntime, and compares them within a bound
 (--onnx_tolerance). It also checks that the graph's inputs and outputs are the

@@ -4,7 +4,7 @@ Each such test reads its conversions' files (artifact_files), feeds the export's
 sample inputs to the SavedModel's `serving_default` and to the format's runtime, and
 compares the two within a bound. The sample inputs are keras_saved_model_test's: the
 Keras model the export was made from, rebuilt through the export's own deps, gives them
-(interface.random_for with the model's SampleValues: tokens of its vocabularies for
+(sample_inputs.random_for with the model's SampleValues: tokens of its vocabularies for
 string inputs), seeded, batch 3.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import absltest
 
-from export.lib import conversion, interface, settings, sources
+from export.lib import conversion, sample_inputs, settings, sources
 from rules.private import artifact_files, export_info
 
 # The same inputs as keras_saved_model_test's.
@@ -63,11 +63,22 @@ def read_conversions(
         raise AssertionError(f"conversions of several exports: {sorted(exports)}")
     base_dir = exports.pop()
     signatures = read_json(base_dir + ".signatures.json")["signatures"]
+    feeds, served = served_samples(base_dir)
+    return Conversions(conversions, signatures, feeds, served)
+
+
+def served_samples(
+    base_dir: str,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The export's sample inputs by name, and its serving_default's outputs on them.
+
+    `base_dir` is a keras_saved_model's output folder (its `.export.json` beside it).
+    """
     source = export_info.model_source(export_info.read(base_dir))
     # The Keras model only gives the sample inputs; it is dropped before the
     # SavedModel loads, so the two are never in memory together.
     model_interface = sources.load_model(source).interface
-    arrays = interface.random_for(
+    arrays = sample_inputs.random_for(
         model_interface.inputs,
         export_info.INPUT_SEED,
         BATCH,
@@ -78,12 +89,7 @@ def read_conversions(
         settings.SERVING_KEY
     ]
     served = serve(**{k: tf.constant(v) for k, v in feeds.items()})
-    return Conversions(
-        conversions,
-        signatures,
-        feeds,
-        {name: value.numpy() for name, value in served.items()},
-    )
+    return feeds, {name: value.numpy() for name, value in served.items()}
 
 
 class ConversionTest(absltest.TestCase):

@@ -7,7 +7,7 @@ _export_info documents its keys); the rules' tests rebuild the Keras model from 
 import json
 import os
 
-from export.lib import options, settings
+from export.lib import options, settings, tensor_specs
 
 # Its keys: the target's label and every setting a user sets, files as runfiles paths.
 KEYS = {"label"} | {s.name for s in settings.SETTINGS if s.is_attribute}
@@ -42,7 +42,7 @@ def model_source(info: dict) -> options.ModelSource:
         custom_objects=specs,
         allow_unsafe_deserialization=info["allow_unsafe_deserialization"],
         seed=info["seed"],
-        input_specs=options.parse_input_specs(info["input_specs"]),
+        input_specs=tensor_specs.parse_input_specs(info["input_specs"]),
     )
 
 
