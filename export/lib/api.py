@@ -171,7 +171,7 @@ def _load_trace_write(
         resolved.verify,
     )
     with _timed(timings, "trace"):
-        labels = label_probes.prepare_training_state(
+        labels, eval_probe = label_probes.prepare_training_state(
             model,
             loaded.interface,
             model_steps,
@@ -187,7 +187,7 @@ def _load_trace_write(
     if "eval" in chosen_modes:
         with _timed(timings, "trace"):
             try:
-                evaluation.add(built, model, loaded.interface, batches.eval_probe)
+                evaluation.add(built, model, loaded.interface, eval_probe)
             except ExportError as e:
                 # eval still answers per batch; the data-set signatures are left out
                 # rather than give wrong numbers, and the note says why.
