@@ -184,6 +184,7 @@ def _load_trace_write(
     notes += serving.check_batchable(
         built.inputs, resolved.request.require_batchable_inputs
     )
+    warmup_records = serving.warmup_records(batches.warmup)
     if "eval" in chosen_modes:
         with _timed(timings, "trace"):
             try:
@@ -217,10 +218,8 @@ def _load_trace_write(
                 loaded.model_json,
                 resolved,
                 model=model,
+                warmup_records=warmup_records,
             )
-            if resolved.request.warmup_requests:
-                with writer.write_errors(staging):
-                    serving.write_warmup_requests(staging.tmp_dir, batches.warmup)
         reference = None
         if resolved.verify:
             with _timed(timings, "verify"):
