@@ -91,7 +91,7 @@ def export_resolved(resolved: options.ResolvedRequest) -> ExportResult:
     """
     timings: dict[str, float] = {}
     written = _write_from_keras(resolved, timings)
-    try:
+    with written.staging:
         max_diff = None
         if written.reference is not None:
             with _timed(timings, "verify"):
@@ -110,10 +110,6 @@ def export_resolved(resolved: options.ResolvedRequest) -> ExportResult:
             writer.write_manifest(resolved.manifest_out, written.manifest)
             written.staging.manifest_path = resolved.manifest_out
         writer.commit(written.staging, resolved.final_dir)
-    except BaseException:
-        # Nothing half-written: no temporary folder, no manifest for a missing export.
-        writer.abort(written.staging)
-        raise
     return ExportResult(
         path=resolved.final_dir,
         version=resolved.version,
@@ -207,9 +203,8 @@ def _load_trace_write(
             " byte-identical to a fresh-process export",
             file=sys.stderr,
         )
-    staging = None
-    try:
-        staging = writer.begin(resolved.output_dir, resolved.version)
+    # Removed on an error here; export_resolved commits it after verify.
+    with writer.begin(resolved.output_dir, resolved.version) as staging:
         with _timed(timings, "write"):
             writer.write(
                 staging,
@@ -226,7 +221,4 @@ def _load_trace_write(
                 reference = verify.keras_reference(
                     model, loaded.interface, batches.verify
                 )
-    except BaseException:
-        writer.abort(staging)
-        raise
     return _Written(staging, chosen_modes, manifest, tuple(notes), reference)

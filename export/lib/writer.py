@@ -24,6 +24,7 @@ import os
 import re
 import resource
 import shutil
+from typing import Self
 
 import tensorflow as tf
 from google.protobuf import text_format
@@ -47,12 +48,22 @@ SAVED_MODEL_PBTXT = "saved_model.pbtxt"
 
 @dataclasses.dataclass
 class Staging:
+    """The staging folder of one export; `with` it, an error aborts the export."""
+
     tmp_dir: str
     output_dir: str
     created_output_dir: bool
     free_bytes: int | None = None  # free space of output_dir's filesystem at begin
     committed: bool = False
     manifest_path: str | None = None  # set once this export wrote its manifest
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        # Nothing half-written: no temporary folder, no manifest for a missing export.
+        if exc_type is not None:
+            abort(self)
 
 
 def begin(output_dir: str, version: int) -> Staging:
