@@ -69,8 +69,7 @@ def prepare_training_state(
     # the export keeps the state the builder left. Only non-trainable state changes
     # there (train_step's probes put back the weights and slots themselves), and a
     # copy of every weight would be a second model in memory.
-    non_trainable = interface.tf_variables(model.non_trainable_variables)
-    with put_back_variables(non_trainable):
+    with put_back_variables(model.non_trainable_variables):
         chosen = _probe_training_state(
             model,
             model_interface,
@@ -364,7 +363,8 @@ def _training_state_error(
 
 @contextlib.contextmanager
 def put_back_variables(variables):
-    """Gives `variables` back, on exit, the values they had on entry."""
+    """Gives `variables` (Keras's or TensorFlow's) back, on exit, the values they had
+    on entry."""
     saved = [v.numpy() for v in variables]
     try:
         yield
@@ -380,9 +380,7 @@ def _undone(model, step):
     every metric is reset."""
     variables = []
     if step.__name__ == "train_step":
-        variables = interface.tf_variables(model.variables) + interface.tf_variables(
-            model.optimizer.variables
-        )
+        variables = [*model.variables, *model.optimizer.variables]
     try:
         with put_back_variables(variables):
             yield
