@@ -91,7 +91,7 @@ def export_resolved(resolved: options.ResolvedRequest) -> ExportResult:
     """
     timings: dict[str, float] = {}
     written = _write_from_keras(resolved, timings)
-    try:
+    with written.staging:
         max_diff = None
         if written.reference is not None:
             with _timed(timings, "verify"):
@@ -110,10 +110,6 @@ def export_resolved(resolved: options.ResolvedRequest) -> ExportResult:
             writer.write_manifest(resolved.manifest_out, written.manifest)
             written.staging.manifest_path = resolved.manifest_out
         writer.commit(written.staging, resolved.final_dir)
-    except BaseException:
-        # Nothing half-written: no temporary folder, no manifest for a missing export.
-        writer.abort(written.staging)
-        raise
     return ExportResult(
         path=resolved.final_dir,
         version=resolved.version,
@@ -171,7 +167,7 @@ def _load_trace_write(
         resolved.verify,
     )
     with _timed(timings, "trace"):
-        labels = label_probes.prepare_training_state(
+        labels, eval_probe = label_probes.prepare_training_state(
             model,
             loaded.interface,
             model_steps,
@@ -184,10 +180,11 @@ def _load_trace_write(
     notes += serving.check_batchable(
         built.inputs, resolved.request.require_batchable_inputs
     )
+    warmup_records = serving.warmup_records(batches.warmup)
     if "eval" in chosen_modes:
         with _timed(timings, "trace"):
             try:
-                evaluation.add(built, model, loaded.interface, batches.eval_probe)
+                evaluation.add(built, model, loaded.interface, eval_probe)
             except ExportError as e:
                 # eval still answers per batch; the data-set signatures are left out
                 # rather than give wrong numbers, and the note says why.
@@ -206,9 +203,8 @@ def _load_trace_write(
             " byte-identical to a fresh-process export",
             file=sys.stderr,
         )
-    staging = None
-    try:
-        staging = writer.begin(resolved.output_dir, resolved.version)
+    # Removed on an error here; export_resolved commits it after verify.
+    with writer.begin(resolved.output_dir, resolved.version) as staging:
         with _timed(timings, "write"):
             writer.write(
                 staging,
@@ -217,17 +213,12 @@ def _load_trace_write(
                 loaded.model_json,
                 resolved,
                 model=model,
+                warmup_records=warmup_records,
             )
-            if resolved.request.warmup_requests:
-                with writer.write_errors(staging):
-                    serving.write_warmup_requests(staging.tmp_dir, batches.warmup)
         reference = None
         if resolved.verify:
             with _timed(timings, "verify"):
                 reference = verify.keras_reference(
                     model, loaded.interface, batches.verify
                 )
-    except BaseException:
-        writer.abort(staging)
-        raise
     return _Written(staging, chosen_modes, manifest, tuple(notes), reference)

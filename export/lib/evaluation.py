@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 from keras.src.backend.common.stateless_scope import StatelessScope
 
-from export.lib import interface, label_probes, sample_inputs, signatures, step_data
+from export.lib import interface, signatures, step_data
 from export.lib.errors import ExportError, describe_exception, setting
 
 STATE_KEY = "eval_state"
@@ -111,12 +111,12 @@ def add(
     built: signatures.BuiltSignatures,
     model: keras.Model,
     model_interface: interface.ModelInterface,
-    probe_batches: tuple[sample_inputs.SeededBatch, ...],
+    probe_arguments: tuple[tuple[tf.Tensor, ...], ...],
 ) -> None:
     """Adds eval_state and eval_result beside eval, once the probe shows that the
-    model's metric states add up over `probe_batches` (two seeded random batches of
-    different sizes, so that a state weighted wrongly by the batch size shows); raises
-    ExportError otherwise."""
+    model's metric states add up over `probe_arguments` (eval's flat arguments of two
+    random batches of different sizes, so that a state weighted wrongly by the batch
+    size shows; made by label_probes); raises ExportError otherwise."""
     eval_labels = built.labels
     evaluation = _Evaluation(model, model_interface, eval_labels)
     names = state_names(evaluation.variables)
@@ -157,17 +157,7 @@ def add(
         input_signature=[d.spec() for d in state_descs],
         autograph=False,
     ).get_concrete_function()
-    _probe(
-        evaluation,
-        model,
-        model_interface,
-        built,
-        names,
-        state_fn,
-        continued_fn,
-        result_fn,
-        probe_batches,
-    )
+    _probe(evaluation, names, state_fn, continued_fn, result_fn, probe_arguments)
     built.root.eval_state = state_fn
     built.root.eval_result = result_fn
     built.functions[STATE_KEY] = state_fn
@@ -176,39 +166,10 @@ def add(
     built.inputs[RESULT_KEY] = state_descs
 
 
-def _probe_batch(model, model_interface, eval_labels, seeded):
-    """The inputs of `seeded` and random labels of its seed, sized like the model's
-    outputs on those inputs, as tensors: the flat arguments of eval."""
-    inputs = [tf.constant(a) for a in seeded.arrays]
-    descs = [label.desc for label in eval_labels]
-    if not descs:
-        return inputs
-    x = model_interface.pack_inputs(inputs)
-    concrete = label_probes.concrete_targets(model, model_interface, x, descs)
-    rng = np.random.default_rng(seeded.seed)
-    return inputs + [
-        tf.constant(sample_inputs.random_labels(rng, d, output, seeded.batch))
-        for d, output in zip(concrete, model_interface.outputs, strict=True)
-    ]
-
-
-def _probe(
-    evaluation,
-    model,
-    model_interface,
-    built,
-    names,
-    state_fn,
-    continued_fn,
-    result_fn,
-    probe_batches,
-):
-    """Refuses metrics whose state does not add up over batches, and a test_step whose
-    logs are not its metrics' results (evaluate then reports the last batch's logs)."""
-    batches = [
-        _probe_batch(model, model_interface, built.labels, seeded)
-        for seeded in probe_batches
-    ]
+def _probe(evaluation, names, state_fn, continued_fn, result_fn, batches):
+    """Refuses metrics whose state does not add up over `batches` (eval's flat
+    arguments of two batches), and a test_step whose logs are not its metrics' results
+    (evaluate then reports the last batch's logs)."""
     try:
         states = [state_fn(*args) for args in batches]
         first = [states[0][name] for name in names]

@@ -8,7 +8,8 @@ dimension the output follows there. Every step tried is undone (_undone).
 
 The model's steps come described (modes.ModelSteps), the first guess of the labels
 too (labels.label_descs), and the sample batches made (sample_inputs.SampleBatches);
-what is found here goes on as `labels.Label`s to the signatures.
+what is found here goes on to the signatures as `labels.Label`s, with eval_state's
+probe batches, labelled here as the probes' own batches are.
 """
 
 import contextlib
@@ -40,11 +41,12 @@ def prepare_training_state(
     modes,
     label_specs,
     batches: sample_inputs.SampleBatches,
-) -> tuple[Label, ...]:
+) -> tuple[tuple[Label, ...], tuple[tuple[tf.Tensor, ...], ...]]:
     """Chooses what eval and train take, and creates lazily built state (the compiled
     loss and metrics, the optimizer's slots) eagerly, so tracing captures variables that
-    exist. Returns the labels, or () when the model trains on its inputs alone or
-    `modes` hold neither eval nor train.
+    exist. Returns the labels (none when the model trains on its inputs alone or
+    `modes` hold neither eval nor train) and eval_state's probe batches as eval's flat
+    arguments, labelled with them (none without eval).
 
     The labels are tried on a sample batch with the step Keras would run: test_step
     where Keras's evaluate runs, else train_step (every variable it changes is put
@@ -54,7 +56,7 @@ def prepare_training_state(
     forms are tried in a fixed order (_found_labels).
     """
     if set(modes) <= {"serve"}:
-        return ()
+        return (), ()
     descs = labels.label_descs(model, model_interface, label_specs)
     # The steps that must give the same logs for both forms of a label: the one
     # Keras's evaluate runs, and train_step where it is the model's own or the only.
@@ -67,9 +69,8 @@ def prepare_training_state(
     # the export keeps the state the builder left. Only non-trainable state changes
     # there (train_step's probes put back the weights and slots themselves), and a
     # copy of every weight would be a second model in memory.
-    non_trainable = interface.tf_variables(model.non_trainable_variables)
-    with put_back_variables(non_trainable):
-        return _probe_training_state(
+    with put_back_variables(model.non_trainable_variables):
+        chosen = _probe_training_state(
             model,
             model_interface,
             model_steps,
@@ -79,6 +80,10 @@ def prepare_training_state(
             compared,
             batches,
         )
+        eval_probe = _eval_probe_arguments(
+            model, model_interface, chosen, batches.eval_probe
+        )
+    return chosen, eval_probe
 
 
 def _probe_training_state(
@@ -114,6 +119,22 @@ def _probe_training_state(
         )
         for index, desc in enumerate(descs)
     )
+
+
+def _eval_probe_arguments(model, model_interface, chosen, probe_batches):
+    """Each of `probe_batches` (sample_inputs.SeededBatch) as eval's flat arguments:
+    its inputs, then random labels of its seed sized like the model's outputs on
+    those inputs, as tensors."""
+    result = []
+    for seeded in probe_batches:
+        inputs = [tf.constant(a) for a in seeded.arrays]
+        if chosen:
+            descs = [label.desc for label in chosen]
+            x = model_interface.pack_inputs(inputs)
+            _, y = _step_data(model, model_interface, x, descs, seeded.seed)
+            inputs += keras.tree.flatten(y)
+        result.append(tuple(inputs))
+    return tuple(result)
 
 
 def _open_dim_sources(model, model_interface, desc, index, zeros):
@@ -168,17 +189,22 @@ def _sample_inputs(model_interface, arrays):
     return model_interface.pack_inputs([tf.constant(a) for a in arrays])
 
 
-def _step_data(model, model_interface, x, descs, make_labels=None):
+def _step_data(model, model_interface, x, descs, seed=None):
     """What Keras hands the step: (x, y) with labels of `descs` sized like the model's
-    outputs on x (zeros unless `make_labels` makes them), or x alone for `descs` None."""
+    outputs on x, zeros or (given `seed`) random ones of that seed, or x alone for
+    `descs` None."""
     if descs is None:
         return keras.utils.pack_x_y_sample_weight(x)
     batch = int(tf.shape(keras.tree.flatten(x)[0])[0])
-    concrete = concrete_targets(model, model_interface, x, descs)
-    if make_labels is None:
+    concrete = _concrete_targets(model, model_interface, x, descs)
+    if seed is None:
         values = sample_inputs.zeros_for(concrete, batch, model_interface.samples)
     else:
-        values = make_labels(concrete, batch)
+        rng = np.random.default_rng(seed)
+        values = [
+            sample_inputs.random_labels(rng, d, output, batch)
+            for d, output in zip(concrete, model_interface.outputs, strict=True)
+        ]
     return x, model_interface.pack_targets([tf.constant(v) for v in values])
 
 
@@ -253,16 +279,8 @@ def _accepted_shapes(model, model_interface, compared, descs, index, forms):
     if other is None:
         return (desc.shape,)
     x = _sample_inputs(model_interface, forms.arrays)
-    rng = np.random.default_rng(forms.seed)
-
-    def make_labels(concrete, batch):
-        return [
-            sample_inputs.random_labels(rng, d, output, batch)
-            for d, output in zip(concrete, model_interface.outputs, strict=True)
-        ]
-
     try:
-        x, y = _step_data(model, model_interface, x, descs, make_labels)
+        x, y = _step_data(model, model_interface, x, descs, forms.seed)
     except Exception:  # noqa: BLE001 - the outputs ran on zeros; not on these
         return (desc.shape,)
     flat = keras.tree.flatten(y)
@@ -345,7 +363,8 @@ def _training_state_error(
 
 @contextlib.contextmanager
 def put_back_variables(variables):
-    """Gives `variables` back, on exit, the values they had on entry."""
+    """Gives `variables` (Keras's or TensorFlow's) back, on exit, the values they had
+    on entry."""
     saved = [v.numpy() for v in variables]
     try:
         yield
@@ -361,9 +380,7 @@ def _undone(model, step):
     every metric is reset."""
     variables = []
     if step.__name__ == "train_step":
-        variables = interface.tf_variables(model.variables) + interface.tf_variables(
-            model.optimizer.variables
-        )
+        variables = [*model.variables, *model.optimizer.variables]
     try:
         with put_back_variables(variables):
             yield
@@ -414,7 +431,7 @@ def label_alternatives(model_interface, outputs, targets):
     return [kind for kind in kinds if kind != tuple(targets)]
 
 
-def concrete_targets(model, model_interface, x, targets):
+def _concrete_targets(model, model_interface, x, targets):
     """Targets with their unknown non-batch dims sized like the model's outputs on x
     (a sequence model's labels are as long as its input)."""
     if not any(d is None for t in targets for d in t.shape[1:]):

@@ -78,24 +78,18 @@ def check_batchable(
     return [note]
 
 
-def write_warmup_requests(
-    export_dir: str, feeds: Sequence[Mapping[str, np.ndarray]]
-) -> str:
-    """Writes a PredictRequest on serving_default for each of `feeds` (each request's
-    inputs by name, sample_inputs.SampleBatches.warmup); returns the file's path
-    (the caller maps a failed write to the output folder's error: writer.write_errors).
+def warmup_records(feeds: Sequence[Mapping[str, np.ndarray]]) -> tuple[bytes, ...]:
+    """A PredictionLog of a PredictRequest on serving_default for each of `feeds` (each
+    request's inputs by name, sample_inputs.SampleBatches.warmup), serialized: the
+    records writer.write puts in the export's WARMUP_DIR/WARMUP_FILE.
 
     The model name of each request is left empty: it is the deployment's choice, and
     TF Serving's warmup runs the request on the version it loads whatever the name.
     """
-    path = os.path.join(export_dir, WARMUP_DIR, WARMUP_FILE)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tf.io.TFRecordWriter(path) as records:
-        for request_feeds in feeds:
-            records.write(
-                _prediction_log(request_feeds).SerializeToString(deterministic=True)
-            )
-    return path
+    return tuple(
+        _prediction_log(request_feeds).SerializeToString(deterministic=True)
+        for request_feeds in feeds
+    )
 
 
 def _serving_apis() -> tuple[types.ModuleType, ...]:

@@ -24,12 +24,13 @@ import os
 import re
 import resource
 import shutil
+from typing import Self
 
 import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.core.protobuf import fingerprint_pb2, saved_model_pb2
 
-from export.lib import layer_state, options, outputs, staging_owner
+from export.lib import layer_state, options, outputs, serving, staging_owner
 from export.lib.errors import (
     ExportError,
     Text,
@@ -47,12 +48,22 @@ SAVED_MODEL_PBTXT = "saved_model.pbtxt"
 
 @dataclasses.dataclass
 class Staging:
+    """The staging folder of one export; `with` it, an error aborts the export."""
+
     tmp_dir: str
     output_dir: str
     created_output_dir: bool
     free_bytes: int | None = None  # free space of output_dir's filesystem at begin
     committed: bool = False
     manifest_path: str | None = None  # set once this export wrote its manifest
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        # Nothing half-written: no temporary folder, no manifest for a missing export.
+        if exc_type is not None:
+            abort(self)
 
 
 def begin(output_dir: str, version: int) -> Staging:
@@ -87,8 +98,10 @@ def write(
     model_json: str,
     resolved: options.ResolvedRequest,
     model=None,
+    warmup_records: tuple[bytes, ...] = (),
 ) -> None:
-    """Writes the SavedModel, the model JSON and (given `model`) its layers' assets."""
+    """Writes the SavedModel, the model JSON, (given `model`) its layers' assets and
+    (given `warmup_records`, serving.warmup_records) TF Serving's warmup file."""
     tmp_dir = staging.tmp_dir
     try:
         tf.saved_model.save(root, tmp_dir, signatures=functions)
@@ -113,6 +126,12 @@ def write(
             f.write(model_json)
         if model is not None:
             layer_state.write_layer_assets(model, assets)
+        if warmup_records:
+            warmup = os.path.join(tmp_dir, serving.WARMUP_DIR)
+            os.makedirs(warmup, exist_ok=True)
+            with tf.io.TFRecordWriter(os.path.join(warmup, serving.WARMUP_FILE)) as f:
+                for record in warmup_records:
+                    f.write(record)
         if resolved.request.as_text:
             _convert_to_text(tmp_dir)
     except (OSError, tf.errors.OpError) as e:
@@ -122,19 +141,6 @@ def write(
         raise _write_error(
             "output_dir", e, code, _writing(staging), staging, root
         ) from None
-
-
-@contextlib.contextmanager
-def write_errors(staging: Staging):
-    """Inside it, a file written into the staging folder besides the SavedModel (the
-    warmup requests) fails on a full or read-only filesystem as write() does."""
-    try:
-        yield
-    except (OSError, tf.errors.OpError) as e:
-        code = _system_errno(e, staging.output_dir)
-        if code is None:
-            raise
-        raise _write_error("output_dir", e, code, _writing(staging), staging) from None
 
 
 def _writing(staging: Staging) -> str:
